@@ -12,6 +12,7 @@ pub mod root;
 pub mod rule;
 pub mod spec;
 pub mod tally;
+pub mod testkit;
 
 pub use error::TrustError;
 pub use keys::{PublicKey, SecretKey};
