@@ -1,0 +1,175 @@
+//! Command-line grammar. Exit codes: 0 success, 1 refused or invalid (reason printed),
+//! 2 usage error (clap's default).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "accord", version, about = "Accord: a sovereign cooperative's replicated catalogue and artifact mirror")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the walkthrough: a four-jurisdiction cooperative co-signs a release offline.
+    Demo(DemoArgs),
+    /// Generate and inspect Ed25519 keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Build, sign and verify the cooperative's root of trust.
+    #[command(subcommand)]
+    Root(RootCommand),
+    /// Create, co-sign, merge and verify release statements.
+    #[command(subcommand)]
+    Release(ReleaseCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's files in this directory instead of a temporary one.
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+}
+
+/// Where a passphrase comes from: an environment variable, or a prompt on a terminal.
+/// Never an argument, since argv is visible to every user of the machine.
+#[derive(Debug, Args, Clone)]
+pub struct PassphraseArgs {
+    /// Environment variable holding the passphrase.
+    #[arg(long, default_value = "ACCORD_PASSPHRASE", value_name = "VAR")]
+    pub passphrase_env: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write a passphrase-protected Ed25519 key (encrypted PKCS#8 PEM) and FILE.pub.
+    Generate {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a key's id and public key (reads a .pub file, or a private key with its passphrase).
+    Show {
+        file: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RootCommand {
+    /// Build an unsigned root from a readable TOML spec naming public key files.
+    New {
+        #[arg(long, value_name = "FILE.toml")]
+        spec: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Add a signature to a root (in place unless --out).
+    Sign {
+        root: PathBuf,
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Verify a root: against itself (first root), or as the successor of --trusted,
+    /// walking every intermediate root given with --via.
+    Verify {
+        root: PathBuf,
+        /// The root you already trust.
+        #[arg(long, value_name = "OLD")]
+        trusted: Option<PathBuf>,
+        /// Intermediate roots between --trusted and ROOT, oldest first.
+        #[arg(long, value_name = "ROOT")]
+        via: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a root's principals, keys and rules.
+    Show {
+        root: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Create an unsigned release statement for files on disk.
+    Statement {
+        /// Capability id, e.g. CAP-B01.
+        capability: String,
+        /// Semantic version, e.g. 1.4.0.
+        version: String,
+        /// Artifact files (their file names become the artifact names).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The root the release is made under (its version is recorded).
+        #[arg(long, value_name = "ROOT")]
+        root: PathBuf,
+        /// Who proposes it, e.g. "eu supplier ci".
+        #[arg(long, default_value = "unnamed proposer")]
+        proposer: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Add one signature to a statement file (what a lead does on an air-gapped laptop).
+    Sign {
+        file: PathBuf,
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Write here instead of in place.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Combine the signatures of several copies of the same statement.
+    Merge {
+        #[arg(required = true, num_args = 2..)]
+        files: Vec<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Decide whether a release is promotable and explain why (exit 0 only if it is).
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    pub envelope: PathBuf,
+    #[arg(long, value_name = "ROOT")]
+    pub root: PathBuf,
+    /// Newer roots to walk from --root before deciding, oldest first.
+    #[arg(long, value_name = "ROOT")]
+    pub via: Vec<PathBuf>,
+    /// Decide for this jurisdiction (matters for conditional releases and local rules).
+    #[arg(long)]
+    pub jurisdiction: Option<String>,
+    /// Recall statements to take into account.
+    #[arg(long, value_name = "FILE")]
+    pub recall: Vec<PathBuf>,
+    /// Conditional statements to take into account.
+    #[arg(long, value_name = "FILE")]
+    pub conditional: Vec<PathBuf>,
+    /// Version of this capability currently in production (rollback protection).
+    #[arg(long, value_name = "VERSION")]
+    pub production_version: Option<String>,
+    /// An extra local requirement, ROLE:THRESHOLD[:P1,P2…], e.g. security:1:au.
+    #[arg(long, value_name = "RULE")]
+    pub local_rule: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+}

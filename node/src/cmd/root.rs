@@ -1,0 +1,112 @@
+//! `accord root new|sign|verify|show`.
+
+use std::path::Path;
+
+use accord_protocol::Envelope;
+use accord_protocol::limits::MAX_ROOT_BYTES;
+use accord_trust::{RootSpec, TrustedRoot, root_envelope, sign_envelope};
+use anyhow::{Context, Result};
+
+use crate::Refused;
+use crate::cli::RootCommand;
+use crate::files::{read_limited, write_atomic};
+use crate::report;
+
+pub fn run(cmd: RootCommand) -> Result<()> {
+    match cmd {
+        RootCommand::New { spec, out } => {
+            let env = new_from_spec(&spec)?;
+            write_atomic(&out, &env.to_json(), false)?;
+            let root = TrustedRoot::inspect(&env.to_json())?;
+            println!(
+                "wrote {} (root v{}, {} principals, {} keys, unsigned): each steering representative signs it with 'accord root sign'",
+                out.display(),
+                root.version(),
+                root.body().principals.len(),
+                root.body().keys.len()
+            );
+            Ok(())
+        }
+        RootCommand::Sign { root, key, out, passphrase } => {
+            let bytes = read_limited(&root, MAX_ROOT_BYTES)?;
+            // Parse fully (structure and keys) before signing: never sign what we cannot read.
+            let inspected = TrustedRoot::inspect(&bytes)
+                .with_context(|| format!("{} is not a root", root.display()))?;
+            let secret = super::keys::load_secret(&key, &passphrase)?;
+            let mut env = inspected.envelope().clone();
+            let added = sign_envelope(&mut env, &secret);
+            let out = out.unwrap_or(root);
+            write_atomic(&out, &env.to_json(), false)?;
+            let place = inspected
+                .body()
+                .place_of(secret.id())
+                .map(|(p, r)| format!("{p} {r}"))
+                .unwrap_or_else(|| "a key this root does not list".into());
+            if added {
+                println!("signed root v{} as {place} ({}); wrote {}", inspected.version(), secret.id().short(), out.display());
+            } else {
+                println!("root v{} already carries this key's signature; {} unchanged", inspected.version(), out.display());
+            }
+            Ok(())
+        }
+        RootCommand::Verify { root, trusted, via, json } => {
+            let outcome = verify(&root, trusted.as_deref(), &via);
+            report::root_outcome(&root, &outcome, json)?;
+            match outcome {
+                Ok(_) => Ok(()),
+                Err(_) => Err(Refused.into()),
+            }
+        }
+        RootCommand::Show { root, json } => {
+            let bytes = read_limited(&root, MAX_ROOT_BYTES)?;
+            let r = TrustedRoot::inspect(&bytes)
+                .with_context(|| format!("{} is not a root", root.display()))?;
+            report::show_root(&r, json)
+        }
+    }
+}
+
+pub fn new_from_spec(spec: &Path) -> Result<Envelope> {
+    let text = std::fs::read_to_string(spec)
+        .with_context(|| format!("cannot read {}", spec.display()))?;
+    let parsed = RootSpec::parse(&text, &spec.display().to_string())?;
+    let base = spec.parent().unwrap_or(Path::new("."));
+    let body = parsed
+        .build(base)
+        .with_context(|| format!("{} does not make a valid root", spec.display()))?;
+    Ok(root_envelope(&body)?)
+}
+
+/// The result of checking a root: the root and how it was reached, or why not.
+pub type RootOutcome = Result<(TrustedRoot, Vec<u64>), anyhow::Error>;
+
+/// Verifies `root` alone (as a first root) or as the end of the chain trusted → via… → root.
+pub fn verify(root: &Path, trusted: Option<&Path>, via: &[std::path::PathBuf]) -> RootOutcome {
+    let bytes = read_limited(root, MAX_ROOT_BYTES)?;
+    match trusted {
+        None => {
+            let r = TrustedRoot::anchor(&bytes)
+                .with_context(|| format!("{} is not a valid first root", root.display()))?;
+            let v = r.version();
+            Ok((r, vec![v]))
+        }
+        Some(t) => {
+            let mut current = load_trusted(t)?;
+            let mut walked = vec![current.version()];
+            for p in via.iter().map(|p| p.as_path()).chain(std::iter::once(root)) {
+                let b = read_limited(p, MAX_ROOT_BYTES)?;
+                current = current
+                    .update(&b)
+                    .with_context(|| format!("{} does not follow root v{}", p.display(), current.version()))?;
+                walked.push(current.version());
+            }
+            Ok((current, walked))
+        }
+    }
+}
+
+/// Loads the root a user already trusts (checked against itself).
+pub fn load_trusted(path: &Path) -> Result<TrustedRoot> {
+    let bytes = read_limited(path, MAX_ROOT_BYTES)?;
+    TrustedRoot::anchor(&bytes).with_context(|| format!("{} is not a valid root", path.display()))
+}
