@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "accord", version, about = "Accord: a sovereign cooperative's replicated catalogue and artifact mirror")]
+#[command(
+    name = "accord",
+    version,
+    about = "Accord: a sovereign cooperative's replicated catalogue and artifact mirror"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -7,9 +7,14 @@ use anyhow::{Context, Result, bail};
 
 /// Reads a file, refusing it when larger than `limit` (before reading it).
 pub fn read_limited(path: &Path, limit: usize) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.len() > limit as u64 {
-        bail!("{} is {} bytes, more than the limit of {limit}", path.display(), meta.len());
+        bail!(
+            "{} is {} bytes, more than the limit of {limit}",
+            path.display(),
+            meta.len()
+        );
     }
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }

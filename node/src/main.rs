@@ -27,6 +27,8 @@ impl std::fmt::Display for Refused {
 impl std::error::Error for Refused {}
 
 fn main() -> ExitCode {
+    // `accord ... | head` should end quietly, as other Unix tools do, not panic.
+    sigpipe::reset();
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

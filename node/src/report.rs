@@ -18,7 +18,11 @@ pub fn size(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 /// What a signer is about to sign, shown before the key is unlocked.
@@ -26,21 +30,52 @@ pub fn what_is_signed(kind: &StatementKind, env: &Envelope) -> String {
     let mut s = String::new();
     let digest = hex::encode(env.payload_digest());
     match kind {
-        StatementKind::Release { artifacts, predicate: p } => {
-            let _ = writeln!(s, "signing release {}@{} (root v{}, proposed by {}, created {})", p.capability, p.version, p.root_version, p.proposer, p.created);
+        StatementKind::Release {
+            artifacts,
+            predicate: p,
+        } => {
+            let _ = writeln!(
+                s,
+                "signing release {}@{} (root v{}, proposed by {}, created {})",
+                p.capability, p.version, p.root_version, p.proposer, p.created
+            );
             for a in artifacts {
-                let _ = writeln!(s, "  {:<28} {:>10}  sha256 {}  blake3 {}", a.name, size(a.size), hex::encode(a.sha256), hex::encode(a.blake3));
+                let _ = writeln!(
+                    s,
+                    "  {:<28} {:>10}  sha256 {}  blake3 {}",
+                    a.name,
+                    size(a.size),
+                    hex::encode(a.sha256),
+                    hex::encode(a.blake3)
+                );
             }
             for pr in &p.provenance {
-                let _ = writeln!(s, "  provenance {} sha256 {} identity {}", pr.kind, pr.sha256, pr.identity.as_deref().unwrap_or("-"));
+                let _ = writeln!(
+                    s,
+                    "  provenance {} sha256 {} identity {}",
+                    pr.kind,
+                    pr.sha256,
+                    pr.identity.as_deref().unwrap_or("-")
+                );
             }
         }
         StatementKind::Recall { predicate: p, .. } => {
-            let _ = writeln!(s, "signing RECALL of {}@{}: {}", p.release.capability, p.release.version, p.reason);
+            let _ = writeln!(
+                s,
+                "signing RECALL of {}@{}: {}",
+                p.release.capability, p.release.version, p.reason
+            );
         }
         StatementKind::Conditional { predicate: p, .. } => {
             let who: Vec<_> = p.consenting.iter().map(|c| c.as_str()).collect();
-            let _ = writeln!(s, "signing CONDITIONAL go-ahead of {}@{} for {} only: {}", p.release.capability, p.release.version, who.join(", "), p.reason);
+            let _ = writeln!(
+                s,
+                "signing CONDITIONAL go-ahead of {}@{} for {} only: {}",
+                p.release.capability,
+                p.release.version,
+                who.join(", "),
+                p.reason
+            );
         }
     }
     let _ = writeln!(s, "  statement sha256 {digest}");
@@ -59,14 +94,40 @@ pub fn decision(d: &Decision, json: bool) -> Result<()> {
 pub fn render_decision(d: &Decision) -> String {
     let mut s = String::new();
     if let Some(r) = &d.release {
-        let _ = writeln!(s, "release {}@{} (statement sha256 {}…, made under root v{}, proposed by {})", r.capability, r.version, &r.payload_sha256[..16], r.root_version, r.proposer);
+        let _ = writeln!(
+            s,
+            "release {}@{} (statement sha256 {}…, made under root v{}, proposed by {})",
+            r.capability,
+            r.version,
+            &r.payload_sha256[..16],
+            r.root_version,
+            r.proposer
+        );
         for a in &r.artifacts {
-            let _ = writeln!(s, "  artifact {:<28} {:>10}  sha256 {}…", a.name, size(a.size), &a.sha256[..16]);
+            let _ = writeln!(
+                s,
+                "  artifact {:<28} {:>10}  sha256 {}…",
+                a.name,
+                size(a.size),
+                &a.sha256[..16]
+            );
         }
     }
-    let whom = d.jurisdiction.as_ref().map(|j| format!(" in {j}")).unwrap_or_default();
-    let verdict = if d.promotable { "PROMOTABLE" } else { "NOT PROMOTABLE" };
-    let _ = writeln!(s, "decision under root v{}{whom}: {verdict}", d.root_version);
+    let whom = d
+        .jurisdiction
+        .as_ref()
+        .map(|j| format!(" in {j}"))
+        .unwrap_or_default();
+    let verdict = if d.promotable {
+        "PROMOTABLE"
+    } else {
+        "NOT PROMOTABLE"
+    };
+    let _ = writeln!(
+        s,
+        "decision under root v{}{whom}: {verdict}",
+        d.root_version
+    );
     for r in &d.requirements {
         let mark = if r.met { "ok  " } else { "MISS" };
         let _ = writeln!(s, "  {mark} {}", r.explain());
@@ -80,8 +141,12 @@ pub fn render_decision(d: &Decision) -> String {
                 _ => "unknown key".into(),
             };
             match &c.ignored {
-                None => { let _ = writeln!(s, "    #{} {who}: counted", c.index); }
-                Some(why) => { let _ = writeln!(s, "    #{} ignored: {why}", c.index); }
+                None => {
+                    let _ = writeln!(s, "    #{} {who}: counted", c.index);
+                }
+                Some(why) => {
+                    let _ = writeln!(s, "    #{} ignored: {why}", c.index);
+                }
             }
         }
     }
@@ -112,12 +177,21 @@ pub fn root_outcome(path: &Path, outcome: &RootOutcome, json: bool) -> Result<()
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 let path_s: Vec<String> = walked.iter().map(|v| format!("v{v}")).collect();
-                println!("{}: root v{} accepted ({})", path.display(), root.version(), path_s.join(" -> "));
+                println!(
+                    "{}: root v{} accepted ({})",
+                    path.display(),
+                    root.version(),
+                    path_s.join(" -> ")
+                );
                 for o in root.root_rule_outcome(root) {
                     println!("  ok   {}", o.explain());
                 }
                 if expired {
-                    println!("  warning: root v{} expired at {}; nodes will not promote under it until a newer root is applied", root.version(), root.body().expires);
+                    println!(
+                        "  warning: root v{} expired at {}; nodes will not promote under it until a newer root is applied",
+                        root.version(),
+                        root.body().expires
+                    );
                 }
             }
         }
@@ -127,7 +201,11 @@ pub fn root_outcome(path: &Path, outcome: &RootOutcome, json: bool) -> Result<()
                 let v = serde_json::json!({ "accepted": false, "reason": chain.join(": ") });
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("{}: root NOT accepted: {}", path.display(), chain.join(": "));
+                println!(
+                    "{}: root NOT accepted: {}",
+                    path.display(),
+                    chain.join(": ")
+                );
             }
         }
     }
@@ -140,15 +218,30 @@ pub fn show_root(root: &TrustedRoot, json: bool) -> Result<()> {
         return Ok(());
     }
     let b = root.body();
-    println!("root v{} (expires {}), {} signatures", b.version, b.expires, root.envelope().signatures.len());
+    println!(
+        "root v{} (expires {}), {} signatures",
+        b.version,
+        b.expires,
+        root.envelope().signatures.len()
+    );
     for (pid, p) in &b.principals {
         println!("  {pid} ({})", p.name);
         for (role, rk) in &p.roles {
             let keys: Vec<_> = rk.keys.iter().map(|k| k.short()).collect();
-            println!("    {:<9} {} of [{}]", role.as_str(), rk.threshold, keys.join(", "));
+            println!(
+                "    {:<9} {} of [{}]",
+                role.as_str(),
+                rk.threshold,
+                keys.join(", ")
+            );
         }
     }
-    for (name, rule) in [("promote", &b.rules.promote), ("recall", &b.rules.recall), ("conditional", &b.rules.conditional), ("root", &b.rules.root)] {
+    for (name, rule) in [
+        ("promote", &b.rules.promote),
+        ("recall", &b.rules.recall),
+        ("conditional", &b.rules.conditional),
+        ("root", &b.rules.root),
+    ] {
         let reqs: Vec<_> = rule.all_of.iter().map(|r| r.describe(b)).collect();
         println!("  rule {name:<12} {}", reqs.join(" AND "));
     }

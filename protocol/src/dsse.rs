@@ -57,10 +57,11 @@ impl Envelope {
                 limit: MAX_ENVELOPE_BYTES,
             });
         }
-        let env: Envelope = serde_json::from_slice(bytes).map_err(|e| ProtocolError::Malformed {
-            what: "DSSE envelope",
-            detail: e.to_string(),
-        })?;
+        let env: Envelope =
+            serde_json::from_slice(bytes).map_err(|e| ProtocolError::Malformed {
+                what: "DSSE envelope",
+                detail: e.to_string(),
+            })?;
         if env.signatures.len() > MAX_SIGNATURES {
             return Err(ProtocolError::TooLarge {
                 what: "signature list",
@@ -98,7 +99,11 @@ impl Envelope {
     pub fn merge_signatures(&mut self, other: &Envelope) -> usize {
         let mut added = 0;
         for s in &other.signatures {
-            if !self.signatures.iter().any(|t| t.sig == s.sig && t.keyid == s.keyid) {
+            if !self
+                .signatures
+                .iter()
+                .any(|t| t.sig == s.sig && t.keyid == s.keyid)
+            {
                 self.signatures.push(s.clone());
                 added += 1;
             }
@@ -176,7 +181,9 @@ mod tests {
     #[test]
     fn refuses_garbage_and_oversize() {
         assert!(Envelope::from_json(b"not json").is_err());
-        assert!(Envelope::from_json(br#"{"payload":"!!","payloadType":"x","signatures":[]}"#).is_err());
+        assert!(
+            Envelope::from_json(br#"{"payload":"!!","payloadType":"x","signatures":[]}"#).is_err()
+        );
         let big = vec![b' '; MAX_ENVELOPE_BYTES + 1];
         assert!(matches!(
             Envelope::from_json(&big),

@@ -27,7 +27,9 @@ impl PrincipalId {
         } else {
             Err(ProtocolError::invalid(
                 "principal id",
-                format!("{s:?} must be 1-32 characters of a-z, 0-9 and '-', starting with a letter"),
+                format!(
+                    "{s:?} must be 1-32 characters of a-z, 0-9 and '-', starting with a letter"
+                ),
             ))
         }
     }

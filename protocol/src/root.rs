@@ -72,7 +72,10 @@ impl PublicKeyEntry {
         if &KeyId::from_public_key(&raw) != id {
             return Err(ProtocolError::invalid(
                 "root key",
-                format!("key {} is listed under an id that is not its own", id.short()),
+                format!(
+                    "key {} is listed under an id that is not its own",
+                    id.short()
+                ),
             ));
         }
         Ok(raw)
@@ -140,7 +143,9 @@ impl Requirement {
     /// "lead of 4 of 4 jurisdictions", "security of uk".
     pub fn describe(&self, root: &RootBody) -> String {
         match &self.principals {
-            Some(ps) if ps.len() == 1 && self.threshold == 1 => format!("{} of {}", self.role, ps[0]),
+            Some(ps) if ps.len() == 1 && self.threshold == 1 => {
+                format!("{} of {}", self.role, ps[0])
+            }
             Some(ps) => format!(
                 "{} of {} of [{}]",
                 self.role,
@@ -173,7 +178,10 @@ impl Rules {
         let n = u32::try_from(principals).unwrap_or(u32::MAX);
         let majority = n / 2 + 1;
         let promote = Rule {
-            all_of: vec![Requirement::new(Role::Lead, n), Requirement::new(Role::Security, 1)],
+            all_of: vec![
+                Requirement::new(Role::Lead, n),
+                Requirement::new(Role::Security, 1),
+            ],
         };
         Rules {
             recall: promote.clone(),
@@ -215,7 +223,8 @@ impl RootBody {
         let mut placed: BTreeMap<&KeyId, (&PrincipalId, Role)> = BTreeMap::new();
         for (pid, p) in &self.principals {
             for (role, rk) in &p.roles {
-                if rk.keys.is_empty() || rk.threshold == 0 || rk.threshold as usize > rk.keys.len() {
+                if rk.keys.is_empty() || rk.threshold == 0 || rk.threshold as usize > rk.keys.len()
+                {
                     return bad(format!(
                         "{pid} {role}: threshold {} of {} keys cannot be met",
                         rk.threshold,
@@ -224,7 +233,10 @@ impl RootBody {
                 }
                 for k in &rk.keys {
                     if !self.keys.contains_key(k) {
-                        return bad(format!("{pid} {role} names key {} that is not in keys", k.short()));
+                        return bad(format!(
+                            "{pid} {role} names key {} that is not in keys",
+                            k.short()
+                        ));
                     }
                     if let Some((other, other_role)) = placed.insert(k, (pid, *role)) {
                         return bad(format!(
@@ -236,7 +248,10 @@ impl RootBody {
             }
         }
         if let Some(unused) = self.keys.keys().find(|k| !placed.contains_key(k)) {
-            return bad(format!("key {} is not used by any principal", unused.short()));
+            return bad(format!(
+                "key {} is not used by any principal",
+                unused.short()
+            ));
         }
         for (name, rule) in [
             ("promote", &self.rules.promote),
@@ -307,10 +322,11 @@ impl RootBody {
 
     /// Parses the payload of a root envelope (exact bytes) and checks its structure.
     pub fn from_payload(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let body: RootBody = serde_json::from_slice(bytes).map_err(|e| ProtocolError::Malformed {
-            what: "root document",
-            detail: e.to_string(),
-        })?;
+        let body: RootBody =
+            serde_json::from_slice(bytes).map_err(|e| ProtocolError::Malformed {
+                what: "root document",
+                detail: e.to_string(),
+            })?;
         body.validate()?;
         Ok(body)
     }

@@ -148,7 +148,12 @@ impl Statement {
     }
 
     /// A recall or conditional statement about the release carried by `release`.
-    pub fn about_release(release: &Envelope, release_ref: &ReleaseRef, predicate_type: &str, predicate: serde_json::Value) -> Self {
+    pub fn about_release(
+        release: &Envelope,
+        release_ref: &ReleaseRef,
+        predicate_type: &str,
+        predicate: serde_json::Value,
+    ) -> Self {
         Statement {
             type_: STATEMENT_TYPE.into(),
             subject: vec![ResourceDescriptor {
@@ -185,12 +190,11 @@ impl Statement {
                 ),
             ));
         }
-        let st: Statement = serde_json::from_slice(&env.payload).map_err(|e| {
-            ProtocolError::Malformed {
+        let st: Statement =
+            serde_json::from_slice(&env.payload).map_err(|e| ProtocolError::Malformed {
                 what: "in-toto statement",
                 detail: e.to_string(),
-            }
-        })?;
+            })?;
         st.kind()
     }
 
@@ -199,13 +203,19 @@ impl Statement {
         if self.type_ != STATEMENT_TYPE {
             return Err(ProtocolError::invalid(
                 "statement",
-                format!("_type is {:?}, expected {STATEMENT_TYPE:?}", truncate(&self.type_, 80)),
+                format!(
+                    "_type is {:?}, expected {STATEMENT_TYPE:?}",
+                    truncate(&self.type_, 80)
+                ),
             ));
         }
         if self.subject.is_empty() || self.subject.len() > MAX_SUBJECTS {
             return Err(ProtocolError::invalid(
                 "statement",
-                format!("has {} subjects, expected 1 to {MAX_SUBJECTS}", self.subject.len()),
+                format!(
+                    "has {} subjects, expected 1 to {MAX_SUBJECTS}",
+                    self.subject.len()
+                ),
             ));
         }
         let predicate = |what: &'static str| {
@@ -231,7 +241,10 @@ impl Statement {
                     }
                     artifacts.push(a);
                 }
-                Ok(StatementKind::Release { artifacts, predicate: p })
+                Ok(StatementKind::Release {
+                    artifacts,
+                    predicate: p,
+                })
             }
             PREDICATE_RECALL => {
                 let p: RecallPredicate = serde_json::from_value(self.predicate.clone())
@@ -277,12 +290,16 @@ impl Statement {
         if s.name != expected {
             return Err(ProtocolError::invalid(
                 "statement",
-                format!("subject {:?} does not match predicate {expected}", truncate(&s.name, 80)),
+                format!(
+                    "subject {:?} does not match predicate {expected}",
+                    truncate(&s.name, 80)
+                ),
             ));
         }
-        let digest = s.digest.get("sha256").ok_or_else(|| {
-            ProtocolError::invalid("statement", "subject has no sha256 digest")
-        })?;
+        let digest = s
+            .digest
+            .get("sha256")
+            .ok_or_else(|| ProtocolError::invalid("statement", "subject has no sha256 digest"))?;
         parse_hex32("release digest", digest)?;
         Ok(digest.clone())
     }
@@ -297,11 +314,10 @@ fn artifact_from(s: &ResourceDescriptor) -> Result<Artifact, ProtocolError> {
     };
     let sha256 = parse_hex32("sha256 digest", get("sha256")?)?;
     let blake3 = parse_hex32("blake3 digest", get("blake3")?)?;
-    let size = s
-        .annotations
-        .as_ref()
-        .map(|a| a.size)
-        .ok_or_else(|| ProtocolError::invalid("artifact", format!("{:?} has no size", s.name)))?;
+    let size =
+        s.annotations.as_ref().map(|a| a.size).ok_or_else(|| {
+            ProtocolError::invalid("artifact", format!("{:?} has no size", s.name))
+        })?;
     Ok(Artifact {
         name: s.name.clone(),
         sha256,
@@ -313,7 +329,10 @@ fn artifact_from(s: &ResourceDescriptor) -> Result<Artifact, ProtocolError> {
 fn parse_hex32(what: &'static str, s: &str) -> Result<[u8; 32], ProtocolError> {
     let mut out = [0u8; 32];
     if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(ProtocolError::invalid(what, "must be 64 lower-case hex digits"));
+        return Err(ProtocolError::invalid(
+            what,
+            "must be 64 lower-case hex digits",
+        ));
     }
     hex::decode_to_slice(s, &mut out)
         .map_err(|_| ProtocolError::invalid(what, "must be 64 lower-case hex digits"))?;
@@ -332,7 +351,10 @@ pub fn check_name(what: &'static str, s: &str) -> Result<(), ProtocolError> {
     } else {
         Err(ProtocolError::invalid(
             what,
-            format!("{:?} must be 1-64 characters of A-Z, a-z, 0-9, '-', '_', '.'", truncate(s, 80)),
+            format!(
+                "{:?} must be 1-64 characters of A-Z, a-z, 0-9, '-', '_', '.'",
+                truncate(s, 80)
+            ),
         ))
     }
 }
@@ -388,7 +410,10 @@ mod tests {
     fn release_round_trips_through_an_envelope() {
         let env = Statement::release(&[artifact()], &predicate()).to_envelope();
         match Statement::from_envelope(&env).expect("parses") {
-            StatementKind::Release { artifacts, predicate: p } => {
+            StatementKind::Release {
+                artifacts,
+                predicate: p,
+            } => {
                 assert_eq!(artifacts, vec![artifact()]);
                 assert_eq!(p, predicate());
             }

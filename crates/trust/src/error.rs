@@ -11,12 +11,18 @@ pub enum TrustError {
     KeyFile { path: String, detail: String },
     #[error("{path}: wrong passphrase, or the key file is damaged")]
     WrongPassphrase { path: String },
-    #[error("public key {key} is a weak (small-order) Ed25519 key; it would accept forged signatures")]
+    #[error(
+        "public key {key} is a weak (small-order) Ed25519 key; it would accept forged signatures"
+    )]
     WeakKey { key: String },
     #[error("public key {key} is not a valid Ed25519 point")]
     InvalidKey { key: String },
     #[error("root v{got} cannot follow v{trusted}: {detail}")]
-    RootSequence { trusted: u64, got: u64, detail: String },
+    RootSequence {
+        trusted: u64,
+        got: u64,
+        detail: String,
+    },
     #[error("root v{version} is not signed well enough: {detail}")]
     RootSignatures { version: u64, detail: String },
     #[error("root chain is longer than {limit} versions")]

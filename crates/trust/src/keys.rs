@@ -12,8 +12,12 @@ use std::path::Path;
 use accord_protocol::KeyId;
 use accord_protocol::limits::MAX_KEY_FILE_BYTES;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, KeypairBytes,
+};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use pkcs8::der::pem::PemLabel;
+use pkcs8::{EncryptedPrivateKeyInfoRef, PrivateKeyInfoRef};
 
 use crate::error::TrustError;
 
@@ -69,10 +73,11 @@ impl PublicKey {
     }
 
     pub fn from_pem(text: &str, path: &str) -> Result<Self, TrustError> {
-        let key = VerifyingKey::from_public_key_pem(text.trim()).map_err(|e| TrustError::KeyFile {
-            path: path.to_owned(),
-            detail: format!("not an Ed25519 public key (SubjectPublicKeyInfo PEM): {e}"),
-        })?;
+        let key =
+            VerifyingKey::from_public_key_pem(text.trim()).map_err(|e| TrustError::KeyFile {
+                path: path.to_owned(),
+                detail: format!("not an Ed25519 public key (SubjectPublicKeyInfo PEM): {e}"),
+            })?;
         PublicKey::from_raw(&key.to_bytes())
     }
 
@@ -131,32 +136,47 @@ impl SecretKey {
                 detail: "refusing an empty passphrase".into(),
             });
         }
-        let pem = self
-            .key
-            .to_pkcs8_encrypted_pem(passphrase.as_bytes(), LineEnding::LF)
-            .map_err(|e| TrustError::KeyFile {
-                path: "<new key>".into(),
-                detail: format!("could not encrypt the key: {e}"),
-            })?;
+        let fail = |e: &dyn fmt::Display| TrustError::KeyFile {
+            path: "<new key>".into(),
+            detail: format!("could not encrypt the key: {e}"),
+        };
+        // PKCS#8 v1 (RFC 5208, no embedded public key): OpenSSL 3.0 cannot read the v2
+        // form that dalek writes by default, and the public key is derivable anyway.
+        let v1 = KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        };
+        let der = v1.to_pkcs8_der().map_err(|e| fail(&e))?;
+        let info = PrivateKeyInfoRef::try_from(der.as_bytes()).map_err(|e| fail(&e))?;
+        let encrypted = info.encrypt(passphrase.as_bytes()).map_err(|e| fail(&e))?;
+        let pem = encrypted
+            .to_pem(EncryptedPrivateKeyInfoRef::PEM_LABEL, LineEnding::LF)
+            .map_err(|e| fail(&e))?;
         Ok(pem.to_string())
     }
 
-    pub fn from_encrypted_pem(text: &str, passphrase: &str, path: &str) -> Result<Self, TrustError> {
+    pub fn from_encrypted_pem(
+        text: &str,
+        passphrase: &str,
+        path: &str,
+    ) -> Result<Self, TrustError> {
         let trimmed = text.trim();
         if trimmed.starts_with("-----BEGIN PRIVATE KEY-----") {
             return Err(TrustError::KeyFile {
                 path: path.to_owned(),
-                detail: "the private key is not encrypted; Accord keys must be passphrase-protected \
+                detail:
+                    "the private key is not encrypted; Accord keys must be passphrase-protected \
                          (re-encrypt: openssl pkcs8 -topk8 -scrypt -in KEY -out KEY.enc)"
-                    .into(),
+                        .into(),
             });
         }
         if !trimmed.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
             return Err(TrustError::KeyFile {
                 path: path.to_owned(),
-                detail: "not an Accord key file (expected '-----BEGIN ENCRYPTED PRIVATE KEY-----', \
+                detail:
+                    "not an Accord key file (expected '-----BEGIN ENCRYPTED PRIVATE KEY-----', \
                          an Ed25519 key as written by 'accord keys generate')"
-                    .into(),
+                        .into(),
             });
         }
         let key = match SigningKey::from_pkcs8_encrypted_pem(trimmed, passphrase.as_bytes()) {
@@ -198,14 +218,16 @@ impl SecretKey {
 /// should fail fast, not fill memory).
 fn read_small(path: &Path) -> Result<String, TrustError> {
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| TrustError::io(format!("cannot read {shown}"), e))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| TrustError::io(format!("cannot read {shown}"), e))?;
     if meta.len() > MAX_KEY_FILE_BYTES as u64 {
         return Err(TrustError::KeyFile {
             path: shown,
             detail: format!("{} bytes is too large for a key file", meta.len()),
         });
     }
-    let bytes = std::fs::read(path).map_err(|e| TrustError::io(format!("cannot read {shown}"), e))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| TrustError::io(format!("cannot read {shown}"), e))?;
     String::from_utf8(bytes).map_err(|_| TrustError::KeyFile {
         path: shown,
         detail: "not a PEM text file".into(),
@@ -245,7 +267,10 @@ mod tests {
         // The identity point: small order, accepted by VerifyingKey::from_bytes.
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        assert!(matches!(PublicKey::from_raw(&identity), Err(TrustError::WeakKey { .. })));
+        assert!(matches!(
+            PublicKey::from_raw(&identity),
+            Err(TrustError::WeakKey { .. })
+        ));
         // Not a point on the curve (y = 2 has no x).
         let mut bad = [0u8; 32];
         bad[0] = 2;

@@ -3,7 +3,9 @@
 //! version and the time. No I/O, no clock: the node, the CLI and the simulations all call
 //! this one function and get the same answer with the same reasons.
 
-use accord_protocol::statement::{Artifact, ConditionalPredicate, RecallPredicate, ReleasePredicate};
+use accord_protocol::statement::{
+    Artifact, ConditionalPredicate, RecallPredicate, ReleasePredicate,
+};
 use accord_protocol::{Envelope, PrincipalId, Requirement, Statement, StatementKind, Timestamp};
 use serde::Serialize;
 
@@ -33,39 +35,77 @@ pub struct PolicyInput<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Blocker {
-    InvalidStatement { detail: String },
-    NotARelease { found: String },
-    RootExpired { version: u64, expired: String },
-    RootTooOld { release_root: u64, current: u64 },
-    RuleNotMet { missing: Vec<String> },
-    LocalRuleInvalid { detail: String },
-    Recalled { reason: String },
-    ExcludedByConditional { jurisdiction: String, consenting: Vec<String> },
-    NotNewer { version: String, production: String },
+    InvalidStatement {
+        detail: String,
+    },
+    NotARelease {
+        found: String,
+    },
+    RootExpired {
+        version: u64,
+        expired: String,
+    },
+    RootTooOld {
+        release_root: u64,
+        current: u64,
+    },
+    RuleNotMet {
+        missing: Vec<String>,
+    },
+    LocalRuleInvalid {
+        detail: String,
+    },
+    Recalled {
+        reason: String,
+    },
+    ExcludedByConditional {
+        jurisdiction: String,
+        consenting: Vec<String>,
+    },
+    NotNewer {
+        version: String,
+        production: String,
+    },
 }
 
 impl std::fmt::Display for Blocker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Blocker::InvalidStatement { detail } => write!(f, "the envelope is not a valid release: {detail}"),
-            Blocker::NotARelease { found } => write!(f, "the envelope holds a {found} statement, not a release"),
+            Blocker::InvalidStatement { detail } => {
+                write!(f, "the envelope is not a valid release: {detail}")
+            }
+            Blocker::NotARelease { found } => {
+                write!(f, "the envelope holds a {found} statement, not a release")
+            }
             Blocker::RootExpired { version, expired } => write!(
                 f,
                 "root v{version} expired at {expired}; nothing is promoted under an expired root — apply the next root"
             ),
-            Blocker::RootTooOld { release_root, current } => write!(
+            Blocker::RootTooOld {
+                release_root,
+                current,
+            } => write!(
                 f,
                 "release was made under root v{release_root} but this root is v{current} — apply the newer root first"
             ),
             Blocker::RuleNotMet { missing } => write!(f, "{}", missing.join("; ")),
-            Blocker::LocalRuleInvalid { detail } => write!(f, "local rule cannot be evaluated: {detail} — fix the node config"),
+            Blocker::LocalRuleInvalid { detail } => write!(
+                f,
+                "local rule cannot be evaluated: {detail} — fix the node config"
+            ),
             Blocker::Recalled { reason } => write!(f, "recalled: {reason}"),
-            Blocker::ExcludedByConditional { jurisdiction, consenting } => write!(
+            Blocker::ExcludedByConditional {
+                jurisdiction,
+                consenting,
+            } => write!(
                 f,
                 "a conditional go-ahead lets this release go only to {}; {jurisdiction} is not among them",
                 consenting.join(", ")
             ),
-            Blocker::NotNewer { version, production } => write!(
+            Blocker::NotNewer {
+                version,
+                production,
+            } => write!(
                 f,
                 "version {version} is not newer than production {production} (rollback protection)"
             ),
@@ -122,13 +162,20 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Decision {
     };
 
     let (artifacts, predicate) = match Statement::from_envelope(input.release) {
-        Ok(StatementKind::Release { artifacts, predicate }) => (artifacts, predicate),
+        Ok(StatementKind::Release {
+            artifacts,
+            predicate,
+        }) => (artifacts, predicate),
         Ok(other) => {
-            d.blockers.push(Blocker::NotARelease { found: kind_name(&other).into() });
+            d.blockers.push(Blocker::NotARelease {
+                found: kind_name(&other).into(),
+            });
             return d;
         }
         Err(e) => {
-            d.blockers.push(Blocker::InvalidStatement { detail: e.to_string() });
+            d.blockers.push(Blocker::InvalidStatement {
+                detail: e.to_string(),
+            });
             return d;
         }
     };
@@ -154,9 +201,12 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Decision {
             Ok(Some(About::Recall(p))) => {
                 let (met, why) = statement_rule_met(root, env, &root.body().rules.recall.all_of);
                 if met {
-                    d.blockers.push(Blocker::Recalled { reason: p.reason.clone() });
+                    d.blockers.push(Blocker::Recalled {
+                        reason: p.reason.clone(),
+                    });
                 } else {
-                    d.notes.push(format!("a recall statement was ignored: {why}"));
+                    d.notes
+                        .push(format!("a recall statement was ignored: {why}"));
                 }
             }
             Ok(_) => {}
@@ -172,20 +222,28 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Decision {
                 let (met, why) =
                     statement_rule_met(root, env, &root.body().rules.conditional.all_of);
                 if !met {
-                    d.notes.push(format!("a conditional statement was ignored: {why}"));
+                    d.notes
+                        .push(format!("a conditional statement was ignored: {why}"));
                 } else if conditional.as_ref().is_none_or(|c| p.created > c.created) {
                     conditional = Some(p);
                 }
             }
             Ok(_) => {}
-            Err(e) => d.notes.push(format!("a conditional statement was ignored: {e}")),
+            Err(e) => d
+                .notes
+                .push(format!("a conditional statement was ignored: {e}")),
         }
     }
 
     let mut requirements: Vec<(Requirement, &str)> = Vec::new();
     match &conditional {
         None => requirements.extend(
-            root.body().rules.promote.all_of.iter().map(|r| (r.clone(), "cooperative")),
+            root.body()
+                .rules
+                .promote
+                .all_of
+                .iter()
+                .map(|r| (r.clone(), "cooperative")),
         ),
         Some(c) => {
             let consenting: Vec<String> = c.consenting.iter().map(|p| p.to_string()).collect();
@@ -212,11 +270,15 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Decision {
             );
         }
     }
-    let local = accord_protocol::Rule { all_of: input.local_rules.to_vec() };
+    let local = accord_protocol::Rule {
+        all_of: input.local_rules.to_vec(),
+    };
     if !input.local_rules.is_empty()
         && let Err(e) = root.body().check_rule("local", &local)
     {
-        d.blockers.push(Blocker::LocalRuleInvalid { detail: e.to_string() });
+        d.blockers.push(Blocker::LocalRuleInvalid {
+            detail: e.to_string(),
+        });
     }
     requirements.extend(input.local_rules.iter().map(|r| (r.clone(), "local")));
 
@@ -260,7 +322,11 @@ fn narrow(req: &Requirement, consenting: &[PrincipalId], root: &TrustedRoot) -> 
     Requirement {
         role: req.role,
         // An empty pool keeps the original threshold: unmeetable, and explained as such.
-        threshold: if available == 0 { req.threshold } else { req.threshold.min(available) },
+        threshold: if available == 0 {
+            req.threshold
+        } else {
+            req.threshold.min(available)
+        },
         principals: Some(pool),
     }
 }
@@ -278,17 +344,26 @@ fn about(
 ) -> Result<Option<About>, String> {
     let kind = Statement::from_envelope(env).map_err(|e| e.to_string())?;
     let (digest, about, r) = match kind {
-        StatementKind::Recall { release_payload_sha256, predicate } => {
+        StatementKind::Recall {
+            release_payload_sha256,
+            predicate,
+        } => {
             let r = predicate.release.clone();
             (release_payload_sha256, About::Recall(predicate), r)
         }
-        StatementKind::Conditional { release_payload_sha256, predicate } => {
+        StatementKind::Conditional {
+            release_payload_sha256,
+            predicate,
+        } => {
             let r = predicate.release.clone();
             (release_payload_sha256, About::Conditional(predicate), r)
         }
         StatementKind::Release { .. } => return Ok(None),
     };
-    if digest != payload_sha256 || r.capability != release.capability || r.version != release.version {
+    if digest != payload_sha256
+        || r.capability != release.capability
+        || r.version != release.version
+    {
         return Ok(None);
     }
     Ok(Some(about))
@@ -299,7 +374,11 @@ fn statement_rule_met(root: &TrustedRoot, env: &Envelope, reqs: &[Requirement]) 
     let tally = Tally::of(env, root);
     let reqs: Vec<_> = reqs.iter().map(|r| (r.clone(), "cooperative")).collect();
     let outcomes = rule::evaluate(root, &reqs, &tally);
-    let unmet: Vec<String> = outcomes.iter().filter(|o| !o.met).map(RequirementOutcome::explain).collect();
+    let unmet: Vec<String> = outcomes
+        .iter()
+        .filter(|o| !o.met)
+        .map(RequirementOutcome::explain)
+        .collect();
     (unmet.is_empty(), unmet.join("; "))
 }
 

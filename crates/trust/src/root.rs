@@ -57,7 +57,11 @@ impl Candidate {
             let key = PublicKey::from_raw(&entry.raw(id)?)?;
             keys.insert(id.clone(), key);
         }
-        Ok(Candidate(TrustedRoot { body, keys, envelope }))
+        Ok(Candidate(TrustedRoot {
+            body,
+            keys,
+            envelope,
+        }))
     }
 }
 
@@ -91,7 +95,10 @@ impl TrustedRoot {
             return Err(TrustError::RootSequence {
                 trusted,
                 got,
-                detail: format!("versions go up by exactly one; apply v{} first", trusted + 1),
+                detail: format!(
+                    "versions go up by exactly one; apply v{} first",
+                    trusted + 1
+                ),
             });
         }
         next.require_root_rule(self, &format!("the trusted v{trusted}"))?;

@@ -28,7 +28,12 @@ impl RequirementOutcome {
     pub fn explain(&self) -> String {
         if self.met {
             let who: Vec<_> = self.satisfied.iter().map(|p| p.as_str()).collect();
-            return format!("{} [{}]: met by {}", self.requirement, self.source, who.join(", "));
+            return format!(
+                "{} [{}]: met by {}",
+                self.requirement,
+                self.source,
+                who.join(", ")
+            );
         }
         let who: Vec<String> = self
             .missing
@@ -101,7 +106,11 @@ pub fn evaluate(
 
 /// Valid signatures whose (principal, role) no requirement asks for: reported as ignored
 /// ("wrong role") so a node key signing a release is visible rather than silently useless.
-pub fn mark_unused_roles(root: &TrustedRoot, requirements: &[(Requirement, &str)], tally: &mut Tally) {
+pub fn mark_unused_roles(
+    root: &TrustedRoot,
+    requirements: &[(Requirement, &str)],
+    tally: &mut Tally,
+) {
     for check in &mut tally.checks {
         if check.ignored.is_some() {
             continue;

@@ -99,16 +99,27 @@ impl RootSpec {
                     keys.insert(key.id().clone(), PublicKeyEntry::ed25519(&key.raw()));
                     ids.push(key.id().clone());
                 }
-                roles.insert(role, RoleKeys { keys: ids, threshold: spec.threshold });
+                roles.insert(
+                    role,
+                    RoleKeys {
+                        keys: ids,
+                        threshold: spec.threshold,
+                    },
+                );
             }
             principals.insert(
                 pid.clone(),
-                accord_protocol::Principal { name: ps.name.clone(), roles },
+                accord_protocol::Principal {
+                    name: ps.name.clone(),
+                    roles,
+                },
             );
         }
         let defaults = Rules::cooperative_default(principals.len());
         let pick = |r: &Option<Vec<Requirement>>, d: Rule| match r {
-            Some(all_of) => Rule { all_of: all_of.clone() },
+            Some(all_of) => Rule {
+                all_of: all_of.clone(),
+            },
             None => d,
         };
         let rules = Rules {

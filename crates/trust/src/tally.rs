@@ -58,7 +58,11 @@ impl Tally {
                     Ok(id) => match root.key(&id) {
                         None => {
                             check.keyid = Some(id.clone());
-                            Err(format!("key {} is not in root v{}", id.short(), root.version()))
+                            Err(format!(
+                                "key {} is not in root v{}",
+                                id.short(),
+                                root.version()
+                            ))
                         }
                         Some(k) if k.verify(&message, &s.sig) => Ok(k),
                         Some(k) => {
@@ -116,6 +120,7 @@ pub fn sign_envelope(env: &mut Envelope, key: &SecretKey) -> bool {
     {
         return false;
     }
-    env.signatures.push(accord_protocol::EnvelopeSignature { keyid, sig });
+    env.signatures
+        .push(accord_protocol::EnvelopeSignature { keyid, sig });
     true
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use accord_protocol::root::{PublicKeyEntry, ROOT_TYPE};
 use accord_protocol::statement::{Artifact, ReleasePredicate};
 use accord_protocol::{
-    Envelope, PrincipalId, Principal, Role, RoleKeys, RootBody, Rules, Statement, Timestamp,
+    Envelope, Principal, PrincipalId, Role, RoleKeys, RootBody, Rules, Statement, Timestamp,
 };
 use sha2::{Digest, Sha256};
 
@@ -92,10 +92,20 @@ impl Cooperative {
             return Ok(key("outsider", 0));
         }
         let (label, generation) = match spec.split_once('~') {
-            Some((l, g)) => (l, Some(g.parse::<u32>().map_err(|_| TrustError::Spec(format!("bad generation in {spec}")))?)),
+            Some((l, g)) => (
+                l,
+                Some(
+                    g.parse::<u32>()
+                        .map_err(|_| TrustError::Spec(format!("bad generation in {spec}")))?,
+                ),
+            ),
             None => (spec, None),
         };
-        let label = if label.matches('.').count() == 1 { format!("{label}.0") } else { label.to_owned() };
+        let label = if label.matches('.').count() == 1 {
+            format!("{label}.0")
+        } else {
+            label.to_owned()
+        };
         let label = self.shared.get(&label).cloned().unwrap_or(label);
         let current = *self
             .generations
@@ -120,9 +130,21 @@ impl Cooperative {
                     keys.insert(sk.id().clone(), PublicKeyEntry::ed25519(&sk.public().raw()));
                     ids.push(sk.id().clone());
                 }
-                roles.insert(*role, RoleKeys { keys: ids, threshold: *k });
+                roles.insert(
+                    *role,
+                    RoleKeys {
+                        keys: ids,
+                        threshold: *k,
+                    },
+                );
             }
-            principals.insert(PrincipalId::new(p)?, Principal { name: name.into(), roles });
+            principals.insert(
+                PrincipalId::new(p)?,
+                Principal {
+                    name: name.into(),
+                    roles,
+                },
+            );
         }
         Ok(RootBody {
             type_: ROOT_TYPE.into(),
@@ -149,12 +171,19 @@ impl Cooperative {
 
     /// Every steering key of the current generation.
     pub fn steering(&self) -> Vec<String> {
-        JURISDICTIONS.iter().map(|(p, _)| format!("{p}.steering")).collect()
+        JURISDICTIONS
+            .iter()
+            .map(|(p, _)| format!("{p}.steering"))
+            .collect()
     }
 
     /// Bumps the generation of a key label ("ca.lead" or "ca.lead.1").
     pub fn rotate(&mut self, label: &str) -> Result<(), TrustError> {
-        let label = if label.matches('.').count() == 1 { format!("{label}.0") } else { label.to_owned() };
+        let label = if label.matches('.').count() == 1 {
+            format!("{label}.0")
+        } else {
+            label.to_owned()
+        };
         let g = self
             .generations
             .get_mut(&label)

@@ -7,9 +7,23 @@ use accord_trust::{PolicyInput, PublicKey, SecretKey, TrustedRoot, evaluate, sig
 use proptest::prelude::*;
 
 const LABELS: [&str; 17] = [
-    "uk.lead", "eu.lead", "ca.lead", "au.lead", "uk.security", "eu.security", "ca.security",
-    "au.security", "uk.steering", "eu.steering", "ca.steering", "au.steering", "uk.node",
-    "eu.node", "ca.node", "au.node", "outsider",
+    "uk.lead",
+    "eu.lead",
+    "ca.lead",
+    "au.lead",
+    "uk.security",
+    "eu.security",
+    "ca.security",
+    "au.security",
+    "uk.steering",
+    "eu.steering",
+    "ca.steering",
+    "au.steering",
+    "uk.node",
+    "eu.node",
+    "ca.node",
+    "au.node",
+    "outsider",
 ];
 
 fn setup() -> (Cooperative, TrustedRoot) {
@@ -140,10 +154,15 @@ fn walks_a_chain_of_twenty_roots_with_rotations() {
         // Old steering keys of the majority sign, then the rotated key signs as well.
         let before: Vec<String> = coop.steering();
         coop.rotate(&format!("{who}.steering")).expect("rotate");
-        coop.rotate(&format!("{}.lead", jurisdictions[(v as usize + 1) % 4])).expect("rotate");
+        coop.rotate(&format!("{}.lead", jurisdictions[(v as usize + 1) % 4]))
+            .expect("rotate");
         let gen_before = |label: &str| {
             let g = coop.generations[&format!("{label}.0")];
-            if label == format!("{who}.steering") { format!("{label}~{}", g - 1) } else { label.to_owned() }
+            if label == format!("{who}.steering") {
+                format!("{label}~{}", g - 1)
+            } else {
+                label.to_owned()
+            }
         };
         let mut signers: Vec<String> = before.iter().take(3).map(|l| gen_before(l)).collect();
         signers.push(format!("{who}.steering"));
@@ -155,7 +174,16 @@ fn walks_a_chain_of_twenty_roots_with_rotations() {
 
     // Dropping any link but the last breaks the walk.
     for skip in 0..chain.len() - 1 {
-        let broken: Vec<&[u8]> = chain.iter().enumerate().filter(|(i, _)| *i != skip).map(|(_, c)| c.as_slice()).collect();
-        assert!(anchor.walk(broken).is_err(), "walk without v{} succeeded", skip + 2);
+        let broken: Vec<&[u8]> = chain
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != skip)
+            .map(|(_, c)| c.as_slice())
+            .collect();
+        assert!(
+            anchor.walk(broken).is_err(),
+            "walk without v{} succeeded",
+            skip + 2
+        );
     }
 }

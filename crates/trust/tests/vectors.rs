@@ -5,10 +5,10 @@
 
 use std::path::Path;
 
-use accord_protocol::{Envelope, PrincipalId, Requirement, Role, Statement};
 use accord_protocol::statement::{
     ConditionalPredicate, PREDICATE_CONDITIONAL, PREDICATE_RECALL, RecallPredicate, ReleaseRef,
 };
+use accord_protocol::{Envelope, PrincipalId, Requirement, Role, Statement};
 use accord_trust::testkit::{Cooperative, NOW, Shape};
 use accord_trust::{PolicyInput, TrustedRoot, evaluate, sign_envelope};
 use serde::Deserialize;
@@ -151,7 +151,8 @@ fn run(case: &Case) -> Result<(String, String), String> {
     }
 
     let rs = &case.release;
-    let mut release = accord_trust::testkit::release(&rs.capability, &rs.version, rs.root_version).map_err(e)?;
+    let mut release =
+        accord_trust::testkit::release(&rs.capability, &rs.version, rs.root_version).map_err(e)?;
     for s in &rs.signers {
         let key = coop.signer(s).map_err(e)?;
         sign_envelope(&mut release, &key);
@@ -165,19 +166,45 @@ fn run(case: &Case) -> Result<(String, String), String> {
             .iter()
             .map(|s| {
                 let target = match &s.version {
-                    Some(v) => accord_trust::testkit::release(&rs.capability, v, rs.root_version).map_err(e)?,
-                    None => accord_trust::testkit::release(&rs.capability, &rs.version, rs.root_version).map_err(e)?,
+                    Some(v) => accord_trust::testkit::release(&rs.capability, v, rs.root_version)
+                        .map_err(e)?,
+                    None => {
+                        accord_trust::testkit::release(&rs.capability, &rs.version, rs.root_version)
+                            .map_err(e)?
+                    }
                 };
                 let r = ReleaseRef {
                     capability: rs.capability.clone(),
-                    version: semver::Version::parse(s.version.as_deref().unwrap_or(&rs.version)).map_err(|x| x.to_string())?,
+                    version: semver::Version::parse(s.version.as_deref().unwrap_or(&rs.version))
+                        .map_err(|x| x.to_string())?,
                 };
                 let (ptype, predicate) = if recall {
-                    (PREDICATE_RECALL, serde_json::to_value(RecallPredicate { release: r.clone(), reason: "CVE in chart".into(), created: NOW }))
+                    (
+                        PREDICATE_RECALL,
+                        serde_json::to_value(RecallPredicate {
+                            release: r.clone(),
+                            reason: "CVE in chart".into(),
+                            created: NOW,
+                        }),
+                    )
                 } else {
-                    (PREDICATE_CONDITIONAL, serde_json::to_value(ConditionalPredicate { release: r.clone(), consenting: s.consenting.clone(), reason: "AU dispute unresolved".into(), created: NOW }))
+                    (
+                        PREDICATE_CONDITIONAL,
+                        serde_json::to_value(ConditionalPredicate {
+                            release: r.clone(),
+                            consenting: s.consenting.clone(),
+                            reason: "AU dispute unresolved".into(),
+                            created: NOW,
+                        }),
+                    )
                 };
-                let mut env = Statement::about_release(&target, &r, ptype, predicate.map_err(|x| x.to_string())?).to_envelope();
+                let mut env = Statement::about_release(
+                    &target,
+                    &r,
+                    ptype,
+                    predicate.map_err(|x| x.to_string())?,
+                )
+                .to_envelope();
                 for signer in &s.signers {
                     sign_envelope(&mut env, &coop.signer(signer).map_err(e)?);
                 }
@@ -204,21 +231,34 @@ fn run(case: &Case) -> Result<(String, String), String> {
     explanation.extend(decision.signatures.iter().filter_map(|s| s.ignored.clone()));
     explanation.extend(decision.notes.clone());
     explanation.extend(decision.requirements.iter().map(|r| r.explain()));
-    let outcome = if decision.promotable { "promotable" } else { "blocked" };
+    let outcome = if decision.promotable {
+        "promotable"
+    } else {
+        "blocked"
+    };
     Ok((outcome.into(), explanation.join("\n")))
 }
 
 fn tamper(env: &mut Envelope, t: &str, coop: &Cooperative) -> Result<(), String> {
     let (what, arg) = t.split_once(':').unwrap_or((t, ""));
     let find = |env: &Envelope, who: &str| -> Result<usize, String> {
-        let id = coop.signer(who).map_err(|e| e.to_string())?.id().to_string();
-        env.signatures.iter().position(|s| s.keyid == id).ok_or(format!("{who} did not sign"))
+        let id = coop
+            .signer(who)
+            .map_err(|e| e.to_string())?
+            .id()
+            .to_string();
+        env.signatures
+            .iter()
+            .position(|s| s.keyid == id)
+            .ok_or(format!("{who} did not sign"))
     };
     match what {
         // Replace a signer's signature with one by an outsider under the signer's keyid.
         "forge" => {
             let i = find(env, arg)?;
-            env.signatures[i].sig = accord_trust::testkit::key("forger", 0).sign(&env.pae()).to_vec();
+            env.signatures[i].sig = accord_trust::testkit::key("forger", 0)
+                .sign(&env.pae())
+                .to_vec();
         }
         "payload" => {
             let last = env.payload.len() - 2;
@@ -236,7 +276,10 @@ fn tamper(env: &mut Envelope, t: &str, coop: &Cooperative) -> Result<(), String>
         }
         "drop_keyids" => env.signatures.iter_mut().for_each(|s| s.keyid.clear()),
         "reverse" => env.signatures.reverse(),
-        "garbage_keyid" => env.signatures.iter_mut().for_each(|s| s.keyid = "../../etc".into()),
+        "garbage_keyid" => env
+            .signatures
+            .iter_mut()
+            .for_each(|s| s.keyid = "../../etc".into()),
         other => return Err(format!("unknown tamper {other}")),
     }
     Ok(())
@@ -255,17 +298,31 @@ fn attack_vectors() {
     let (mut pass, mut fail) = (0, 0);
     let mut failures = Vec::new();
     for f in &files {
-        let name = f.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+        let name = f
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
         let text = std::fs::read_to_string(f).expect("read");
         let case: Case = toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         let must_fail = name.ends_with("_fail");
-        assert!(must_fail || name.ends_with("_pass"), "{name}: name must end in _pass or _fail");
-        assert_eq!(must_fail, case.expect.outcome != "promotable", "{name}: name and expected outcome disagree");
+        assert!(
+            must_fail || name.ends_with("_pass"),
+            "{name}: name must end in _pass or _fail"
+        );
+        assert_eq!(
+            must_fail,
+            case.expect.outcome != "promotable",
+            "{name}: name and expected outcome disagree"
+        );
         match run(&case) {
             Err(e) => failures.push(format!("{name}: case could not run: {e}")),
             Ok((outcome, why)) => {
                 if outcome != case.expect.outcome {
-                    failures.push(format!("{name} ({}): expected {}, got {outcome}:\n{why}", case.description, case.expect.outcome));
+                    failures.push(format!(
+                        "{name} ({}): expected {}, got {outcome}:\n{why}",
+                        case.description, case.expect.outcome
+                    ));
                 }
                 for r in &case.expect.reasons {
                     if !why.contains(r.as_str()) {
@@ -276,6 +333,9 @@ fn attack_vectors() {
         }
         if must_fail { fail += 1 } else { pass += 1 }
     }
-    assert!(pass >= 8 && fail >= 20, "{pass} passing and {fail} failing cases");
+    assert!(
+        pass >= 8 && fail >= 20,
+        "{pass} passing and {fail} failing cases"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -31,7 +31,11 @@ struct Step {
 impl Step {
     fn say(&mut self, title: &str) {
         self.n += 1;
-        println!("\n[{:>6.2}s] {}. {title}", self.start.elapsed().as_secs_f64(), self.n);
+        println!(
+            "\n[{:>6.2}s] {}. {title}",
+            self.start.elapsed().as_secs_f64(),
+            self.n
+        );
     }
 }
 
@@ -51,7 +55,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
             tmp.path().to_owned()
         }
     };
-    let mut step = Step { start: Instant::now(), n: 0 };
+    let mut step = Step {
+        start: Instant::now(),
+        n: 0,
+    };
     println!("Accord demo: four sovereign jurisdictions co-sign a release, offline.");
     println!("working in {}", dir.display());
 
@@ -69,13 +76,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     step.say("The steering committee writes the root spec and builds root v1");
     let spec = dir.join("root.toml");
-    write_atomic(&spec, root_spec(Timestamp::now().plus_days(365)).as_bytes(), false)?;
+    write_atomic(
+        &spec,
+        root_spec(Timestamp::now().plus_days(365)).as_bytes(),
+        false,
+    )?;
     let root_path = dir.join("root.json");
     let env = root::new_from_spec(&spec)?;
     write_atomic(&root_path, &env.to_json(), false)?;
     report::show_root(&TrustedRoot::inspect(&env.to_json())?, false)?;
 
-    step.say("Three of four steering representatives sign root v1 (a majority), each from their site");
+    step.say(
+        "Three of four steering representatives sign root v1 (a majority), each from their site",
+    );
     let mut env = env;
     for j in ["uk", "eu", "ca"] {
         sign_envelope(&mut env, &load(&dir, j, "steering")?);
@@ -90,15 +103,31 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let art = dir.join("artifacts");
     std::fs::create_dir_all(&art)?;
     let files = write_artifacts(&art)?;
-    let stmt = release::statement("CAP-B01", "1.4.0", &files, trusted.version(), "eu supplier ci", Timestamp::now())?;
+    let stmt = release::statement(
+        "CAP-B01",
+        "1.4.0",
+        &files,
+        trusted.version(),
+        "eu supplier ci",
+        Timestamp::now(),
+    )?;
     let stmt_path = dir.join("CAP-B01-1.4.0.statement.json");
     write_atomic(&stmt_path, &stmt.to_json(), false)?;
     let kind = release::kind_of(&stmt)?;
-    print!("{}", report::what_is_signed(&kind, &stmt).replacen("signing release", "statement for", 1));
+    print!(
+        "{}",
+        report::what_is_signed(&kind, &stmt).replacen("signing release", "statement for", 1)
+    );
 
     step.say("The statement file travels to each site; leads sign on air-gapped laptops");
     let mut copies = Vec::new();
-    for (j, role) in [("uk", "lead"), ("eu", "lead"), ("ca", "lead"), ("uk", "security"), ("au", "lead")] {
+    for (j, role) in [
+        ("uk", "lead"),
+        ("eu", "lead"),
+        ("ca", "lead"),
+        ("uk", "security"),
+        ("au", "lead"),
+    ] {
         let copy = dir.join(j).join(format!("CAP-B01-1.4.0.{role}.json"));
         let (signed, _) = release::sign(release::read_envelope(&stmt_path)?, &load(&dir, j, role)?);
         write_atomic(&copy, &signed.to_json(), false)?;
@@ -122,7 +151,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let d = release::decide(&trusted, &full, &[], &[], None, None, &[]);
     let took = t.elapsed();
     print!("{}", indent(&report::render_decision(&d)));
-    println!("  (decided in {:.3} ms: 5 strict Ed25519 verifications and the rule)", took.as_secs_f64() * 1e3);
+    println!(
+        "  (decided in {:.3} ms: 5 strict Ed25519 verifications and the rule)",
+        took.as_secs_f64() * 1e3
+    );
     if !d.promotable {
         bail!("demo invariant broken: fully signed release not promotable");
     }
@@ -139,9 +171,20 @@ pub fn run(args: DemoArgs) -> Result<()> {
         tampered.payload[pos + 2] = b'5';
     }
     let d = release::decide(&trusted, &tampered, &[], &[], None, None, &[]);
-    println!("  -> {}", if d.promotable { "PROMOTABLE (bug!)" } else { "NOT PROMOTABLE" });
+    println!(
+        "  -> {}",
+        if d.promotable {
+            "PROMOTABLE (bug!)"
+        } else {
+            "NOT PROMOTABLE"
+        }
+    );
     for c in d.signatures.iter().take(2) {
-        println!("     #{}: {}", c.index, c.ignored.as_deref().unwrap_or("counted"));
+        println!(
+            "     #{}: {}",
+            c.index,
+            c.ignored.as_deref().unwrap_or("counted")
+        );
     }
     if d.promotable {
         bail!("demo invariant broken: tampered statement promotable");
@@ -167,9 +210,16 @@ pub fn run(args: DemoArgs) -> Result<()> {
     println!("  the release signed under v1, judged under v2:");
     print!("{}", indent(&report::render_decision(&d)));
 
-    println!("\n[{:>6.2}s] done. The same steps as commands:", step.start.elapsed().as_secs_f64());
-    println!("  accord keys generate --out uk/lead.key            (ACCORD_PASSPHRASE in the environment)");
-    println!("  accord root new --spec root.toml --out root.json && accord root sign root.json --key uk/steering.key");
+    println!(
+        "\n[{:>6.2}s] done. The same steps as commands:",
+        step.start.elapsed().as_secs_f64()
+    );
+    println!(
+        "  accord keys generate --out uk/lead.key            (ACCORD_PASSPHRASE in the environment)"
+    );
+    println!(
+        "  accord root new --spec root.toml --out root.json && accord root sign root.json --key uk/steering.key"
+    );
     println!("  accord release statement CAP-B01 1.4.0 FILES... --root root.json --out stmt.json");
     println!("  accord release sign stmt.json --key uk/lead.key --out uk.json");
     println!("  accord release merge uk.json eu.json ca.json au.json --out signed.json");
@@ -181,7 +231,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
 }
 
 fn load(dir: &Path, j: &str, role: &str) -> Result<SecretKey> {
-    Ok(SecretKey::read(&dir.join(j).join(format!("{role}.key")), &passphrase(j))?)
+    Ok(SecretKey::read(
+        &dir.join(j).join(format!("{role}.key")),
+        &passphrase(j),
+    )?)
 }
 
 fn root_spec(expires: Timestamp) -> String {
@@ -197,7 +250,11 @@ fn root_spec(expires: Timestamp) -> String {
 
 fn write_artifacts(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for (name, len) in [("object-storage-chart-1.4.0.tgz", 256 * 1024), ("object-storage-1.4.0.oci.tar", 4 << 20), ("sbom.spdx.json", 12 * 1024)] {
+    for (name, len) in [
+        ("object-storage-chart-1.4.0.tgz", 256 * 1024),
+        ("object-storage-1.4.0.oci.tar", 4 << 20),
+        ("sbom.spdx.json", 12 * 1024),
+    ] {
         let mut data = vec![0u8; len];
         // Deterministic, incompressible-looking content.
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ len as u64;

@@ -11,14 +11,22 @@ use crate::passphrase;
 
 pub fn run(cmd: KeysCommand) -> Result<()> {
     match cmd {
-        KeysCommand::Generate { out, passphrase, force } => {
+        KeysCommand::Generate {
+            out,
+            passphrase,
+            force,
+        } => {
             let pass = passphrase::new(&passphrase, &out.display().to_string())?;
             let public = generate(&out, &pass, force)?;
             println!("wrote {} and {}", out.display(), pub_path(&out).display());
             println!("key id {}", public.id());
             Ok(())
         }
-        KeysCommand::Show { file, passphrase, json } => {
+        KeysCommand::Show {
+            file,
+            passphrase,
+            json,
+        } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let public = if text.contains("PRIVATE KEY") {
@@ -57,7 +65,10 @@ pub fn pub_path(key: &Path) -> PathBuf {
 pub fn generate(out: &Path, pass: &str, force: bool) -> Result<PublicKey> {
     let pub_out = pub_path(out);
     if !force && (out.exists() || pub_out.exists()) {
-        bail!("{} already exists; pass --force to replace it", out.display());
+        bail!(
+            "{} already exists; pass --force to replace it",
+            out.display()
+        );
     }
     let key = SecretKey::generate()?;
     write_atomic(out, key.to_encrypted_pem(pass)?.as_bytes(), true)?;

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use accord_protocol::limits::MAX_ENVELOPE_BYTES;
 use accord_protocol::statement::{Artifact, ReleasePredicate, check_artifact_name, check_name};
-use accord_protocol::{Envelope, PrincipalId, Requirement, Role, Statement, StatementKind, Timestamp};
+use accord_protocol::{
+    Envelope, PrincipalId, Requirement, Role, Statement, StatementKind, Timestamp,
+};
 use accord_trust::{Decision, PolicyInput, SecretKey, TrustedRoot, evaluate, sign_envelope};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
@@ -17,9 +19,23 @@ use crate::report;
 
 pub fn run(cmd: ReleaseCommand) -> Result<()> {
     match cmd {
-        ReleaseCommand::Statement { capability, version, files, root, proposer, out } => {
+        ReleaseCommand::Statement {
+            capability,
+            version,
+            files,
+            root,
+            proposer,
+            out,
+        } => {
             let trusted = super::root::load_trusted(&root)?;
-            let env = statement(&capability, &version, &files, trusted.version(), &proposer, Timestamp::now())?;
+            let env = statement(
+                &capability,
+                &version,
+                &files,
+                trusted.version(),
+                &proposer,
+                Timestamp::now(),
+            )?;
             write_atomic(&out, &env.to_json(), false)?;
             println!(
                 "wrote {} (unsigned release {capability}@{version}, {} artifacts, root v{}); each signer runs 'accord release sign'",
@@ -29,7 +45,12 @@ pub fn run(cmd: ReleaseCommand) -> Result<()> {
             );
             Ok(())
         }
-        ReleaseCommand::Sign { file, key, out, passphrase } => {
+        ReleaseCommand::Sign {
+            file,
+            key,
+            out,
+            passphrase,
+        } => {
             let env = read_envelope(&file)?;
             let kind = Statement::from_envelope(&env)
                 .with_context(|| format!("{} is not a statement Accord signs", file.display()))?;
@@ -39,9 +60,17 @@ pub fn run(cmd: ReleaseCommand) -> Result<()> {
             let out = out.unwrap_or(file);
             write_atomic(&out, &env.to_json(), false)?;
             if added {
-                println!("signed with key {}; wrote {}", secret.id().short(), out.display());
+                println!(
+                    "signed with key {}; wrote {}",
+                    secret.id().short(),
+                    out.display()
+                );
             } else {
-                println!("key {} had already signed; {} unchanged", secret.id().short(), out.display());
+                println!(
+                    "key {} had already signed; {} unchanged",
+                    secret.id().short(),
+                    out.display()
+                );
             }
             Ok(())
         }
@@ -60,14 +89,19 @@ pub fn run(cmd: ReleaseCommand) -> Result<()> {
         ReleaseCommand::Verify(args) => {
             let decision = verify(&args)?;
             report::decision(&decision, args.json)?;
-            if decision.promotable { Ok(()) } else { Err(Refused.into()) }
+            if decision.promotable {
+                Ok(())
+            } else {
+                Err(Refused.into())
+            }
         }
     }
 }
 
 pub fn read_envelope(path: &Path) -> Result<Envelope> {
     let bytes = read_limited(path, MAX_ENVELOPE_BYTES)?;
-    Envelope::from_json(&bytes).with_context(|| format!("{} is not a DSSE envelope", path.display()))
+    Envelope::from_json(&bytes)
+        .with_context(|| format!("{} is not a DSSE envelope", path.display()))
 }
 
 /// Hashes each file (SHA-256 and BLAKE3 in one streaming pass) and builds the statement.
@@ -94,7 +128,12 @@ pub fn statement(
             bail!("two artifacts are named {name}; artifact names must be unique");
         }
         let (sha256, blake3, size) = digest_file(f)?;
-        artifacts.push(Artifact { name, sha256, blake3, size });
+        artifacts.push(Artifact {
+            name,
+            sha256,
+            blake3,
+            size,
+        });
     }
     let predicate = ReleasePredicate {
         capability: capability.to_owned(),
@@ -108,13 +147,16 @@ pub fn statement(
 }
 
 fn digest_file(path: &Path) -> Result<([u8; 32], [u8; 32], u64)> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut sha = Sha256::new();
     let mut b3 = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
-        let n = f.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         if n == 0 {
             break;
         }
@@ -159,8 +201,16 @@ pub fn verify(args: &VerifyArgs) -> Result<Decision> {
             .with_context(|| format!("{} does not follow root v{}", p.display(), root.version()))?;
     }
     let release = read_envelope(&args.envelope)?;
-    let recalls = args.recall.iter().map(|p| read_envelope(p)).collect::<Result<Vec<_>>>()?;
-    let conditionals = args.conditional.iter().map(|p| read_envelope(p)).collect::<Result<Vec<_>>>()?;
+    let recalls = args
+        .recall
+        .iter()
+        .map(|p| read_envelope(p))
+        .collect::<Result<Vec<_>>>()?;
+    let conditionals = args
+        .conditional
+        .iter()
+        .map(|p| read_envelope(p))
+        .collect::<Result<Vec<_>>>()?;
     let jurisdiction = args
         .jurisdiction
         .as_deref()
@@ -169,7 +219,10 @@ pub fn verify(args: &VerifyArgs) -> Result<Decision> {
     if let Some(j) = &jurisdiction
         && !root.body().principals.contains_key(j)
     {
-        bail!("jurisdiction {j} is not a principal of root v{}", root.version());
+        bail!(
+            "jurisdiction {j} is not a principal of root v{}",
+            root.version()
+        );
     }
     let production = args
         .production_version
@@ -177,8 +230,20 @@ pub fn verify(args: &VerifyArgs) -> Result<Decision> {
         .map(semver::Version::parse)
         .transpose()
         .context("--production-version is not a semantic version")?;
-    let local_rules = args.local_rule.iter().map(|r| parse_local_rule(r)).collect::<Result<Vec<_>>>()?;
-    Ok(decide(&root, &release, &recalls, &conditionals, jurisdiction.as_ref(), production.as_ref(), &local_rules))
+    let local_rules = args
+        .local_rule
+        .iter()
+        .map(|r| parse_local_rule(r))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(decide(
+        &root,
+        &release,
+        &recalls,
+        &conditionals,
+        jurisdiction.as_ref(),
+        production.as_ref(),
+        &local_rules,
+    ))
 }
 
 pub fn decide(
@@ -213,9 +278,17 @@ pub fn parse_local_rule(s: &str) -> Result<Requirement> {
         .with_context(|| format!("threshold in {s:?} is not a number"))?;
     let principals = parts
         .next()
-        .map(|ps| ps.split(',').map(PrincipalId::new).collect::<Result<Vec<_>, _>>())
+        .map(|ps| {
+            ps.split(',')
+                .map(PrincipalId::new)
+                .collect::<Result<Vec<_>, _>>()
+        })
         .transpose()?;
-    Ok(Requirement { role, threshold, principals })
+    Ok(Requirement {
+        role,
+        threshold,
+        principals,
+    })
 }
 
 /// Used by `accord demo` to print the statement's kind.

@@ -27,7 +27,12 @@ pub fn run(cmd: RootCommand) -> Result<()> {
             );
             Ok(())
         }
-        RootCommand::Sign { root, key, out, passphrase } => {
+        RootCommand::Sign {
+            root,
+            key,
+            out,
+            passphrase,
+        } => {
             let bytes = read_limited(&root, MAX_ROOT_BYTES)?;
             // Parse fully (structure and keys) before signing: never sign what we cannot read.
             let inspected = TrustedRoot::inspect(&bytes)
@@ -43,13 +48,27 @@ pub fn run(cmd: RootCommand) -> Result<()> {
                 .map(|(p, r)| format!("{p} {r}"))
                 .unwrap_or_else(|| "a key this root does not list".into());
             if added {
-                println!("signed root v{} as {place} ({}); wrote {}", inspected.version(), secret.id().short(), out.display());
+                println!(
+                    "signed root v{} as {place} ({}); wrote {}",
+                    inspected.version(),
+                    secret.id().short(),
+                    out.display()
+                );
             } else {
-                println!("root v{} already carries this key's signature; {} unchanged", inspected.version(), out.display());
+                println!(
+                    "root v{} already carries this key's signature; {} unchanged",
+                    inspected.version(),
+                    out.display()
+                );
             }
             Ok(())
         }
-        RootCommand::Verify { root, trusted, via, json } => {
+        RootCommand::Verify {
+            root,
+            trusted,
+            via,
+            json,
+        } => {
             let outcome = verify(&root, trusted.as_deref(), &via);
             report::root_outcome(&root, &outcome, json)?;
             match outcome {
@@ -67,8 +86,8 @@ pub fn run(cmd: RootCommand) -> Result<()> {
 }
 
 pub fn new_from_spec(spec: &Path) -> Result<Envelope> {
-    let text = std::fs::read_to_string(spec)
-        .with_context(|| format!("cannot read {}", spec.display()))?;
+    let text =
+        std::fs::read_to_string(spec).with_context(|| format!("cannot read {}", spec.display()))?;
     let parsed = RootSpec::parse(&text, &spec.display().to_string())?;
     let base = spec.parent().unwrap_or(Path::new("."));
     let body = parsed
@@ -95,9 +114,13 @@ pub fn verify(root: &Path, trusted: Option<&Path>, via: &[std::path::PathBuf]) -
             let mut walked = vec![current.version()];
             for p in via.iter().map(|p| p.as_path()).chain(std::iter::once(root)) {
                 let b = read_limited(p, MAX_ROOT_BYTES)?;
-                current = current
-                    .update(&b)
-                    .with_context(|| format!("{} does not follow root v{}", p.display(), current.version()))?;
+                current = current.update(&b).with_context(|| {
+                    format!(
+                        "{} does not follow root v{}",
+                        p.display(),
+                        current.version()
+                    )
+                })?;
                 walked.push(current.version());
             }
             Ok((current, walked))
