@@ -551,3 +551,45 @@ fn the_demo_runs() {
     );
     assert!(r.stdout.contains("root v2 accepted"), "{}", r.stdout);
 }
+
+#[test]
+fn the_example_root_spec_builds_a_root() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    for j in J {
+        std::fs::create_dir_all(d.join("keys").join(j)).expect("mkdir");
+        for role in ROLES {
+            ok(accord(
+                d,
+                &["keys", "generate", "--out", &format!("keys/{j}/{role}.key")],
+            ));
+        }
+    }
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/root.example.toml");
+    std::fs::copy(example, d.join("root.toml")).expect("copy");
+    ok(accord(
+        d,
+        &["root", "new", "--spec", "root.toml", "--out", "root.json"],
+    ));
+    for j in ["uk", "ca", "au"] {
+        ok(accord(
+            d,
+            &[
+                "root",
+                "sign",
+                "root.json",
+                "--key",
+                &format!("keys/{j}/steering.key"),
+            ],
+        ));
+    }
+    ok(accord(d, &["root", "verify", "root.json"]));
+    let r = ok(accord(d, &["root", "show", "root.json"]));
+    assert!(
+        r.stdout.contains(
+            "rule promote      lead of 4 of 4 jurisdictions AND security of 1 of 4 jurisdictions"
+        ),
+        "{}",
+        r.stdout
+    );
+}

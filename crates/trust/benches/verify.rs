@@ -50,12 +50,15 @@ fn root_chain(c: &mut Criterion) {
                 .to_json(),
         );
     }
-    c.bench_function("root: walk 10 hops (parse, keys, 2x3 signatures each)", |b| {
-        b.iter(|| {
-            let r = anchor.walk(chain.iter().map(Vec::as_slice)).expect("walk");
-            assert_eq!(r.version(), 11);
-        })
-    });
+    c.bench_function(
+        "root: walk 10 hops (parse, keys, 2x3 signatures each)",
+        |b| {
+            b.iter(|| {
+                let r = anchor.walk(chain.iter().map(Vec::as_slice)).expect("walk");
+                assert_eq!(r.version(), 11);
+            })
+        },
+    );
 }
 
 criterion_group!(benches, release_verification, root_chain);
