@@ -149,6 +149,27 @@ pub enum ReleaseCommand {
     },
     /// Decide whether a release is promotable and explain why (exit 0 only if it is).
     Verify(VerifyArgs),
+    /// Create an unsigned recall of a release (signed like a release: leads and security).
+    Recall {
+        /// The release envelope being recalled.
+        release: PathBuf,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Create an unsigned conditional go-ahead: the release goes to the consenting
+    /// jurisdictions only (signed by a steering majority).
+    Conditional {
+        release: PathBuf,
+        /// Consenting jurisdictions, comma-separated, e.g. uk,eu,ca.
+        #[arg(long, value_delimiter = ',', required = true)]
+        consenting: Vec<String>,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

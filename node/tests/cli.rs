@@ -383,6 +383,137 @@ fn co_signing_offline_end_to_end() {
         r.stdout
     );
 
+    // A recall signed like a release withdraws it; one signed by two leads does not.
+    ok(accord(
+        d,
+        &[
+            "release",
+            "recall",
+            "signed.json",
+            "--reason",
+            "CVE-2026-1234 in chart",
+            "--out",
+            "recall.json",
+        ],
+    ));
+    for (j, role) in [("uk", "lead"), ("eu", "lead")] {
+        ok(accord(
+            d,
+            &[
+                "release",
+                "sign",
+                "recall.json",
+                "--key",
+                &format!("{j}/{role}.key"),
+            ],
+        ));
+    }
+    let r = ok(accord(
+        d,
+        &[
+            "release",
+            "verify",
+            "signed.json",
+            "--root",
+            "root.json",
+            "--recall",
+            "recall.json",
+        ],
+    ));
+    assert!(
+        r.stdout.contains("recall statement was ignored"),
+        "{}",
+        r.stdout
+    );
+    for (j, role) in [("ca", "lead"), ("au", "lead"), ("eu", "security")] {
+        let r = ok(accord(
+            d,
+            &[
+                "release",
+                "sign",
+                "recall.json",
+                "--key",
+                &format!("{j}/{role}.key"),
+            ],
+        ));
+        assert!(r.stdout.contains("signed with key"), "{}", r.stdout);
+    }
+    let r = refused(accord(
+        d,
+        &[
+            "release",
+            "verify",
+            "signed.json",
+            "--root",
+            "root.json",
+            "--recall",
+            "recall.json",
+        ],
+    ));
+    assert!(
+        r.stdout.contains("recalled: CVE-2026-1234 in chart"),
+        "{}",
+        r.stdout
+    );
+
+    // A conditional go-ahead (steering majority) lets uk, eu, ca promote with their three
+    // leads; au is excluded.
+    ok(accord(
+        d,
+        &[
+            "release",
+            "conditional",
+            "three.json",
+            "--consenting",
+            "uk,eu,ca",
+            "--reason",
+            "AU dispute unresolved",
+            "--out",
+            "cond.json",
+        ],
+    ));
+    for j in ["uk", "eu", "ca"] {
+        ok(accord(
+            d,
+            &[
+                "release",
+                "sign",
+                "cond.json",
+                "--key",
+                &format!("{j}/steering.key"),
+            ],
+        ));
+    }
+    ok(accord(
+        d,
+        &[
+            "release",
+            "verify",
+            "three.json",
+            "--root",
+            "root.json",
+            "--conditional",
+            "cond.json",
+            "--jurisdiction",
+            "uk",
+        ],
+    ));
+    let r = refused(accord(
+        d,
+        &[
+            "release",
+            "verify",
+            "three.json",
+            "--root",
+            "root.json",
+            "--conditional",
+            "cond.json",
+            "--jurisdiction",
+            "au",
+        ],
+    ));
+    assert!(r.stdout.contains("au is not among them"), "{}", r.stdout);
+
     // The reference DSSE implementation verifies the same envelope from the public keys.
     let pubs: Vec<String> = ["uk/lead", "eu/lead", "ca/lead", "au/lead", "uk/security"]
         .iter()

@@ -4,7 +4,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use accord_protocol::limits::MAX_ENVELOPE_BYTES;
-use accord_protocol::statement::{Artifact, ReleasePredicate, check_artifact_name, check_name};
+use accord_protocol::statement::{
+    Artifact, ConditionalPredicate, PREDICATE_CONDITIONAL, PREDICATE_RECALL, RecallPredicate,
+    ReleasePredicate, ReleaseRef, check_artifact_name, check_name,
+};
 use accord_protocol::{
     Envelope, PrincipalId, Requirement, Role, Statement, StatementKind, Timestamp,
 };
@@ -82,6 +85,45 @@ pub fn run(cmd: ReleaseCommand) -> Result<()> {
                 files.len(),
                 env.signatures.len(),
                 added,
+                out.display()
+            );
+            Ok(())
+        }
+        ReleaseCommand::Recall {
+            release,
+            reason,
+            out,
+        } => {
+            let target = read_envelope(&release)?;
+            let env = about_release(&target, Kind::Recall, &reason, &[], Timestamp::now())?;
+            write_atomic(&out, &env.to_json(), false)?;
+            println!(
+                "wrote {} (unsigned recall); it takes effect when signed like a release",
+                out.display()
+            );
+            Ok(())
+        }
+        ReleaseCommand::Conditional {
+            release,
+            consenting,
+            reason,
+            out,
+        } => {
+            let target = read_envelope(&release)?;
+            let consenting = consenting
+                .iter()
+                .map(|c| PrincipalId::new(c.trim()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let env = about_release(
+                &target,
+                Kind::Conditional,
+                &reason,
+                &consenting,
+                Timestamp::now(),
+            )?;
+            write_atomic(&out, &env.to_json(), false)?;
+            println!(
+                "wrote {} (unsigned conditional go-ahead); it takes effect when a steering majority signs it",
                 out.display()
             );
             Ok(())
@@ -294,4 +336,52 @@ pub fn parse_local_rule(s: &str) -> Result<Requirement> {
 /// Used by `accord demo` to print the statement's kind.
 pub fn kind_of(env: &Envelope) -> Result<StatementKind> {
     Ok(Statement::from_envelope(env)?)
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Recall,
+    Conditional,
+}
+
+/// A recall or conditional statement naming `release` by the digest of its exact payload.
+pub fn about_release(
+    release: &Envelope,
+    kind: Kind,
+    reason: &str,
+    consenting: &[PrincipalId],
+    created: Timestamp,
+) -> Result<Envelope> {
+    let StatementKind::Release { predicate, .. } = Statement::from_envelope(release)? else {
+        bail!("the envelope is not a release statement");
+    };
+    let r = ReleaseRef {
+        capability: predicate.capability,
+        version: predicate.version,
+    };
+    let (ptype, value) = match kind {
+        Kind::Recall => (
+            PREDICATE_RECALL,
+            serde_json::to_value(RecallPredicate {
+                release: r.clone(),
+                reason: reason.to_owned(),
+                created,
+            })?,
+        ),
+        Kind::Conditional => {
+            if consenting.is_empty() {
+                bail!("a conditional go-ahead names at least one consenting jurisdiction");
+            }
+            (
+                PREDICATE_CONDITIONAL,
+                serde_json::to_value(ConditionalPredicate {
+                    release: r.clone(),
+                    consenting: consenting.to_vec(),
+                    reason: reason.to_owned(),
+                    created,
+                })?,
+            )
+        }
+    };
+    Ok(Statement::about_release(release, &r, ptype, value).to_envelope())
 }
