@@ -1,0 +1,219 @@
+//! Typed edits of the catalogue, each applied inside one `Replica::edit` transaction.
+//! They check values before writing, so a local user cannot write what `schema::read`
+//! would later have to skip.
+
+use automerge::transaction::{Transactable, Transaction};
+use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+
+use crate::error::CatalogueError;
+use crate::schema::{Status, check_capability_id};
+
+/// Scalar fields of a capability that `set` accepts, besides `name` and `status`.
+pub const PLAIN_FIELDS: [&str; 7] = [
+    "domain",
+    "aws_equivalent",
+    "open_source_base",
+    "priority",
+    "effort",
+    "working_group",
+    "lead_jurisdiction",
+];
+
+/// Lists of text items.
+pub const TEXT_LISTS: [&str; 3] = ["functional_requirements", "non_functional_requirements", "deliverables"];
+
+fn invalid(field: &str, detail: impl Into<String>) -> CatalogueError {
+    CatalogueError::InvalidValue { field: field.to_owned(), detail: detail.into() }
+}
+
+fn map_in(tx: &Transaction<'_>, parent: &ObjId, key: &str) -> Option<ObjId> {
+    match tx.get(parent, key) {
+        Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
+        _ => None,
+    }
+}
+
+fn capability(tx: &Transaction<'_>, id: &str) -> Result<ObjId, CatalogueError> {
+    let caps = map_in(tx, &ROOT, "capabilities").ok_or_else(|| CatalogueError::Damaged("no capabilities map".into()))?;
+    map_in(tx, &caps, id).ok_or_else(|| CatalogueError::UnknownCapability(id.to_owned()))
+}
+
+fn keys_of(tx: &Transaction<'_>, map: &str) -> Vec<String> {
+    map_in(tx, &ROOT, map).map(|m| tx.keys(&m).collect()).unwrap_or_default()
+}
+
+fn must_exist(tx: &Transaction<'_>, map: &str, field: &str, value: &str) -> Result<(), CatalogueError> {
+    if value.is_empty() || keys_of(tx, map).iter().any(|k| k == value) {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("{value:?} is not in {map} ({})", keys_of(tx, map).join(", "))))
+    }
+}
+
+/// Sets one field of a capability: `name` (collaborative text: concurrent edits merge),
+/// `status` (one of the lifecycle states), or a plain field.
+pub fn set(tx: &mut Transaction<'_>, id: &str, field: &str, value: &str) -> Result<(), CatalogueError> {
+    let cap = capability(tx, id)?;
+    match field {
+        "name" => {
+            if value.trim().is_empty() {
+                return Err(invalid("name", "must not be empty"));
+            }
+            let text = match tx.get(&cap, "name") {
+                Ok(Some((Value::Object(ObjType::Text), t))) => t,
+                _ => tx.put_object(&cap, "name", ObjType::Text)?,
+            };
+            tx.update_text(&text, value)?;
+        }
+        "status" => {
+            let s: Status = value.parse()?;
+            tx.put(&cap, "status", s.as_str())?;
+        }
+        "domain" => {
+            must_exist(tx, "domains", field, value)?;
+            if value.is_empty() {
+                return Err(invalid(field, "a capability must have a domain"));
+            }
+            tx.put(&cap, field, value)?;
+        }
+        "working_group" => {
+            must_exist(tx, "working_groups", field, value)?;
+            tx.put(&cap, field, value)?;
+        }
+        "lead_jurisdiction" => {
+            must_exist(tx, "jurisdictions", field, value)?;
+            tx.put(&cap, field, value)?;
+        }
+        f if PLAIN_FIELDS.contains(&f) => {
+            if value.len() > 4096 {
+                return Err(invalid(f, "longer than 4096 bytes"));
+            }
+            tx.put(&cap, f, value)?;
+        }
+        other => {
+            return Err(invalid(
+                other,
+                format!(
+                    "unknown field; settable fields are name, status, {}",
+                    PLAIN_FIELDS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_str(v: Value<'_>, want: &str) -> bool {
+    matches!(v, Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Str(x) if x.as_str() == want))
+}
+
+fn list_of(tx: &mut Transaction<'_>, cap: &ObjId, field: &str) -> Result<ObjId, CatalogueError> {
+    match tx.get(cap, field) {
+        Ok(Some((Value::Object(ObjType::List), l))) => Ok(l),
+        Ok(None) => Ok(tx.put_object(cap, field, ObjType::List)?),
+        _ => Err(CatalogueError::Damaged(format!("{field} is not a list"))),
+    }
+}
+
+/// Adds a dependency on another capability (no duplicates, no self-dependency).
+pub fn add_dependency(tx: &mut Transaction<'_>, id: &str, dep: &str) -> Result<(), CatalogueError> {
+    check_capability_id(dep)?;
+    if dep == id {
+        return Err(invalid("dependencies", "a capability cannot depend on itself"));
+    }
+    capability(tx, dep).map_err(|_| invalid("dependencies", format!("{dep} is not in the catalogue")))?;
+    let cap = capability(tx, id)?;
+    let list = list_of(tx, &cap, "dependencies")?;
+    let present = tx.list_range(&list, ..).any(|i| is_str(i.value.into_value(), dep));
+    if !present {
+        let n = tx.length(&list);
+        tx.insert(&list, n, dep)?;
+    }
+    Ok(())
+}
+
+pub fn remove_dependency(tx: &mut Transaction<'_>, id: &str, dep: &str) -> Result<(), CatalogueError> {
+    let cap = capability(tx, id)?;
+    let list = list_of(tx, &cap, "dependencies")?;
+    let positions: Vec<usize> = tx
+        .list_range(&list, ..)
+        .enumerate()
+        .filter(|(_, i)| is_str(i.value.clone().into_value(), dep))
+        .map(|(n, _)| n)
+        .collect();
+    if positions.is_empty() {
+        return Err(invalid("dependencies", format!("{id} does not depend on {dep}")));
+    }
+    for p in positions.into_iter().rev() {
+        tx.delete(&list, p)?;
+    }
+    Ok(())
+}
+
+/// Appends a text item (requirement or deliverable).
+pub fn add_item(tx: &mut Transaction<'_>, id: &str, field: &str, text: &str) -> Result<(), CatalogueError> {
+    if !TEXT_LISTS.contains(&field) {
+        return Err(invalid(field, format!("not a list; lists are {}", TEXT_LISTS.join(", "))));
+    }
+    if text.trim().is_empty() {
+        return Err(invalid(field, "an item must not be empty"));
+    }
+    let cap = capability(tx, id)?;
+    let list = list_of(tx, &cap, field)?;
+    let n = tx.length(&list);
+    let t = tx.insert_object(&list, n, ObjType::Text)?;
+    tx.splice_text(&t, 0, 0, text)?;
+    Ok(())
+}
+
+/// Rewrites item `index` of a text list as a character diff, so concurrent edits merge.
+pub fn edit_item(tx: &mut Transaction<'_>, id: &str, field: &str, index: usize, text: &str) -> Result<(), CatalogueError> {
+    let cap = capability(tx, id)?;
+    let list = list_of(tx, &cap, field)?;
+    match tx.get(&list, index) {
+        Ok(Some((Value::Object(ObjType::Text), t))) => {
+            tx.update_text(&t, text)?;
+            Ok(())
+        }
+        _ => Err(invalid(field, format!("{id} has no item {index}"))),
+    }
+}
+
+/// Splices a text field at a character position (what an editor sends).
+pub fn splice_name(tx: &mut Transaction<'_>, id: &str, pos: usize, del: isize, insert: &str) -> Result<(), CatalogueError> {
+    let cap = capability(tx, id)?;
+    let text = match tx.get(&cap, "name") {
+        Ok(Some((Value::Object(ObjType::Text), t))) => t,
+        _ => return Err(CatalogueError::Damaged(format!("{id}.name is not text"))),
+    };
+    let len = tx.length(&text);
+    let pos = pos.min(len);
+    let del = del.clamp(0, (len - pos) as isize);
+    tx.splice_text(&text, pos, del, insert)?;
+    Ok(())
+}
+
+/// Records a release's signed statement under `CAP@VERSION` (never overwritten).
+pub fn add_release(tx: &mut Transaction<'_>, key: &str, envelope: &[u8]) -> Result<(), CatalogueError> {
+    let releases = map_in(tx, &ROOT, "releases").ok_or_else(|| CatalogueError::Damaged("no releases map".into()))?;
+    if map_in(tx, &releases, key).is_some() {
+        return Err(invalid("release", format!("{key} is already in the catalogue")));
+    }
+    let r = tx.put_object(&releases, key, ObjType::Map)?;
+    tx.put(&r, "envelope", ScalarValue::Bytes(envelope.to_vec()))?;
+    tx.put_object(&r, "approvals", ObjType::Map)?;
+    tx.put_object(&r, "promotions", ObjType::Map)?;
+    Ok(())
+}
+
+/// Adds one approval signature to a release, keyed by key id (concurrent approvals merge).
+pub fn add_approval(tx: &mut Transaction<'_>, key: &str, keyid: &str, signature: &[u8]) -> Result<(), CatalogueError> {
+    let releases = map_in(tx, &ROOT, "releases").ok_or_else(|| CatalogueError::Damaged("no releases map".into()))?;
+    let r = map_in(tx, &releases, key).ok_or_else(|| invalid("release", format!("{key} is not in the catalogue")))?;
+    let approvals = match map_in(tx, &r, "approvals") {
+        Some(a) => a,
+        None => tx.put_object(&r, "approvals", ObjType::Map)?,
+    };
+    tx.put(&approvals, keyid, ScalarValue::Bytes(signature.to_vec()))?;
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! `Replica`: the catalogue's sans-I/O sync state machine.
+//!
+//! Inputs are local edits and bytes from peers; outputs are bytes for peers and a `Delta`
+//! of what to persist. No sockets, no files, no clock: the node and the simulations drive
+//! the same code.
+//!
+//! Receiving is all-or-nothing: the message's changes are loaded into a scratch fork, every
+//! change the fork gained is checked (signature by its author, author a `node` key of the
+//! current root, or the genesis this node computed itself), and only then does the fork
+//! become the document. A message with one bad change applies none.
+
+use std::collections::{BTreeMap, HashMap};
+
+use accord_trust::{SecretKey, TrustedRoot};
+use automerge::sync::{self, SyncDoc};
+use automerge::transaction::{CommitOptions, Transaction};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
+
+use crate::error::CatalogueError;
+use crate::signing;
+use crate::wire::WireMessage;
+
+/// Largest sync message accepted or produced (a whole 10,000-change catalogue is ~0.2 MB).
+pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
+
+/// A change to persist: its bytes and its author's signature (`None` only for genesis).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChange {
+    pub hash: [u8; 32],
+    pub bytes: Vec<u8>,
+    pub signature: Option<[u8; 64]>,
+}
+
+/// What an operation asks the caller to persist, in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    pub changes: Vec<StoredChange>,
+    /// Per-peer sync state (Automerge's encoded `sync::State`) for cheap reconnects.
+    pub peer_states: Vec<(String, Vec<u8>)>,
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.peer_states.is_empty()
+    }
+}
+
+/// What a node keeps durably, handed back at start.
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    pub snapshot: Option<Vec<u8>>,
+    pub changes: Vec<StoredChange>,
+    pub peer_states: BTreeMap<String, Vec<u8>>,
+}
+
+pub struct Replica {
+    doc: Automerge,
+    key: SecretKey,
+    actor: ActorId,
+    root: TrustedRoot,
+    genesis: ChangeHash,
+    signatures: HashMap<ChangeHash, [u8; 64]>,
+    /// Live sync state per connected peer.
+    peers: HashMap<String, sync::State>,
+    /// Persisted states of peers not connected now.
+    saved_peers: BTreeMap<String, Vec<u8>>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("node", self.key.id())
+            .field("heads", &self.doc.get_heads().len())
+            .finish()
+    }
+}
+
+impl Replica {
+    /// Opens a replica from the genesis document and what was stored. `genesis` must be the
+    /// document `genesis::build` made on this node.
+    pub fn open(
+        genesis: (Automerge, ChangeHash),
+        stored: Stored,
+        key: SecretKey,
+        root: TrustedRoot,
+    ) -> Result<Replica, CatalogueError> {
+        let (genesis_doc, genesis_hash) = genesis;
+        let actor = signing::actor_of(key.public());
+        let mut doc = match &stored.snapshot {
+            Some(s) => Automerge::load(s)?,
+            None => genesis_doc,
+        };
+        if doc.get_change_by_hash(&genesis_hash).is_none() {
+            return Err(CatalogueError::Damaged(
+                "the stored catalogue does not descend from this cooperative's genesis".into(),
+            ));
+        }
+        let mut signatures = HashMap::new();
+        let mut joined = Vec::new();
+        for c in &stored.changes {
+            joined.extend_from_slice(&c.bytes);
+            if let Some(s) = c.signature {
+                signatures.insert(ChangeHash(c.hash), s);
+            }
+        }
+        doc.load_incremental(&joined)?;
+        doc.set_actor(actor.clone());
+        Ok(Replica {
+            doc,
+            key,
+            actor,
+            root,
+            genesis: genesis_hash,
+            signatures,
+            peers: HashMap::new(),
+            saved_peers: stored.peer_states,
+        })
+    }
+
+    pub fn doc(&self) -> &Automerge {
+        &self.doc
+    }
+
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    pub fn root(&self) -> &TrustedRoot {
+        &self.root
+    }
+
+    /// Adopts a newer root (already verified by the caller through `TrustedRoot::update`).
+    pub fn set_root(&mut self, root: TrustedRoot) {
+        self.root = root;
+    }
+
+    /// Makes a local edit as one signed change. `f` writes through the transaction;
+    /// an error from `f` leaves the document untouched.
+    pub fn edit<F>(&mut self, now: i64, message: &str, f: F) -> Result<Delta, CatalogueError>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> Result<(), CatalogueError>,
+    {
+        let result = self
+            .doc
+            .transact_with(|_| CommitOptions::default().with_message(message).with_time(now), f)
+            .map_err(|failure| failure.error)?;
+        let Some(hash) = result.hash else {
+            return Ok(Delta::default());
+        };
+        let change = self
+            .doc
+            .get_change_by_hash(&hash)
+            .ok_or_else(|| CatalogueError::Damaged("committed change not found".into()))?;
+        let signature = signing::sign(&self.key, &hash);
+        self.signatures.insert(hash, signature);
+        Ok(Delta {
+            changes: vec![StoredChange {
+                hash: hash.0,
+                bytes: change.raw_bytes().to_vec(),
+                signature: Some(signature),
+            }],
+            peer_states: Vec::new(),
+        })
+    }
+
+    /// A peer connected: resume from its persisted state so history is not resent.
+    pub fn connect(&mut self, peer: &str) {
+        let state = self
+            .saved_peers
+            .get(peer)
+            .and_then(|b| sync::State::decode(b).ok())
+            .unwrap_or_default();
+        self.peers.insert(peer.to_owned(), state);
+    }
+
+    /// A peer went away: returns its state to persist.
+    pub fn disconnect(&mut self, peer: &str) -> Delta {
+        let Some(state) = self.peers.remove(peer) else {
+            return Delta::default();
+        };
+        let bytes = state.encode();
+        self.saved_peers.insert(peer.to_owned(), bytes.clone());
+        Delta {
+            changes: Vec::new(),
+            peer_states: vec![(peer.to_owned(), bytes)],
+        }
+    }
+
+    /// The next message for `peer`, if there is anything to say.
+    pub fn generate_message(&mut self, peer: &str) -> Option<Vec<u8>> {
+        if !self.peers.contains_key(peer) {
+            self.connect(peer);
+        }
+        let state = self.peers.get_mut(peer)?;
+        let before = state.sent_hashes.clone();
+        let msg = self.doc.generate_sync_message(state)?;
+        // Signatures for every change the message carries. A whole-document chunk carries
+        // all of them; otherwise exactly the hashes Automerge just marked as sent.
+        let whole_doc = msg.changes.iter().any(is_document_chunk);
+        let hashes: Vec<ChangeHash> = if whole_doc {
+            self.signatures.keys().copied().collect()
+        } else {
+            state.sent_hashes.difference(&before).copied().collect()
+        };
+        let mut signatures: Vec<([u8; 32], [u8; 64])> = hashes
+            .iter()
+            .filter_map(|h| self.signatures.get(h).map(|s| (h.0, *s)))
+            .collect();
+        signatures.sort();
+        let wire = WireMessage { sync: msg.encode(), signatures };
+        let bytes = wire.encode();
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            tracing::warn!(peer, size = bytes.len(), "sync message exceeds the limit; not sent");
+            return None;
+        }
+        Some(bytes)
+    }
+
+    /// Applies a message from `peer`, all or nothing.
+    pub fn receive_message(&mut self, peer: &str, bytes: &[u8]) -> Result<Delta, CatalogueError> {
+        let refuse = |reason: String| CatalogueError::Refused { peer: peer.to_owned(), reason };
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(refuse(format!("{} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit", bytes.len())));
+        }
+        let wire = WireMessage::decode(bytes, peer)?;
+        let msg = sync::Message::decode(&wire.sync)
+            .map_err(|e| refuse(format!("not an Automerge sync message: {e}")))?;
+        let attached: HashMap<ChangeHash, [u8; 64]> =
+            wire.signatures.iter().map(|(h, s)| (ChangeHash(*h), *s)).collect();
+        if !self.peers.contains_key(peer) {
+            self.connect(peer);
+        }
+        let mut state = self.peers.get(peer).cloned().unwrap_or_default();
+
+        let mut delta = Delta::default();
+        if msg.changes.is_empty() {
+            self.doc
+                .receive_sync_message(&mut state, msg)
+                .map_err(|e| refuse(format!("rejected by Automerge: {e}")))?;
+        } else {
+            let mut scratch = self.doc.fork();
+            let joined: Vec<u8> = msg.changes.iter().flatten().copied().collect();
+            scratch
+                .load_incremental(&joined)
+                .map_err(|e| refuse(format!("changes do not load: {e}")))?;
+            let added: Vec<Change> = self.doc.get_changes_added(&scratch);
+            let mut new_sigs = Vec::with_capacity(added.len());
+            for change in &added {
+                let hash = change.hash();
+                let sig = attached.get(&hash).or_else(|| self.signatures.get(&hash));
+                signing::check(change, sig, &self.root, &self.genesis).map_err(&refuse)?;
+                new_sigs.push((hash, sig.copied()));
+            }
+            scratch
+                .receive_sync_message(&mut state, msg)
+                .map_err(|e| refuse(format!("rejected by Automerge: {e}")))?;
+            scratch.set_actor(self.actor.clone());
+            self.doc = scratch;
+            for (change, (hash, sig)) in added.iter().zip(new_sigs) {
+                if let Some(s) = sig {
+                    self.signatures.insert(hash, s);
+                }
+                delta.changes.push(StoredChange {
+                    hash: hash.0,
+                    bytes: change.raw_bytes().to_vec(),
+                    signature: sig,
+                });
+            }
+        }
+        self.peers.insert(peer.to_owned(), state);
+        Ok(delta)
+    }
+
+    /// The whole document in Automerge's standard binary format (`catalogue export`, and
+    /// the snapshot for compaction).
+    pub fn save(&self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// Signatures of every signed change, for persisting after a compaction.
+    pub fn signatures(&self) -> impl Iterator<Item = (&ChangeHash, &[u8; 64])> {
+        self.signatures.iter()
+    }
+}
+
+/// Automerge chunk header: 4 magic bytes, 4 checksum bytes, then the chunk type
+/// (0 = document).
+fn is_document_chunk(chunk: &[u8]) -> bool {
+    chunk.len() > 8 && chunk[..4] == [0x85, 0x6f, 0x4a, 0x83] && chunk[8] == 0
+}
