@@ -3,7 +3,7 @@
 //! would later have to skip.
 
 use automerge::transaction::{Transactable, Transaction};
-use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
 use crate::error::CatalogueError;
 use crate::schema::{Status, check_capability_id};
@@ -20,10 +20,17 @@ pub const PLAIN_FIELDS: [&str; 7] = [
 ];
 
 /// Lists of text items.
-pub const TEXT_LISTS: [&str; 3] = ["functional_requirements", "non_functional_requirements", "deliverables"];
+pub const TEXT_LISTS: [&str; 3] = [
+    "functional_requirements",
+    "non_functional_requirements",
+    "deliverables",
+];
 
 fn invalid(field: &str, detail: impl Into<String>) -> CatalogueError {
-    CatalogueError::InvalidValue { field: field.to_owned(), detail: detail.into() }
+    CatalogueError::InvalidValue {
+        field: field.to_owned(),
+        detail: detail.into(),
+    }
 }
 
 fn map_in(tx: &Transaction<'_>, parent: &ObjId, key: &str) -> Option<ObjId> {
@@ -34,25 +41,44 @@ fn map_in(tx: &Transaction<'_>, parent: &ObjId, key: &str) -> Option<ObjId> {
 }
 
 fn capability(tx: &Transaction<'_>, id: &str) -> Result<ObjId, CatalogueError> {
-    let caps = map_in(tx, &ROOT, "capabilities").ok_or_else(|| CatalogueError::Damaged("no capabilities map".into()))?;
+    let caps = map_in(tx, &ROOT, "capabilities")
+        .ok_or_else(|| CatalogueError::Damaged("no capabilities map".into()))?;
     map_in(tx, &caps, id).ok_or_else(|| CatalogueError::UnknownCapability(id.to_owned()))
 }
 
 fn keys_of(tx: &Transaction<'_>, map: &str) -> Vec<String> {
-    map_in(tx, &ROOT, map).map(|m| tx.keys(&m).collect()).unwrap_or_default()
+    map_in(tx, &ROOT, map)
+        .map(|m| tx.keys(&m).collect())
+        .unwrap_or_default()
 }
 
-fn must_exist(tx: &Transaction<'_>, map: &str, field: &str, value: &str) -> Result<(), CatalogueError> {
+fn must_exist(
+    tx: &Transaction<'_>,
+    map: &str,
+    field: &str,
+    value: &str,
+) -> Result<(), CatalogueError> {
     if value.is_empty() || keys_of(tx, map).iter().any(|k| k == value) {
         Ok(())
     } else {
-        Err(invalid(field, format!("{value:?} is not in {map} ({})", keys_of(tx, map).join(", "))))
+        Err(invalid(
+            field,
+            format!(
+                "{value:?} is not in {map} ({})",
+                keys_of(tx, map).join(", ")
+            ),
+        ))
     }
 }
 
 /// Sets one field of a capability: `name` (collaborative text: concurrent edits merge),
 /// `status` (one of the lifecycle states), or a plain field.
-pub fn set(tx: &mut Transaction<'_>, id: &str, field: &str, value: &str) -> Result<(), CatalogueError> {
+pub fn set(
+    tx: &mut Transaction<'_>,
+    id: &str,
+    field: &str,
+    value: &str,
+) -> Result<(), CatalogueError> {
     let cap = capability(tx, id)?;
     match field {
         "name" => {
@@ -119,12 +145,18 @@ fn list_of(tx: &mut Transaction<'_>, cap: &ObjId, field: &str) -> Result<ObjId, 
 pub fn add_dependency(tx: &mut Transaction<'_>, id: &str, dep: &str) -> Result<(), CatalogueError> {
     check_capability_id(dep)?;
     if dep == id {
-        return Err(invalid("dependencies", "a capability cannot depend on itself"));
+        return Err(invalid(
+            "dependencies",
+            "a capability cannot depend on itself",
+        ));
     }
-    capability(tx, dep).map_err(|_| invalid("dependencies", format!("{dep} is not in the catalogue")))?;
+    capability(tx, dep)
+        .map_err(|_| invalid("dependencies", format!("{dep} is not in the catalogue")))?;
     let cap = capability(tx, id)?;
     let list = list_of(tx, &cap, "dependencies")?;
-    let present = tx.list_range(&list, ..).any(|i| is_str(i.value.into_value(), dep));
+    let present = tx
+        .list_range(&list, ..)
+        .any(|i| is_str(i.value.into_value(), dep));
     if !present {
         let n = tx.length(&list);
         tx.insert(&list, n, dep)?;
@@ -132,7 +164,11 @@ pub fn add_dependency(tx: &mut Transaction<'_>, id: &str, dep: &str) -> Result<(
     Ok(())
 }
 
-pub fn remove_dependency(tx: &mut Transaction<'_>, id: &str, dep: &str) -> Result<(), CatalogueError> {
+pub fn remove_dependency(
+    tx: &mut Transaction<'_>,
+    id: &str,
+    dep: &str,
+) -> Result<(), CatalogueError> {
     let cap = capability(tx, id)?;
     let list = list_of(tx, &cap, "dependencies")?;
     let positions: Vec<usize> = tx
@@ -142,7 +178,10 @@ pub fn remove_dependency(tx: &mut Transaction<'_>, id: &str, dep: &str) -> Resul
         .map(|(n, _)| n)
         .collect();
     if positions.is_empty() {
-        return Err(invalid("dependencies", format!("{id} does not depend on {dep}")));
+        return Err(invalid(
+            "dependencies",
+            format!("{id} does not depend on {dep}"),
+        ));
     }
     for p in positions.into_iter().rev() {
         tx.delete(&list, p)?;
@@ -151,9 +190,17 @@ pub fn remove_dependency(tx: &mut Transaction<'_>, id: &str, dep: &str) -> Resul
 }
 
 /// Appends a text item (requirement or deliverable).
-pub fn add_item(tx: &mut Transaction<'_>, id: &str, field: &str, text: &str) -> Result<(), CatalogueError> {
+pub fn add_item(
+    tx: &mut Transaction<'_>,
+    id: &str,
+    field: &str,
+    text: &str,
+) -> Result<(), CatalogueError> {
     if !TEXT_LISTS.contains(&field) {
-        return Err(invalid(field, format!("not a list; lists are {}", TEXT_LISTS.join(", "))));
+        return Err(invalid(
+            field,
+            format!("not a list; lists are {}", TEXT_LISTS.join(", ")),
+        ));
     }
     if text.trim().is_empty() {
         return Err(invalid(field, "an item must not be empty"));
@@ -167,7 +214,13 @@ pub fn add_item(tx: &mut Transaction<'_>, id: &str, field: &str, text: &str) -> 
 }
 
 /// Rewrites item `index` of a text list as a character diff, so concurrent edits merge.
-pub fn edit_item(tx: &mut Transaction<'_>, id: &str, field: &str, index: usize, text: &str) -> Result<(), CatalogueError> {
+pub fn edit_item(
+    tx: &mut Transaction<'_>,
+    id: &str,
+    field: &str,
+    index: usize,
+    text: &str,
+) -> Result<(), CatalogueError> {
     let cap = capability(tx, id)?;
     let list = list_of(tx, &cap, field)?;
     match tx.get(&list, index) {
@@ -180,7 +233,13 @@ pub fn edit_item(tx: &mut Transaction<'_>, id: &str, field: &str, index: usize, 
 }
 
 /// Splices a text field at a character position (what an editor sends).
-pub fn splice_name(tx: &mut Transaction<'_>, id: &str, pos: usize, del: isize, insert: &str) -> Result<(), CatalogueError> {
+pub fn splice_name(
+    tx: &mut Transaction<'_>,
+    id: &str,
+    pos: usize,
+    del: isize,
+    insert: &str,
+) -> Result<(), CatalogueError> {
     let cap = capability(tx, id)?;
     let text = match tx.get(&cap, "name") {
         Ok(Some((Value::Object(ObjType::Text), t))) => t,
@@ -194,10 +253,18 @@ pub fn splice_name(tx: &mut Transaction<'_>, id: &str, pos: usize, del: isize, i
 }
 
 /// Records a release's signed statement under `CAP@VERSION` (never overwritten).
-pub fn add_release(tx: &mut Transaction<'_>, key: &str, envelope: &[u8]) -> Result<(), CatalogueError> {
-    let releases = map_in(tx, &ROOT, "releases").ok_or_else(|| CatalogueError::Damaged("no releases map".into()))?;
+pub fn add_release(
+    tx: &mut Transaction<'_>,
+    key: &str,
+    envelope: &[u8],
+) -> Result<(), CatalogueError> {
+    let releases = map_in(tx, &ROOT, "releases")
+        .ok_or_else(|| CatalogueError::Damaged("no releases map".into()))?;
     if map_in(tx, &releases, key).is_some() {
-        return Err(invalid("release", format!("{key} is already in the catalogue")));
+        return Err(invalid(
+            "release",
+            format!("{key} is already in the catalogue"),
+        ));
     }
     let r = tx.put_object(&releases, key, ObjType::Map)?;
     tx.put(&r, "envelope", ScalarValue::Bytes(envelope.to_vec()))?;
@@ -207,9 +274,16 @@ pub fn add_release(tx: &mut Transaction<'_>, key: &str, envelope: &[u8]) -> Resu
 }
 
 /// Adds one approval signature to a release, keyed by key id (concurrent approvals merge).
-pub fn add_approval(tx: &mut Transaction<'_>, key: &str, keyid: &str, signature: &[u8]) -> Result<(), CatalogueError> {
-    let releases = map_in(tx, &ROOT, "releases").ok_or_else(|| CatalogueError::Damaged("no releases map".into()))?;
-    let r = map_in(tx, &releases, key).ok_or_else(|| invalid("release", format!("{key} is not in the catalogue")))?;
+pub fn add_approval(
+    tx: &mut Transaction<'_>,
+    key: &str,
+    keyid: &str,
+    signature: &[u8],
+) -> Result<(), CatalogueError> {
+    let releases = map_in(tx, &ROOT, "releases")
+        .ok_or_else(|| CatalogueError::Damaged("no releases map".into()))?;
+    let r = map_in(tx, &releases, key)
+        .ok_or_else(|| invalid("release", format!("{key} is not in the catalogue")))?;
     let approvals = match map_in(tx, &r, "approvals") {
         Some(a) => a,
         None => tx.put_object(&r, "approvals", ObjType::Map)?,

@@ -17,7 +17,10 @@ pub const GENESIS_ACTOR: &[u8] = b"accord-genesis-v1";
 pub const GENESIS_TIME: i64 = 1_767_225_600;
 
 /// The genesis document and the hash of its one change.
-pub fn build(seed: &Seed, anchor_root_payload_sha256: &str) -> Result<(Automerge, ChangeHash), CatalogueError> {
+pub fn build(
+    seed: &Seed,
+    anchor_root_payload_sha256: &str,
+) -> Result<(Automerge, ChangeHash), CatalogueError> {
     let mut doc = Automerge::new().with_actor(ActorId::from(GENESIS_ACTOR));
     let result = doc
         .transact_with::<_, _, automerge::AutomergeError, _>(
@@ -80,7 +83,10 @@ pub fn build(seed: &Seed, anchor_root_payload_sha256: &str) -> Result<(Automerge
                     }
                     for (k, items) in [
                         ("functional_requirements", &c.functional_requirements),
-                        ("non_functional_requirements", &c.non_functional_requirements),
+                        (
+                            "non_functional_requirements",
+                            &c.non_functional_requirements,
+                        ),
                         ("deliverables", &c.deliverables),
                     ] {
                         let l = tx.put_object(&o, k, ObjType::List)?;

@@ -142,7 +142,14 @@ impl Replica {
     {
         let result = self
             .doc
-            .transact_with(|_| CommitOptions::default().with_message(message).with_time(now), f)
+            .transact_with(
+                |_| {
+                    CommitOptions::default()
+                        .with_message(message)
+                        .with_time(now)
+                },
+                f,
+            )
             .map_err(|failure| failure.error)?;
         let Some(hash) = result.hash else {
             return Ok(Delta::default());
@@ -207,10 +214,17 @@ impl Replica {
             .filter_map(|h| self.signatures.get(h).map(|s| (h.0, *s)))
             .collect();
         signatures.sort();
-        let wire = WireMessage { sync: msg.encode(), signatures };
+        let wire = WireMessage {
+            sync: msg.encode(),
+            signatures,
+        };
         let bytes = wire.encode();
         if bytes.len() > MAX_MESSAGE_BYTES {
-            tracing::warn!(peer, size = bytes.len(), "sync message exceeds the limit; not sent");
+            tracing::warn!(
+                peer,
+                size = bytes.len(),
+                "sync message exceeds the limit; not sent"
+            );
             return None;
         }
         Some(bytes)
@@ -218,15 +232,24 @@ impl Replica {
 
     /// Applies a message from `peer`, all or nothing.
     pub fn receive_message(&mut self, peer: &str, bytes: &[u8]) -> Result<Delta, CatalogueError> {
-        let refuse = |reason: String| CatalogueError::Refused { peer: peer.to_owned(), reason };
+        let refuse = |reason: String| CatalogueError::Refused {
+            peer: peer.to_owned(),
+            reason,
+        };
         if bytes.len() > MAX_MESSAGE_BYTES {
-            return Err(refuse(format!("{} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit", bytes.len())));
+            return Err(refuse(format!(
+                "{} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit",
+                bytes.len()
+            )));
         }
         let wire = WireMessage::decode(bytes, peer)?;
         let msg = sync::Message::decode(&wire.sync)
             .map_err(|e| refuse(format!("not an Automerge sync message: {e}")))?;
-        let attached: HashMap<ChangeHash, [u8; 64]> =
-            wire.signatures.iter().map(|(h, s)| (ChangeHash(*h), *s)).collect();
+        let attached: HashMap<ChangeHash, [u8; 64]> = wire
+            .signatures
+            .iter()
+            .map(|(h, s)| (ChangeHash(*h), *s))
+            .collect();
         if !self.peers.contains_key(peer) {
             self.connect(peer);
         }

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use automerge::{ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde::Serialize;
 
 use crate::error::CatalogueError;
@@ -165,7 +165,9 @@ impl Catalogue {
 pub fn check_capability_id(id: &str) -> Result<(), CatalogueError> {
     let ok = !id.is_empty()
         && id.len() <= 32
-        && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
     if ok {
         Ok(())
     } else {
@@ -178,7 +180,10 @@ pub fn check_capability_id(id: &str) -> Result<(), CatalogueError> {
 
 /// Reads the typed catalogue; anything malformed is skipped and reported.
 pub fn read<D: ReadDoc>(doc: &D) -> (Catalogue, Vec<Problem>) {
-    let mut r = Reader { doc, problems: Vec::new() };
+    let mut r = Reader {
+        doc,
+        problems: Vec::new(),
+    };
     let mut cat = Catalogue {
         anchor: r.root_str("anchor"),
         ..Default::default()
@@ -241,7 +246,12 @@ pub fn read<D: ReadDoc>(doc: &D) -> (Catalogue, Vec<Problem>) {
         };
         let approvals = r.bytes_map(&obj, &p, "approvals");
         let promotions = r.bytes_map(&obj, &p, "promotions");
-        cat.releases.push(ReleaseEntry { key, envelope, approvals, promotions });
+        cat.releases.push(ReleaseEntry {
+            key,
+            envelope,
+            approvals,
+            promotions,
+        });
     }
     let problems = r.problems;
     (cat, problems)
@@ -254,7 +264,10 @@ struct Reader<'a, D: ReadDoc> {
 
 impl<D: ReadDoc> Reader<'_, D> {
     fn problem(&mut self, path: &str, detail: impl Into<String>) {
-        self.problems.push(Problem { path: path.to_owned(), detail: detail.into() });
+        self.problems.push(Problem {
+            path: path.to_owned(),
+            detail: detail.into(),
+        });
     }
 
     fn root_str(&mut self, key: &str) -> String {
@@ -268,7 +281,11 @@ impl<D: ReadDoc> Reader<'_, D> {
     }
 
     /// Entries of a map-of-maps, sorted by key; non-map entries are reported.
-    fn map_entries(&mut self, parent: &automerge::ObjId, key: &str) -> Vec<(String, automerge::ObjId)> {
+    fn map_entries(
+        &mut self,
+        parent: &automerge::ObjId,
+        key: &str,
+    ) -> Vec<(String, automerge::ObjId)> {
         let obj = match self.doc.get(parent, key) {
             Ok(Some((Value::Object(ObjType::Map), id))) => id,
             Ok(None) => return Vec::new(),
@@ -321,7 +338,9 @@ impl<D: ReadDoc> Reader<'_, D> {
     }
 
     fn str_list(&mut self, obj: &automerge::ObjId, path: &str, key: &str) -> Vec<String> {
-        let Some(list) = self.list(obj, path, key) else { return Vec::new() };
+        let Some(list) = self.list(obj, path, key) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         let items: Vec<(Value<'static>, automerge::ObjId)> = self
             .doc
@@ -361,7 +380,12 @@ impl<D: ReadDoc> Reader<'_, D> {
         }
     }
 
-    fn bytes_map(&mut self, obj: &automerge::ObjId, path: &str, key: &str) -> BTreeMap<String, Vec<u8>> {
+    fn bytes_map(
+        &mut self,
+        obj: &automerge::ObjId,
+        path: &str,
+        key: &str,
+    ) -> BTreeMap<String, Vec<u8>> {
         let m = match self.doc.get(obj, key) {
             Ok(Some((Value::Object(ObjType::Map), id))) => id,
             Ok(None) => return BTreeMap::new(),

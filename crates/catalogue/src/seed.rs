@@ -89,7 +89,10 @@ impl Seed {
         };
         let seed: Seed = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         if seed.schema != SEED_SCHEMA {
-            return Err(err(format!("schema is {:?}, expected {SEED_SCHEMA:?}", seed.schema)));
+            return Err(err(format!(
+                "schema is {:?}, expected {SEED_SCHEMA:?}",
+                seed.schema
+            )));
         }
         let unique = |what: &str, ids: Vec<&str>| -> Result<(), CatalogueError> {
             let mut seen = std::collections::BTreeSet::new();
@@ -100,10 +103,22 @@ impl Seed {
             }
             Ok(())
         };
-        unique("jurisdiction", seed.jurisdictions.iter().map(|j| j.id.as_str()).collect())?;
-        unique("domain", seed.domains.iter().map(|d| d.id.as_str()).collect())?;
-        unique("working group", seed.working_groups.iter().map(|w| w.id.as_str()).collect())?;
-        unique("capability", seed.capabilities.iter().map(|c| c.id.as_str()).collect())?;
+        unique(
+            "jurisdiction",
+            seed.jurisdictions.iter().map(|j| j.id.as_str()).collect(),
+        )?;
+        unique(
+            "domain",
+            seed.domains.iter().map(|d| d.id.as_str()).collect(),
+        )?;
+        unique(
+            "working group",
+            seed.working_groups.iter().map(|w| w.id.as_str()).collect(),
+        )?;
+        unique(
+            "capability",
+            seed.capabilities.iter().map(|c| c.id.as_str()).collect(),
+        )?;
         let has = |list: &[&str], id: &str| id.is_empty() || list.contains(&id);
         let js: Vec<&str> = seed.jurisdictions.iter().map(|j| j.id.as_str()).collect();
         let ds: Vec<&str> = seed.domains.iter().map(|d| d.id.as_str()).collect();
@@ -111,7 +126,10 @@ impl Seed {
         let cs: Vec<&str> = seed.capabilities.iter().map(|c| c.id.as_str()).collect();
         for w in &seed.working_groups {
             if !has(&js, &w.lead_jurisdiction) || !w.domains.iter().all(|d| has(&ds, d)) {
-                return Err(err(format!("working group {} names an unknown jurisdiction or domain", w.id)));
+                return Err(err(format!(
+                    "working group {} names an unknown jurisdiction or domain",
+                    w.id
+                )));
             }
         }
         for c in &seed.capabilities {
@@ -120,7 +138,10 @@ impl Seed {
                 return Err(err(format!("{}: unknown domain {:?}", c.id, c.domain)));
             }
             if !has(&ws, &c.working_group) || !has(&js, &c.lead_jurisdiction) {
-                return Err(err(format!("{}: unknown working group or lead jurisdiction", c.id)));
+                return Err(err(format!(
+                    "{}: unknown working group or lead jurisdiction",
+                    c.id
+                )));
             }
             if let Some(d) = c.dependencies.iter().find(|d| !cs.contains(&d.as_str())) {
                 return Err(err(format!("{}: depends on unknown capability {d}", c.id)));

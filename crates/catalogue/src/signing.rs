@@ -40,7 +40,9 @@ pub fn check(
     }
     let actor = change.actor_id().to_bytes();
     if actor == GENESIS_ACTOR {
-        return Err(format!("change {short} claims the genesis actor but is not this cooperative's genesis"));
+        return Err(format!(
+            "change {short} claims the genesis actor but is not this cooperative's genesis"
+        ));
     }
     let raw: [u8; 32] = actor
         .try_into()

@@ -35,7 +35,9 @@ impl WireMessage {
             peer: peer.to_owned(),
             reason: format!("malformed message: {reason}"),
         };
-        let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| bad("wrong magic"))?;
+        let rest = bytes
+            .strip_prefix(MAGIC)
+            .ok_or_else(|| bad("wrong magic"))?;
         let (len, rest) = take::<4>(rest).ok_or_else(|| bad("truncated length"))?;
         let len = u32::from_be_bytes(len) as usize;
         if rest.len() < len {
@@ -54,7 +56,10 @@ impl WireMessage {
             signatures.push((h, s));
             rest = r;
         }
-        Ok(WireMessage { sync: sync.to_vec(), signatures })
+        Ok(WireMessage {
+            sync: sync.to_vec(),
+            signatures,
+        })
     }
 }
 
@@ -74,11 +79,17 @@ mod tests {
 
     #[test]
     fn round_trip_and_truncations_refused() {
-        let m = WireMessage { sync: vec![1, 2, 3], signatures: vec![([7; 32], [9; 64])] };
+        let m = WireMessage {
+            sync: vec![1, 2, 3],
+            signatures: vec![([7; 32], [9; 64])],
+        };
         let bytes = m.encode();
         assert_eq!(WireMessage::decode(&bytes, "p").expect("decodes"), m);
         for cut in 0..bytes.len() {
-            assert!(WireMessage::decode(&bytes[..cut], "p").is_err(), "cut at {cut} accepted");
+            assert!(
+                WireMessage::decode(&bytes[..cut], "p").is_err(),
+                "cut at {cut} accepted"
+            );
         }
         let mut extra = bytes.clone();
         extra.push(0);

@@ -1,0 +1,356 @@
+//! Replicas converge, genesis is deterministic, and nothing unsigned or unauthorised is ever
+//! applied.
+
+mod common;
+
+use accord_catalogue::edit;
+use accord_catalogue::genesis;
+use accord_catalogue::schema::{self, Status};
+use accord_catalogue::signing;
+use accord_catalogue::wire::WireMessage;
+use accord_catalogue::{CatalogueError, Replica};
+use automerge::sync::SyncDoc;
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, ObjType, ROOT, ReadDoc};
+use common::*;
+
+const T: i64 = 1_800_000_000;
+
+#[test]
+fn genesis_is_byte_identical_and_never_conflicts() {
+    let (coop, root) = cooperative();
+    let (a, ha) = genesis::build(&seed(), &anchor_digest(&root)).expect("a");
+    let (b, hb) = genesis::build(&seed(), &anchor_digest(&root)).expect("b");
+    assert_eq!(ha, hb);
+    assert_eq!(a.save(), b.save());
+
+    // Two nodes initialised apart, each editing, then merged: every seeded field has one
+    // value (no shadowed maps), and the edits of both are there.
+    let mut uk = replica(&coop, &root, "uk.node");
+    let mut eu = replica(&coop, &root, "eu.node");
+    uk.edit(T, "uk edits", |tx| {
+        edit::set(tx, "CAP-B01", "status", "tendered")
+    })
+    .expect("edit");
+    eu.edit(T, "eu edits", |tx| {
+        edit::set(tx, "CAP-E02", "priority", "Critical")
+    })
+    .expect("edit");
+    sync_pair(&mut uk, "uk", &mut eu, "eu");
+    assert_eq!(uk.heads(), eu.heads());
+    let doc = uk.doc();
+    for top in [
+        "jurisdictions",
+        "domains",
+        "working_groups",
+        "capabilities",
+        "releases",
+    ] {
+        assert_eq!(
+            doc.get_all(ROOT, top).expect("get").len(),
+            1,
+            "{top} conflicts"
+        );
+    }
+    let (caps, _) = doc
+        .get(ROOT, "capabilities")
+        .expect("get")
+        .expect("caps")
+        .clone();
+    let _ = caps;
+    let (cat, problems) = schema::read(doc);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(
+        cat.capability("CAP-B01").expect("b01").status,
+        Status::Tendered
+    );
+    assert_eq!(cat.capability("CAP-E02").expect("e02").priority, "Critical");
+
+    // A different anchor root gives a different genesis: separate cooperatives never merge.
+    let (_, other) = genesis::build(&seed(), &"00".repeat(32)).expect("other");
+    assert_ne!(other, ha);
+}
+
+#[test]
+fn the_shipped_seed_catalogue_parses_and_builds() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/catalogue.toml");
+    let text = std::fs::read_to_string(path).expect("config/catalogue.toml");
+    let seed = accord_catalogue::Seed::parse(&text, path).expect("valid seed");
+    // 36 capabilities in 8 domains, as procurement framework §3.1 counts them.
+    assert_eq!(seed.capabilities.len(), 36);
+    assert_eq!(seed.domains.len(), 8);
+    for (domain, n) in [
+        ("A", 4),
+        ("B", 4),
+        ("C", 5),
+        ("D", 5),
+        ("E", 5),
+        ("F", 4),
+        ("G", 5),
+        ("H", 4),
+    ] {
+        assert_eq!(
+            seed.capabilities
+                .iter()
+                .filter(|c| c.domain == domain)
+                .count(),
+            n,
+            "domain {domain}"
+        );
+    }
+    for (id, name, aws) in [
+        ("CAP-B01", "Object Storage", "S3"),
+        ("CAP-E02", "IAM", "IAM"),
+        ("CAP-E03", "KMS", "KMS"),
+    ] {
+        let c = seed.capabilities.iter().find(|c| c.id == id).expect(id);
+        assert!(
+            c.name.contains(name) && c.aws_equivalent.contains(aws),
+            "{id}: {c:?}"
+        );
+    }
+    let (doc, _) = genesis::build(&seed, &"ab".repeat(32)).expect("genesis");
+    let (cat, problems) = schema::read(&doc);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(cat.capabilities.len(), seed.capabilities.len());
+}
+
+#[test]
+fn concurrent_text_edits_merge() {
+    let (coop, root) = cooperative();
+    let mut uk = replica(&coop, &root, "uk.node");
+    let mut ca = replica(&coop, &root, "ca.node");
+    uk.edit(T, "uk", |tx| {
+        edit::splice_name(tx, "CAP-E03", 3, 0, " (OpenBao)")
+    })
+    .expect("uk");
+    ca.edit(T, "ca", |tx| {
+        edit::splice_name(tx, "CAP-E03", 0, 0, "Sovereign ")
+    })
+    .expect("ca");
+    sync_pair(&mut uk, "uk", &mut ca, "ca");
+    let (cat, _) = schema::read(uk.doc());
+    assert_eq!(
+        cat.capability("CAP-E03").expect("e03").name,
+        "Sovereign KMS (OpenBao)"
+    );
+    assert_eq!(schema::read(ca.doc()).0, cat);
+}
+
+#[test]
+fn invalid_local_edits_change_nothing() {
+    let (coop, root) = cooperative();
+    let mut uk = replica(&coop, &root, "uk.node");
+    let heads = uk.heads();
+    let cases: Vec<(
+        &str,
+        Box<dyn FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), CatalogueError>>,
+    )> = vec![
+        (
+            "unknown capability",
+            Box::new(|tx| edit::set(tx, "CAP-Z99", "status", "staging")),
+        ),
+        (
+            "bad status",
+            Box::new(|tx| edit::set(tx, "CAP-B01", "status", "shipped")),
+        ),
+        (
+            "unknown field",
+            Box::new(|tx| edit::set(tx, "CAP-B01", "colour", "blue")),
+        ),
+        (
+            "unknown domain",
+            Box::new(|tx| edit::set(tx, "CAP-B01", "domain", "Q")),
+        ),
+        (
+            "self dependency",
+            Box::new(|tx| edit::add_dependency(tx, "CAP-B01", "CAP-B01")),
+        ),
+        (
+            "unknown dependency",
+            Box::new(|tx| edit::add_dependency(tx, "CAP-B01", "CAP-X01")),
+        ),
+        (
+            "partial then fail",
+            Box::new(|tx| {
+                edit::set(tx, "CAP-B01", "priority", "P1")?;
+                edit::set(tx, "CAP-B01", "status", "nonsense")
+            }),
+        ),
+    ];
+    for (what, f) in cases {
+        assert!(uk.edit(T, what, f).is_err(), "{what} accepted");
+        assert_eq!(uk.heads(), heads, "{what} left a change behind");
+    }
+    let (cat, _) = schema::read(uk.doc());
+    assert_eq!(cat.capability("CAP-B01").expect("b01").priority, "");
+}
+
+fn edited_pair() -> (
+    accord_trust::testkit::Cooperative,
+    accord_trust::TrustedRoot,
+    Replica,
+    Replica,
+) {
+    let (coop, root) = cooperative();
+    let mut uk = replica(&coop, &root, "uk.node");
+    let eu = replica(&coop, &root, "eu.node");
+    uk.edit(T, "uk edit", |tx| {
+        edit::set(tx, "CAP-B01", "status", "staging")
+    })
+    .expect("edit");
+    (coop, root, uk, eu)
+}
+
+/// Runs the exchange until `uk` sends a message carrying changes; returns it.
+fn message_with_changes(uk: &mut Replica, eu: &mut Replica) -> Vec<u8> {
+    for _ in 0..10 {
+        let m = uk.generate_message("eu").expect("uk has something to say");
+        let w = WireMessage::decode(&m, "uk").expect("wire");
+        let msg = automerge::sync::Message::decode(&w.sync).expect("sync");
+        if !msg.changes.is_empty() {
+            return m;
+        }
+        eu.receive_message("uk", &m).expect("eu accepts");
+        if let Some(r) = eu.generate_message("uk") {
+            uk.receive_message("eu", &r).expect("uk accepts");
+        }
+    }
+    panic!("no message with changes");
+}
+
+fn assert_refused(eu: &mut Replica, bytes: &[u8], needle: &str) {
+    let before = eu.heads();
+    match eu.receive_message("uk", bytes) {
+        Err(CatalogueError::Refused { reason, .. }) => {
+            assert!(reason.contains(needle), "{reason:?} lacks {needle:?}")
+        }
+        other => panic!("expected refusal containing {needle:?}, got {other:?}"),
+    }
+    assert_eq!(eu.heads(), before, "a refused message changed the document");
+}
+
+#[test]
+fn unsigned_and_forged_changes_are_refused_and_honest_sync_continues() {
+    let (_, _, mut uk, mut eu) = edited_pair();
+    let good = message_with_changes(&mut uk, &mut eu);
+    let wire = WireMessage::decode(&good, "uk").expect("wire");
+    assert!(!wire.signatures.is_empty());
+
+    // Unsigned: the signatures are stripped.
+    let unsigned = WireMessage {
+        sync: wire.sync.clone(),
+        signatures: vec![],
+    }
+    .encode();
+    assert_refused(&mut eu, &unsigned, "without its signature");
+
+    // Forged: one bit of the signature flipped.
+    let mut forged = wire.clone();
+    forged.signatures[0].1[5] ^= 1;
+    assert_refused(&mut eu, &forged.encode(), "does not verify");
+
+    // Garbage, truncation and oversize.
+    assert_refused(&mut eu, b"definitely not a sync message", "malformed");
+    assert_refused(&mut eu, &good[..good.len() - 1], "malformed");
+    let big = vec![0u8; accord_catalogue::replica::MAX_MESSAGE_BYTES + 1];
+    assert_refused(&mut eu, &big, "limit");
+    let mut bad_sync = wire.clone();
+    bad_sync.sync = vec![0x42; 40];
+    assert_refused(&mut eu, &bad_sync.encode(), "not an Automerge sync message");
+
+    // The honest message still applies afterwards.
+    eu.receive_message("uk", &good)
+        .expect("honest message accepted");
+    sync_pair(&mut uk, "uk", &mut eu, "eu");
+    assert_eq!(uk.heads(), eu.heads());
+    assert_eq!(
+        schema::read(eu.doc())
+            .0
+            .capability("CAP-B01")
+            .expect("b01")
+            .status,
+        Status::Staging
+    );
+}
+
+#[test]
+fn changes_by_keys_that_are_not_node_keys_are_refused() {
+    let (coop, root) = cooperative();
+    let mut eu = replica(&coop, &root, "eu.node");
+    // UK's lead key is in the root, but not as a node key; an outsider is not in it at all.
+    for (label, needle) in [
+        ("uk.lead", "only node keys write"),
+        ("outsider", "not in root"),
+    ] {
+        let mut rogue = replica(&coop, &root, label);
+        rogue
+            .edit(T, "rogue", |tx| {
+                edit::set(tx, "CAP-B01", "status", "retired")
+            })
+            .expect("edit");
+        let m = message_with_changes(&mut rogue, &mut eu);
+        assert_refused(&mut eu, &m, needle);
+    }
+    assert_eq!(
+        schema::read(eu.doc())
+            .0
+            .capability("CAP-B01")
+            .expect("b01")
+            .status,
+        Status::Proposed
+    );
+}
+
+#[test]
+fn a_change_claiming_another_nodes_actor_is_refused() {
+    let (coop, root) = cooperative();
+    let mut eu = replica(&coop, &root, "eu.node");
+    let uk_key = coop.signer("uk.node").expect("uk");
+    let au_key = coop.signer("au.node").expect("au");
+    // A document that writes as AU's actor, signed with UK's key.
+    let (mut doc, _) = genesis::build(&seed(), &anchor_digest(&root)).expect("genesis");
+    doc.set_actor(signing::actor_of(au_key.public()));
+    let hash = doc
+        .transact_with::<_, _, automerge::AutomergeError, _>(
+            |_| CommitOptions::default().with_time(T),
+            |tx| {
+                let caps = tx.get(ROOT, "capabilities")?.expect("caps").1;
+                let b01 = tx.get(&caps, "CAP-B01")?.expect("b01").1;
+                tx.put(&b01, "status", "retired")?;
+                Ok(())
+            },
+        )
+        .expect("commit")
+        .hash
+        .expect("hash");
+    let mut state = automerge::sync::State::new();
+    let mut eu_state = automerge::sync::State::new();
+    // Let the two documents negotiate with plain Automerge to get a message with changes.
+    let mut carrying = None;
+    for _ in 0..6 {
+        if let Some(m) = doc.generate_sync_message(&mut state) {
+            if !m.changes.is_empty() {
+                carrying = Some(m);
+                break;
+            }
+            eu.doc()
+                .clone()
+                .receive_sync_message(&mut eu_state, m)
+                .expect("recv");
+            let reply = eu
+                .doc()
+                .generate_sync_message(&mut eu_state)
+                .expect("reply");
+            doc.receive_sync_message(&mut state, reply).expect("recv");
+        }
+    }
+    let msg = carrying.expect("a message carrying the change");
+    let wire = WireMessage {
+        sync: msg.encode(),
+        signatures: vec![(hash.0, signing::sign(&uk_key, &hash))],
+    };
+    assert_refused(&mut eu, &wire.encode(), "does not verify");
+    let _ = ActorId::random();
+    let _ = ObjType::Map;
+}
