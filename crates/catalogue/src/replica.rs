@@ -23,6 +23,9 @@ use crate::wire::WireMessage;
 /// Largest sync message accepted or produced (a whole 10,000-change catalogue is ~0.2 MB).
 pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
 
+/// Signatures kept for changes that are not applied yet (see `Replica::pending`).
+pub const MAX_PENDING_SIGNATURES: usize = 65_536;
+
 /// A change to persist: its bytes and its author's signature (`None` only for genesis).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredChange {
@@ -60,6 +63,9 @@ pub struct Replica {
     root: TrustedRoot,
     genesis: ChangeHash,
     signatures: HashMap<ChangeHash, [u8; 64]>,
+    /// Signatures that arrived with changes Automerge queued for missing dependencies; they
+    /// are checked when the change is applied. Bounded by `MAX_PENDING_SIGNATURES`.
+    pending: HashMap<ChangeHash, [u8; 64]>,
     /// Live sync state per connected peer.
     peers: HashMap<String, sync::State>,
     /// Persisted states of peers not connected now.
@@ -112,6 +118,7 @@ impl Replica {
             root,
             genesis: genesis_hash,
             signatures,
+            pending: HashMap::new(),
             peers: HashMap::new(),
             saved_peers: stored.peer_states,
         })
@@ -270,7 +277,10 @@ impl Replica {
             let mut new_sigs = Vec::with_capacity(added.len());
             for change in &added {
                 let hash = change.hash();
-                let sig = attached.get(&hash).or_else(|| self.signatures.get(&hash));
+                let sig = attached
+                    .get(&hash)
+                    .or_else(|| self.signatures.get(&hash))
+                    .or_else(|| self.pending.get(&hash));
                 signing::check(change, sig, &self.root, &self.genesis).map_err(&refuse)?;
                 new_sigs.push((hash, sig.copied()));
             }
@@ -280,6 +290,7 @@ impl Replica {
             scratch.set_actor(self.actor.clone());
             self.doc = scratch;
             for (change, (hash, sig)) in added.iter().zip(new_sigs) {
+                self.pending.remove(&hash);
                 if let Some(s) = sig {
                     self.signatures.insert(hash, s);
                 }
@@ -288,6 +299,13 @@ impl Replica {
                     bytes: change.raw_bytes().to_vec(),
                     signature: sig,
                 });
+            }
+        }
+        // Keep signatures of changes this message carried that are still waiting for their
+        // dependencies, so a later message that completes them does not need them again.
+        for (hash, sig) in attached {
+            if !self.signatures.contains_key(&hash) && self.pending.len() < MAX_PENDING_SIGNATURES {
+                self.pending.insert(hash, sig);
             }
         }
         self.peers.insert(peer.to_owned(), state);

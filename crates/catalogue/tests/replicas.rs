@@ -142,10 +142,9 @@ fn invalid_local_edits_change_nothing() {
     let (coop, root) = cooperative();
     let mut uk = replica(&coop, &root, "uk.node");
     let heads = uk.heads();
-    let cases: Vec<(
-        &str,
-        Box<dyn FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), CatalogueError>>,
-    )> = vec![
+    type EditFn =
+        Box<dyn FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), CatalogueError>>;
+    let cases: Vec<(&str, EditFn)> = vec![
         (
             "unknown capability",
             Box::new(|tx| edit::set(tx, "CAP-Z99", "status", "staging")),
