@@ -20,6 +20,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the walkthrough: a four-jurisdiction cooperative co-signs a release offline.
     Demo(DemoArgs),
+    /// Create a node's data directory: install the first root (out of band), the node key,
+    /// and the genesis catalogue.
+    Init(InitArgs),
+    /// Read and edit the replicated catalogue.
+    #[command(subcommand)]
+    Catalogue(CatalogueCommand),
     /// Generate and inspect Ed25519 keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -197,4 +203,78 @@ pub struct VerifyArgs {
     pub local_rule: Vec<String>,
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where the node keeps its state.
+#[derive(Debug, Args, Clone)]
+pub struct DataDirArg {
+    /// The node's data directory.
+    #[arg(long, env = "ACCORD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+    /// The cooperative's first root, obtained out of band.
+    #[arg(long, value_name = "ROOT")]
+    pub root: PathBuf,
+    /// This node's key (must be a `node` key of the root); KEY.pub must sit beside it.
+    #[arg(long, value_name = "KEY")]
+    pub node_key: PathBuf,
+    /// Seed catalogue (default: the cooperative's catalogue built into this binary).
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogueCommand {
+    /// List capabilities.
+    List {
+        #[command(flatten)]
+        data_dir: DataDirArg,
+        /// Only this domain (A-H).
+        #[arg(long)]
+        domain: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one capability in full.
+    Show {
+        id: String,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Edit a capability; every edit is one change signed by the node key.
+    Edit {
+        id: String,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+        /// FIELD=VALUE: name, status, domain, aws_equivalent, open_source_base, priority,
+        /// effort, working_group, lead_jurisdiction.
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        set: Vec<String>,
+        #[arg(long, value_name = "CAP")]
+        add_dependency: Vec<String>,
+        #[arg(long, value_name = "CAP")]
+        remove_dependency: Vec<String>,
+        #[arg(long, value_name = "TEXT")]
+        add_requirement: Vec<String>,
+        #[arg(long, value_name = "TEXT")]
+        add_non_functional: Vec<String>,
+        #[arg(long, value_name = "TEXT")]
+        add_deliverable: Vec<String>,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Write the catalogue in Automerge's standard binary format.
+    Export {
+        #[command(flatten)]
+        data_dir: DataDirArg,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }

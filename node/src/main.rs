@@ -5,6 +5,7 @@
 
 mod cli;
 mod cmd;
+mod datadir;
 mod files;
 mod passphrase;
 mod report;

@@ -51,8 +51,12 @@ impl Delta {
 /// What a node keeps durably, handed back at start.
 #[derive(Debug, Clone, Default)]
 pub struct Stored {
+    /// The compacted document (at least the genesis).
     pub snapshot: Option<Vec<u8>>,
+    /// Changes since the snapshot.
     pub changes: Vec<StoredChange>,
+    /// Signatures of every signed change, compacted ones included (they are relayed).
+    pub signatures: Vec<([u8; 32], [u8; 64])>,
     pub peer_states: BTreeMap<String, Vec<u8>>,
 }
 
@@ -82,26 +86,32 @@ impl std::fmt::Debug for Replica {
 }
 
 impl Replica {
-    /// Opens a replica from the genesis document and what was stored. `genesis` must be the
-    /// document `genesis::build` made on this node.
+    /// Opens a replica from what is stored: `stored.snapshot` is the base document (the
+    /// genesis document right after `accord init`), `genesis` the hash this node computed
+    /// for the cooperative's genesis change.
     pub fn open(
-        genesis: (Automerge, ChangeHash),
+        genesis: ChangeHash,
         stored: Stored,
         key: SecretKey,
         root: TrustedRoot,
     ) -> Result<Replica, CatalogueError> {
-        let (genesis_doc, genesis_hash) = genesis;
+        let genesis_hash = genesis;
         let actor = signing::actor_of(key.public());
-        let mut doc = match &stored.snapshot {
-            Some(s) => Automerge::load(s)?,
-            None => genesis_doc,
-        };
+        let snapshot = stored
+            .snapshot
+            .as_deref()
+            .ok_or_else(|| CatalogueError::Damaged("no stored catalogue snapshot".into()))?;
+        let mut doc = Automerge::load(snapshot)?;
         if doc.get_change_by_hash(&genesis_hash).is_none() {
             return Err(CatalogueError::Damaged(
                 "the stored catalogue does not descend from this cooperative's genesis".into(),
             ));
         }
-        let mut signatures = HashMap::new();
+        let mut signatures: HashMap<ChangeHash, [u8; 64]> = stored
+            .signatures
+            .iter()
+            .map(|(h, s)| (ChangeHash(*h), *s))
+            .collect();
         let mut joined = Vec::new();
         for c in &stored.changes {
             joined.extend_from_slice(&c.bytes);

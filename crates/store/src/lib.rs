@@ -1,1 +1,183 @@
+//! Accord's durable node state in one redb file (`node.redb` in the data directory): the
+//! catalogue (compacted snapshot, changes since, change signatures), per-peer sync state and
+//! small metadata. Blobs live in their own store beside it.
+//!
+//! Architecture invariant: every `apply` is one redb write transaction committed with
+//! `Durability::Immediate`, so a crash at any point leaves the last committed state, and a
+//! reader never sees half of a `Delta`.
 
+use std::path::Path;
+
+use accord_catalogue::{Delta, Stored, StoredChange};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use thiserror::Error;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("catalogue_snapshot");
+const CHANGES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("catalogue_changes");
+const SIGNATURES: TableDefinition<[u8; 32], [u8; 64]> = TableDefinition::new("change_signatures");
+const PEERS: TableDefinition<&str, &[u8]> = TableDefinition::new("peer_sync_state");
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("node database {path}: {source}")]
+    Redb {
+        path: String,
+        #[source]
+        source: redb::Error,
+    },
+    #[error("node database {path} is not initialised (run 'accord init')")]
+    NotInitialised { path: String },
+}
+
+/// The node's database.
+#[derive(Debug)]
+pub struct NodeDb {
+    db: Database,
+    path: String,
+}
+
+impl NodeDb {
+    /// Opens (creating if needed) the database. After a crash redb repairs the file on open.
+    pub fn open(path: &Path) -> Result<NodeDb, StoreError> {
+        let shown = path.display().to_string();
+        let db = Database::create(path).map_err(|e| StoreError::Redb {
+            path: shown.clone(),
+            source: e.into(),
+        })?;
+        let me = NodeDb { db, path: shown };
+        // Create every table once so readers never meet a missing one.
+        me.write(|tx| {
+            tx.open_table(META)?;
+            tx.open_table(SNAPSHOT)?;
+            tx.open_table(CHANGES)?;
+            tx.open_table(SIGNATURES)?;
+            tx.open_table(PEERS)?;
+            Ok(())
+        })?;
+        Ok(me)
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        StoreError::Redb {
+            path: self.path.clone(),
+            source: e.into(),
+        }
+    }
+
+    fn write(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        f(&tx).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = tx.open_table(META).map_err(|e| self.err(e))?;
+        Ok(t.get(key)
+            .map_err(|e| self.err(e))?
+            .map(|g| g.value().to_vec()))
+    }
+
+    /// Initialises the catalogue with its genesis snapshot and metadata, in one transaction.
+    pub fn initialise(
+        &self,
+        genesis_snapshot: &[u8],
+        meta: &[(&str, &[u8])],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let mut s = tx.open_table(SNAPSHOT)?;
+            s.insert("doc", genesis_snapshot)?;
+            let mut m = tx.open_table(META)?;
+            for (k, v) in meta {
+                m.insert(*k, *v)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Everything `Replica::open` needs.
+    pub fn load_catalogue(&self) -> Result<Stored, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let snap = tx.open_table(SNAPSHOT).map_err(|e| self.err(e))?;
+        let snapshot = snap
+            .get("doc")
+            .map_err(|e| self.err(e))?
+            .map(|g| g.value().to_vec())
+            .ok_or_else(|| StoreError::NotInitialised {
+                path: self.path.clone(),
+            })?;
+        let sigs = tx.open_table(SIGNATURES).map_err(|e| self.err(e))?;
+        let mut signatures = Vec::with_capacity(sigs.len().map_err(|e| self.err(e))? as usize);
+        for row in sigs.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            signatures.push((k.value(), v.value()));
+        }
+        let changes_t = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
+        let mut changes = Vec::new();
+        for row in changes_t.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            changes.push(StoredChange {
+                hash: k.value(),
+                bytes: v.value().to_vec(),
+                signature: None,
+            });
+        }
+        let peers_t = tx.open_table(PEERS).map_err(|e| self.err(e))?;
+        let mut peer_states = std::collections::BTreeMap::new();
+        for row in peers_t.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            peer_states.insert(k.value().to_owned(), v.value().to_vec());
+        }
+        Ok(Stored {
+            snapshot: Some(snapshot),
+            changes,
+            signatures,
+            peer_states,
+        })
+    }
+
+    /// Persists a `Delta` atomically and durably.
+    pub fn apply(&self, delta: &Delta) -> Result<(), StoreError> {
+        if delta.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut changes = tx.open_table(CHANGES)?;
+            let mut sigs = tx.open_table(SIGNATURES)?;
+            for c in &delta.changes {
+                changes.insert(c.hash, c.bytes.as_slice())?;
+                if let Some(s) = c.signature {
+                    sigs.insert(c.hash, s)?;
+                }
+            }
+            let mut peers = tx.open_table(PEERS)?;
+            for (p, s) in &delta.peer_states {
+                peers.insert(p.as_str(), s.as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Replaces the snapshot with `snapshot` (which must contain every stored change) and
+    /// drops the individual changes, in one transaction. Signatures stay.
+    pub fn compact(&self, snapshot: &[u8]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let mut s = tx.open_table(SNAPSHOT)?;
+            s.insert("doc", snapshot)?;
+            let mut changes = tx.open_table(CHANGES)?;
+            changes.retain(|_, _| false)?;
+            Ok(())
+        })
+    }
+
+    /// Changes stored since the last compaction.
+    pub fn pending_changes(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
+        t.len().map_err(|e| self.err(e))
+    }
+}

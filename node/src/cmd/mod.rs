@@ -1,5 +1,6 @@
 //! One module per command group; `run` dispatches.
 
+pub mod catalogue;
 pub mod demo;
 pub mod keys;
 pub mod release;
@@ -12,6 +13,8 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Init(args) => catalogue::init(args),
+        Command::Catalogue(c) => catalogue::run(c),
         Command::Keys(c) => keys::run(c),
         Command::Root(c) => root::run(c),
         Command::Release(c) => release::run(c),

@@ -84,14 +84,12 @@ pub fn anchor_digest(root: &TrustedRoot) -> String {
 
 /// A replica writing with `label`'s key (e.g. "uk.node").
 pub fn replica(coop: &Cooperative, root: &TrustedRoot, label: &str) -> Replica {
-    let g = genesis::build(&seed(), &anchor_digest(root)).expect("genesis");
-    Replica::open(
-        g,
-        Stored::default(),
-        coop.signer(label).expect("key"),
-        root.clone(),
-    )
-    .expect("open")
+    let (doc, hash) = genesis::build(&seed(), &anchor_digest(root)).expect("genesis");
+    let stored = Stored {
+        snapshot: Some(doc.save()),
+        ..Stored::default()
+    };
+    Replica::open(hash, stored, coop.signer(label).expect("key"), root.clone()).expect("open")
 }
 
 /// Exchanges messages between two replicas until both are quiet. Returns (rounds, bytes).

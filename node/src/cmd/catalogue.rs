@@ -1,0 +1,224 @@
+//! `accord init` and `accord catalogue list|show|edit|export` on a local data directory.
+
+use accord_catalogue::schema::Capability;
+use accord_catalogue::{Catalogue, edit};
+use accord_protocol::Timestamp;
+use anyhow::{Context, Result, bail};
+
+use crate::cli::{CatalogueCommand, InitArgs};
+use crate::datadir::{DataDir, EMBEDDED_SEED};
+use crate::files::write_atomic;
+use crate::passphrase;
+
+/// Compact the stored changes into one snapshot once there are this many.
+const COMPACT_AFTER: u64 = 256;
+
+pub fn init(args: InitArgs) -> Result<()> {
+    let dir = DataDir::new(&args.data_dir.data_dir);
+    let (text, name) = match &args.seed {
+        Some(p) => (
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => (
+            EMBEDDED_SEED.to_owned(),
+            "the built-in seed catalogue".to_owned(),
+        ),
+    };
+    println!("{}", dir.init(&args.root, &args.node_key, &text, &name)?);
+    Ok(())
+}
+
+pub fn run(cmd: CatalogueCommand) -> Result<()> {
+    match cmd {
+        CatalogueCommand::List {
+            data_dir,
+            domain,
+            json,
+        } => {
+            let (cat, problems) = DataDir::new(&data_dir.data_dir).catalogue()?;
+            warn_problems(&problems);
+            let caps: Vec<&Capability> = cat
+                .capabilities
+                .iter()
+                .filter(|c| {
+                    domain
+                        .as_deref()
+                        .is_none_or(|d| c.domain.eq_ignore_ascii_case(d))
+                })
+                .collect();
+            if let Some(d) = &domain
+                && !cat.domains.iter().any(|x| x.id.eq_ignore_ascii_case(d))
+            {
+                let known: Vec<_> = cat.domains.iter().map(|d| d.id.as_str()).collect();
+                bail!("unknown domain {d:?}; domains are {}", known.join(", "));
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&caps)?);
+                return Ok(());
+            }
+            println!(
+                "{:<8} {:<15} {:<3} {:<5} {:<4} NAME",
+                "ID", "STATUS", "DOM", "WG", "LEAD"
+            );
+            for c in caps {
+                println!(
+                    "{:<8} {:<15} {:<3} {:<5} {:<4} {}",
+                    c.id,
+                    c.status.as_str(),
+                    c.domain,
+                    c.working_group,
+                    c.lead_jurisdiction,
+                    c.name
+                );
+            }
+            Ok(())
+        }
+        CatalogueCommand::Show { id, data_dir, json } => {
+            let (cat, problems) = DataDir::new(&data_dir.data_dir).catalogue()?;
+            warn_problems(&problems);
+            let c = find(&cat, &id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(c)?);
+            } else {
+                print!("{}", render(c));
+            }
+            Ok(())
+        }
+        CatalogueCommand::Edit {
+            id,
+            data_dir,
+            set,
+            add_dependency,
+            remove_dependency,
+            add_requirement,
+            add_non_functional,
+            add_deliverable,
+            passphrase: pass_args,
+        } => {
+            let dir = DataDir::new(&data_dir.data_dir);
+            let mut sets = Vec::new();
+            for s in &set {
+                let (k, v) = s
+                    .split_once('=')
+                    .with_context(|| format!("--set takes FIELD=VALUE, got {s:?}"))?;
+                sets.push((k.trim().to_owned(), v.to_owned()));
+            }
+            if sets.is_empty()
+                && add_dependency.is_empty()
+                && remove_dependency.is_empty()
+                && add_requirement.is_empty()
+                && add_non_functional.is_empty()
+                && add_deliverable.is_empty()
+            {
+                bail!("nothing to edit: give --set FIELD=VALUE or --add-…/--remove-… options");
+            }
+            let pass = passphrase::existing(&pass_args, "the node key")?;
+            let (mut replica, db) = dir.replica(&pass)?;
+            let summary = format!("edit {id}: {}", set.join(", "));
+            let delta = replica.edit(Timestamp::now().unix(), &summary, |tx| {
+                for (k, v) in &sets {
+                    edit::set(tx, &id, k, v)?;
+                }
+                for d in &add_dependency {
+                    edit::add_dependency(tx, &id, d)?;
+                }
+                for d in &remove_dependency {
+                    edit::remove_dependency(tx, &id, d)?;
+                }
+                for t in &add_requirement {
+                    edit::add_item(tx, &id, "functional_requirements", t)?;
+                }
+                for t in &add_non_functional {
+                    edit::add_item(tx, &id, "non_functional_requirements", t)?;
+                }
+                for t in &add_deliverable {
+                    edit::add_item(tx, &id, "deliverables", t)?;
+                }
+                Ok(())
+            })?;
+            db.apply(&delta)?;
+            if db.pending_changes()? >= COMPACT_AFTER {
+                db.compact(&replica.save())?;
+            }
+            match delta.changes.first() {
+                Some(c) => println!(
+                    "{id}: committed change {} signed by node key {}",
+                    hex::encode(&c.hash[..8]),
+                    replica_key_short(&dir)?
+                ),
+                None => println!("{id}: no change (values already set)"),
+            }
+            Ok(())
+        }
+        CatalogueCommand::Export { data_dir, out } => {
+            let (doc, _) = DataDir::new(&data_dir.data_dir).document()?;
+            let bytes = doc.save();
+            write_atomic(&out, &bytes, false)?;
+            println!(
+                "wrote {} ({} bytes, {} changes, Automerge binary format)",
+                out.display(),
+                bytes.len(),
+                doc.get_changes(&[]).len()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn replica_key_short(dir: &DataDir) -> Result<String> {
+    let p = accord_trust::PublicKey::read(&dir.path.join("node.key.pub"))?;
+    Ok(p.id().short().to_owned())
+}
+
+fn find<'a>(cat: &'a Catalogue, id: &str) -> Result<&'a Capability> {
+    cat.capability(id).with_context(|| {
+        format!(
+            "unknown capability {id}; 'accord catalogue list' shows the {} ids",
+            cat.capabilities.len()
+        )
+    })
+}
+
+fn warn_problems(problems: &[accord_catalogue::Problem]) {
+    for p in problems {
+        eprintln!("warning: catalogue entry {} skipped: {}", p.path, p.detail);
+    }
+}
+
+fn render(c: &Capability) -> String {
+    let mut s = format!("{} — {}\n", c.id, c.name);
+    let rows = [
+        ("status", c.status.as_str().to_owned()),
+        ("domain", c.domain.clone()),
+        ("aws equivalent", c.aws_equivalent.clone()),
+        ("open-source base", c.open_source_base.clone()),
+        ("priority", c.priority.clone()),
+        ("effort", c.effort.clone()),
+        ("working group", c.working_group.clone()),
+        ("lead jurisdiction", c.lead_jurisdiction.clone()),
+        ("dependencies", c.dependencies.join(", ")),
+    ];
+    for (k, v) in rows {
+        s.push_str(&format!(
+            "  {k:<18} {}\n",
+            if v.is_empty() { "-" } else { &v }
+        ));
+    }
+    for (title, items) in [
+        ("functional requirements", &c.functional_requirements),
+        (
+            "non-functional requirements",
+            &c.non_functional_requirements,
+        ),
+        ("deliverables", &c.deliverables),
+    ] {
+        if !items.is_empty() {
+            s.push_str(&format!("  {title}:\n"));
+            for (i, it) in items.iter().enumerate() {
+                s.push_str(&format!("    {i}. {it}\n"));
+            }
+        }
+    }
+    s
+}

@@ -1,0 +1,415 @@
+//! `accord init` and `accord catalogue …` on a real data directory: a real redb file, real
+//! signed Automerge changes, the export read by JavaScript Automerge, and SIGKILL mid-write.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const PASS: &str = "catalogue test passphrase";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn accord(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_accord"))
+        .current_dir(dir)
+        .args(args)
+        .env("ACCORD_PASSPHRASE", PASS)
+        .env_remove("ACCORD_DATA_DIR")
+        .output()
+        .expect("run accord");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(r: Run) -> Run {
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    r
+}
+
+fn fails(r: Run, needle: &str) {
+    assert_eq!(r.code, 1, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected:\n{}", r.stderr);
+    assert!(lines[0].contains(needle), "{:?} lacks {needle:?}", lines[0]);
+}
+
+/// Keys for four jurisdictions, a root signed by a steering majority, and UK's data dir.
+fn cooperative(d: &Path) {
+    let mut spec = String::from("version = 1\nexpires = \"2099-01-01T00:00:00Z\"\n");
+    for j in ["uk", "eu", "ca", "au"] {
+        std::fs::create_dir_all(d.join(j)).expect("mkdir");
+        spec.push_str(&format!("[principals.{j}]\nname = \"{j}\"\n"));
+        for role in ["lead", "security", "steering", "node"] {
+            ok(accord(
+                d,
+                &["keys", "generate", "--out", &format!("{j}/{role}.key")],
+            ));
+            spec.push_str(&format!("{role} = {{ keys = [\"{j}/{role}.key.pub\"] }}\n"));
+        }
+    }
+    std::fs::write(d.join("root.toml"), spec).expect("spec");
+    ok(accord(
+        d,
+        &["root", "new", "--spec", "root.toml", "--out", "root.json"],
+    ));
+    for j in ["uk", "eu", "ca"] {
+        ok(accord(
+            d,
+            &[
+                "root",
+                "sign",
+                "root.json",
+                "--key",
+                &format!("{j}/steering.key"),
+            ],
+        ));
+    }
+    ok(accord(
+        d,
+        &[
+            "init",
+            "--data-dir",
+            "uk-data",
+            "--root",
+            "root.json",
+            "--node-key",
+            "uk/node.key",
+        ],
+    ));
+}
+
+#[test]
+fn init_list_show_edit_export() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    cooperative(d);
+
+    // Only a node key of the root may hold a data dir; a second init is refused.
+    fails(
+        accord(
+            d,
+            &[
+                "init",
+                "--data-dir",
+                "x",
+                "--root",
+                "root.json",
+                "--node-key",
+                "uk/lead.key",
+            ],
+        ),
+        "not a node key",
+    );
+    assert!(!d.join("x").exists());
+    fails(
+        accord(
+            d,
+            &[
+                "init",
+                "--data-dir",
+                "uk-data",
+                "--root",
+                "root.json",
+                "--node-key",
+                "uk/node.key",
+            ],
+        ),
+        "already initialised",
+    );
+
+    let r = ok(accord(
+        d,
+        &["catalogue", "list", "--data-dir", "uk-data", "--json"],
+    ));
+    let caps: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(caps.as_array().expect("array").len(), 36);
+    let r = ok(accord(
+        d,
+        &[
+            "catalogue",
+            "list",
+            "--data-dir",
+            "uk-data",
+            "--domain",
+            "E",
+        ],
+    ));
+    assert!(
+        r.stdout.contains("CAP-E02") && r.stdout.contains("CAP-E03"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("CAP-B01"));
+
+    ok(accord(
+        d,
+        &[
+            "catalogue",
+            "edit",
+            "CAP-B01",
+            "--data-dir",
+            "uk-data",
+            "--set",
+            "status=staging",
+            "--set",
+            "effort=4 people, 10 weeks",
+            "--add-requirement",
+            "Object lock (WORM)",
+            "--add-dependency",
+            "CAP-D01",
+        ],
+    ));
+    let r = ok(accord(
+        d,
+        &[
+            "catalogue",
+            "show",
+            "CAP-B01",
+            "--data-dir",
+            "uk-data",
+            "--json",
+        ],
+    ));
+    let c: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(c["status"], "staging");
+    assert_eq!(c["effort"], "4 people, 10 weeks");
+    assert!(
+        c["functional_requirements"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|v| v == "Object lock (WORM)")
+    );
+    assert!(
+        c["dependencies"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|v| v == "CAP-D01")
+    );
+
+    // Clear errors for unknown ids and invalid values; nothing is written.
+    fails(
+        accord(
+            d,
+            &["catalogue", "show", "CAP-Z99", "--data-dir", "uk-data"],
+        ),
+        "unknown capability CAP-Z99",
+    );
+    fails(
+        accord(
+            d,
+            &[
+                "catalogue",
+                "edit",
+                "CAP-Z99",
+                "--data-dir",
+                "uk-data",
+                "--set",
+                "status=staging",
+            ],
+        ),
+        "unknown capability CAP-Z99",
+    );
+    fails(
+        accord(
+            d,
+            &[
+                "catalogue",
+                "edit",
+                "CAP-B01",
+                "--data-dir",
+                "uk-data",
+                "--set",
+                "status=shipped",
+            ],
+        ),
+        "not one of proposed",
+    );
+    fails(
+        accord(
+            d,
+            &[
+                "catalogue",
+                "edit",
+                "CAP-B01",
+                "--data-dir",
+                "uk-data",
+                "--set",
+                "colour=blue",
+            ],
+        ),
+        "unknown field",
+    );
+    fails(
+        accord(
+            d,
+            &[
+                "catalogue",
+                "edit",
+                "CAP-B01",
+                "--data-dir",
+                "uk-data",
+                "--set",
+                "lead_jurisdiction=fr",
+            ],
+        ),
+        "not in jurisdictions",
+    );
+    fails(
+        accord(d, &["catalogue", "list", "--data-dir", "nowhere"]),
+        "not an Accord data directory",
+    );
+    let r = ok(accord(
+        d,
+        &[
+            "catalogue",
+            "show",
+            "CAP-B01",
+            "--data-dir",
+            "uk-data",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&r.stdout).expect("json")["status"],
+        "staging"
+    );
+
+    // Export in Automerge's binary format; the Rust implementation reads it back…
+    ok(accord(
+        d,
+        &[
+            "catalogue",
+            "export",
+            "--data-dir",
+            "uk-data",
+            "--out",
+            "catalogue.automerge",
+        ],
+    ));
+    let bytes = std::fs::read(d.join("catalogue.automerge")).expect("export");
+    let doc = automerge::Automerge::load(&bytes).expect("loads");
+    let rust_view = serde_json::to_value(automerge::AutoSerde::from(&doc)).expect("json");
+    assert_eq!(rust_view["capabilities"]["CAP-B01"]["status"], "staging");
+
+    // …and so does the JavaScript implementation, with the same content.
+    let prefix = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/interop-node");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/automerge_load.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(d.join("catalogue.automerge"))
+        .env("AUTOMERGE_PREFIX", &prefix)
+        .output()
+        .expect("node (scripts/test installs @automerge/automerge into target/interop-node)");
+    assert!(
+        out.status.success(),
+        "JavaScript Automerge could not load the export (run scripts/test to install it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let js_view: serde_json::Value = serde_json::from_slice(&out.stdout).expect("js json");
+    assert_eq!(js_view, rust_view);
+}
+
+/// A process killed with SIGKILL in the middle of writing reopens its redb database with the
+/// last committed catalogue: never a half-applied edit, never an unreadable file.
+#[test]
+fn sigkill_during_edits_keeps_the_last_committed_catalogue() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    cooperative(d);
+    let mut last_ok: Option<usize> = None;
+    let (mut finished, mut killed) = (0, 0);
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for i in 0..40usize {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_accord"))
+            .current_dir(d)
+            .args([
+                "catalogue",
+                "edit",
+                "CAP-B01",
+                "--data-dir",
+                "uk-data",
+                "--set",
+            ])
+            .arg(format!("effort=attempt {i}"))
+            .arg("--add-deliverable")
+            .arg(format!("deliverable {i}"))
+            .env("ACCORD_PASSPHRASE", PASS)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // Edits take tens of milliseconds (most of it unlocking the key, then the commit);
+        // kill anywhere in that window, and sometimes let them finish.
+        std::thread::sleep(Duration::from_millis(seed % 90));
+        let _ = child.kill();
+        let status = child.wait().expect("wait");
+        if status.success() {
+            last_ok = Some(i);
+            finished += 1;
+        } else {
+            killed += 1;
+        }
+    }
+    assert!(
+        finished > 0 && killed > 0,
+        "{finished} finished, {killed} killed: the test did not exercise both"
+    );
+    let r = ok(accord(
+        d,
+        &[
+            "catalogue",
+            "show",
+            "CAP-B01",
+            "--data-dir",
+            "uk-data",
+            "--json",
+        ],
+    ));
+    let c: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    let effort = c["effort"].as_str().expect("effort").to_owned();
+    let deliverables: Vec<String> = c["deliverables"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    if let Some(n) = last_ok {
+        let at: usize = effort
+            .strip_prefix("attempt ")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("effort {effort:?} was never written"));
+        assert!(at >= n, "committed attempt {n} lost: effort is {effort:?}");
+    }
+    // Each edit is one change: its two fields are both there or both absent.
+    if let Some(at) = effort.strip_prefix("attempt ") {
+        assert!(
+            deliverables.contains(&format!("deliverable {at}")),
+            "half an edit: {effort} without its deliverable"
+        );
+    }
+    // And the node keeps working: a further edit commits.
+    ok(accord(
+        d,
+        &[
+            "catalogue",
+            "edit",
+            "CAP-B01",
+            "--data-dir",
+            "uk-data",
+            "--set",
+            "effort=after the crashes",
+        ],
+    ));
+}
