@@ -218,17 +218,15 @@ impl Replica {
         let state = self.peers.get_mut(peer)?;
         let before = state.sent_hashes.clone();
         let msg = self.doc.generate_sync_message(state)?;
-        // Signatures for every change the message carries. A whole-document chunk carries
-        // all of them; otherwise exactly the hashes Automerge just marked as sent.
+        // One signature per author covers all of that author's changes in the message: an
+        // author's changes are hash-linked (each depends on its previous one), so the
+        // signature over the newest one authenticates its ancestors (ADR 0003).
         let whole_doc = msg.changes.iter().any(is_document_chunk);
-        let hashes: Vec<ChangeHash> = if whole_doc {
-            self.signatures.keys().copied().collect()
-        } else {
-            state.sent_hashes.difference(&before).copied().collect()
-        };
-        let mut signatures: Vec<([u8; 32], [u8; 64])> = hashes
-            .iter()
-            .filter_map(|h| self.signatures.get(h).map(|s| (h.0, *s)))
+        let sent: Vec<ChangeHash> = state.sent_hashes.difference(&before).copied().collect();
+        let mut signatures: Vec<([u8; 32], [u8; 64])> = self
+            .newest_by_author(&sent, whole_doc)
+            .into_iter()
+            .filter_map(|h| self.signatures.get(&h).map(|s| (h.0, *s)))
             .collect();
         signatures.sort();
         let wire = WireMessage {
@@ -284,30 +282,23 @@ impl Replica {
                 .load_incremental(&joined)
                 .map_err(|e| refuse(format!("changes do not load: {e}")))?;
             let added: Vec<Change> = self.doc.get_changes_added(&scratch);
-            let mut new_sigs = Vec::with_capacity(added.len());
-            for change in &added {
-                let hash = change.hash();
-                let sig = attached
-                    .get(&hash)
-                    .or_else(|| self.signatures.get(&hash))
-                    .or_else(|| self.pending.get(&hash));
-                signing::check(change, sig, &self.root, &self.genesis).map_err(&refuse)?;
-                new_sigs.push((hash, sig.copied()));
-            }
+            let signed = self.verify_added(&added, &attached).map_err(&refuse)?;
             scratch
                 .receive_sync_message(&mut state, msg)
                 .map_err(|e| refuse(format!("rejected by Automerge: {e}")))?;
             scratch.set_actor(self.actor.clone());
             self.doc = scratch;
-            for (change, (hash, sig)) in added.iter().zip(new_sigs) {
+            for change in &added {
+                let hash = change.hash();
                 self.pending.remove(&hash);
-                if let Some(s) = sig {
-                    self.signatures.insert(hash, s);
+                let signature = signed.get(&hash).copied();
+                if let Some(sig) = signature {
+                    self.signatures.insert(hash, sig);
                 }
                 delta.changes.push(StoredChange {
                     hash: hash.0,
                     bytes: change.raw_bytes().to_vec(),
-                    signature: sig,
+                    signature,
                 });
             }
         }
@@ -320,6 +311,79 @@ impl Replica {
         }
         self.peers.insert(peer.to_owned(), state);
         Ok(delta)
+    }
+
+    /// Checks every change a message would add. Per author, the newest added change must
+    /// carry a valid signature by that author (a `node` key of the current root), and every
+    /// other added change of that author must be one of its ancestors, hence covered by the
+    /// signed hash. Returns the signatures to keep (one per author).
+    fn verify_added(
+        &self,
+        added: &[Change],
+        attached: &HashMap<ChangeHash, [u8; 64]>,
+    ) -> Result<HashMap<ChangeHash, [u8; 64]>, String> {
+        let by_hash: HashMap<ChangeHash, &Change> = added.iter().map(|c| (c.hash(), c)).collect();
+        let mut by_actor: HashMap<&[u8], Vec<&Change>> = HashMap::new();
+        for c in added {
+            by_actor.entry(c.actor_id().to_bytes()).or_default().push(c);
+        }
+        let mut keep = HashMap::new();
+        for changes in by_actor.values() {
+            let Some(newest) = changes.iter().max_by_key(|c| c.seq()) else {
+                continue;
+            };
+            let hash = newest.hash();
+            let sig = attached
+                .get(&hash)
+                .or_else(|| self.signatures.get(&hash))
+                .or_else(|| self.pending.get(&hash));
+            signing::check(newest, sig, &self.root, &self.genesis)?;
+            if let Some(s) = sig {
+                keep.insert(hash, *s);
+            }
+            // Everything else by this author must be an ancestor of the signed change.
+            let mut covered = std::collections::HashSet::from([hash]);
+            let mut stack = vec![hash];
+            while let Some(h) = stack.pop() {
+                if let Some(c) = by_hash.get(&h) {
+                    for d in c.deps() {
+                        if covered.insert(*d) {
+                            stack.push(*d);
+                        }
+                    }
+                }
+            }
+            if let Some(stray) = changes.iter().find(|c| !covered.contains(&c.hash())) {
+                return Err(format!(
+                    "change {} is not covered by its author's signature (not an ancestor of the signed change {})",
+                    hex::encode(&stray.hash().0[..6]),
+                    hex::encode(&hash.0[..6])
+                ));
+            }
+        }
+        Ok(keep)
+    }
+
+    /// For each author among `hashes` (or among all changes when `all`), its newest change.
+    fn newest_by_author(&self, hashes: &[ChangeHash], all: bool) -> Vec<ChangeHash> {
+        let changes: Vec<Change> = if all {
+            self.doc.get_changes(&[])
+        } else {
+            hashes
+                .iter()
+                .filter_map(|h| self.doc.get_change_by_hash(h))
+                .collect()
+        };
+        let mut newest: HashMap<Vec<u8>, (u64, ChangeHash)> = HashMap::new();
+        for c in &changes {
+            let e = newest
+                .entry(c.actor_id().to_bytes().to_vec())
+                .or_insert((0, c.hash()));
+            if c.seq() >= e.0 {
+                *e = (c.seq(), c.hash());
+            }
+        }
+        newest.into_values().map(|(_, h)| h).collect()
     }
 
     /// The whole document in Automerge's standard binary format (`catalogue export`, and

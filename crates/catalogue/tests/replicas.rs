@@ -353,3 +353,29 @@ fn a_change_claiming_another_nodes_actor_is_refused() {
     let _ = ActorId::random();
     let _ = ObjType::Map;
 }
+
+#[test]
+fn relayed_changes_keep_their_authors_signature() {
+    let (coop, root) = cooperative();
+    let mut uk = replica(&coop, &root, "uk.node");
+    let mut eu = replica(&coop, &root, "eu.node");
+    let mut ca = replica(&coop, &root, "ca.node");
+    for (i, s) in ["tendered", "in-development", "staging"].iter().enumerate() {
+        uk.edit(T + i as i64, "uk", |tx| {
+            edit::set(tx, "CAP-B01", "status", s)
+        })
+        .expect("edit");
+    }
+    eu.edit(T, "eu", |tx| edit::set(tx, "CAP-E02", "effort", "2 teams"))
+        .expect("edit");
+    sync_pair(&mut uk, "uk", &mut eu, "eu");
+    // CA never talks to UK: it gets UK's changes from EU, verified against UK's key.
+    sync_pair(&mut eu, "eu", &mut ca, "ca");
+    assert_eq!(ca.heads(), uk.heads());
+    let (cat, _) = schema::read(ca.doc());
+    assert_eq!(
+        cat.capability("CAP-B01").expect("b01").status,
+        Status::Staging
+    );
+    assert_eq!(cat.capability("CAP-E02").expect("e02").effort, "2 teams");
+}
