@@ -23,8 +23,9 @@ use crate::wire::WireMessage;
 /// Largest sync message accepted or produced (a whole 10,000-change catalogue is ~0.2 MB).
 pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
 
-/// Signatures kept for changes that are not applied yet (see `Replica::pending`).
-pub const MAX_PENDING_SIGNATURES: usize = 65_536;
+/// Signatures kept for changes that are not applied yet (see `Replica::pending`); each
+/// is a candidate tried by verification, so the list stays short.
+pub const MAX_PENDING_SIGNATURES: usize = 16;
 
 /// A change to persist: its bytes and its author's signature (`None` only for genesis).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,8 +69,8 @@ pub struct Replica {
     genesis: ChangeHash,
     signatures: HashMap<ChangeHash, [u8; 64]>,
     /// Signatures that arrived with changes Automerge queued for missing dependencies; they
-    /// are checked when the change is applied. Bounded by `MAX_PENDING_SIGNATURES`.
-    pending: HashMap<ChangeHash, [u8; 64]>,
+    /// are tried when such a change is applied. Bounded by `MAX_PENDING_SIGNATURES`.
+    pending: Vec<[u8; 64]>,
     /// Live sync state per connected peer.
     peers: HashMap<String, sync::State>,
     /// Persisted states of peers not connected now.
@@ -128,7 +129,7 @@ impl Replica {
             root,
             genesis: genesis_hash,
             signatures,
-            pending: HashMap::new(),
+            pending: Vec::new(),
             peers: HashMap::new(),
             saved_peers: stored.peer_states,
         })
@@ -223,12 +224,13 @@ impl Replica {
         // signature over the newest one authenticates its ancestors (ADR 0003).
         let whole_doc = msg.changes.iter().any(is_document_chunk);
         let sent: Vec<ChangeHash> = state.sent_hashes.difference(&before).copied().collect();
-        let mut signatures: Vec<([u8; 32], [u8; 64])> = self
+        let mut signatures: Vec<[u8; 64]> = self
             .newest_by_author(&sent, whole_doc)
             .into_iter()
-            .filter_map(|h| self.signatures.get(&h).map(|s| (h.0, *s)))
+            .filter_map(|h| self.signatures.get(&h).copied())
             .collect();
         signatures.sort();
+        signatures.truncate(crate::wire::MAX_SIGNATURES);
         let wire = WireMessage {
             sync: msg.encode(),
             signatures,
@@ -260,11 +262,7 @@ impl Replica {
         let wire = WireMessage::decode(bytes, peer)?;
         let msg = sync::Message::decode(&wire.sync)
             .map_err(|e| refuse(format!("not an Automerge sync message: {e}")))?;
-        let attached: HashMap<ChangeHash, [u8; 64]> = wire
-            .signatures
-            .iter()
-            .map(|(h, s)| (ChangeHash(*h), *s))
-            .collect();
+        let attached = wire.signatures;
         if !self.peers.contains_key(peer) {
             self.connect(peer);
         }
@@ -290,7 +288,6 @@ impl Replica {
             self.doc = scratch;
             for change in &added {
                 let hash = change.hash();
-                self.pending.remove(&hash);
                 let signature = signed.get(&hash).copied();
                 if let Some(sig) = signature {
                     self.signatures.insert(hash, sig);
@@ -304,9 +301,14 @@ impl Replica {
         }
         // Keep signatures of changes this message carried that are still waiting for their
         // dependencies, so a later message that completes them does not need them again.
-        for (hash, sig) in attached {
-            if !self.signatures.contains_key(&hash) && self.pending.len() < MAX_PENDING_SIGNATURES {
-                self.pending.insert(hash, sig);
+        let used: std::collections::HashSet<[u8; 64]> =
+            delta.changes.iter().filter_map(|c| c.signature).collect();
+        for sig in attached {
+            if !used.contains(&sig) && !self.pending.contains(&sig) {
+                if self.pending.len() >= MAX_PENDING_SIGNATURES {
+                    self.pending.remove(0);
+                }
+                self.pending.push(sig);
             }
         }
         self.peers.insert(peer.to_owned(), state);
@@ -320,7 +322,7 @@ impl Replica {
     fn verify_added(
         &self,
         added: &[Change],
-        attached: &HashMap<ChangeHash, [u8; 64]>,
+        attached: &[[u8; 64]],
     ) -> Result<HashMap<ChangeHash, [u8; 64]>, String> {
         let by_hash: HashMap<ChangeHash, &Change> = added.iter().map(|c| (c.hash(), c)).collect();
         let mut by_actor: HashMap<&[u8], Vec<&Change>> = HashMap::new();
@@ -333,11 +335,27 @@ impl Replica {
                 continue;
             };
             let hash = newest.hash();
-            let sig = attached
+            // The signature is matched by verifying: known ones first, then those attached
+            // and those kept from earlier messages.
+            let candidates: Vec<&[u8; 64]> = self
+                .signatures
                 .get(&hash)
-                .or_else(|| self.signatures.get(&hash))
-                .or_else(|| self.pending.get(&hash));
-            signing::check(newest, sig, &self.root, &self.genesis)?;
+                .into_iter()
+                .chain(attached.iter())
+                .chain(self.pending.iter())
+                .collect();
+            let sig = candidates
+                .iter()
+                .find(|s| signing::check(newest, Some(s), &self.root, &self.genesis).is_ok())
+                .copied();
+            // When none verifies, report against the first candidate (or none) so the reason
+            // names what is wrong: the author, or the signature.
+            signing::check(
+                newest,
+                sig.or(candidates.first().copied()),
+                &self.root,
+                &self.genesis,
+            )?;
             if let Some(s) = sig {
                 keep.insert(hash, *s);
             }

@@ -1,10 +1,13 @@
 //! Signatures over catalogue changes: Ed25519 by the change's author over a domain-separated
-//! change hash. The author is the change's Automerge actor, which is the node's 32-byte
-//! public key, so a change cannot claim another node's actor without its key.
+//! change hash. The change's Automerge actor is derived from the author's public key
+//! (16 bytes of a domain-separated SHA-256, the size of Automerge's own random actors), so
+//! the root's key list tells which key must have signed, and a change cannot claim another
+//! node's actor without that node's key.
 
 use accord_protocol::Role;
 use accord_trust::{PublicKey, SecretKey, TrustedRoot};
 use automerge::{ActorId, Change, ChangeHash};
+use sha2::{Digest, Sha256};
 
 use crate::genesis::GENESIS_ACTOR;
 
@@ -23,7 +26,17 @@ pub fn sign(key: &SecretKey, hash: &ChangeHash) -> [u8; 64] {
 
 /// The actor id a node writes with.
 pub fn actor_of(key: &PublicKey) -> ActorId {
-    ActorId::from(key.raw().as_slice())
+    ActorId::from(actor_bytes(key).as_slice())
+}
+
+fn actor_bytes(key: &PublicKey) -> [u8; 16] {
+    let d = Sha256::new()
+        .chain_update(b"accord/catalogue-actor/v1\0")
+        .chain_update(key.raw())
+        .finalize();
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&d[..16]);
+    a
 }
 
 /// Why a change may not be applied, or `Ok` when it may.
@@ -44,10 +57,13 @@ pub fn check(
             "change {short} claims the genesis actor but is not this cooperative's genesis"
         ));
     }
-    let raw: [u8; 32] = actor
-        .try_into()
-        .map_err(|_| format!("change {short} has an actor that is not a node key"))?;
-    let key = PublicKey::from_raw(&raw).map_err(|e| format!("change {short}: {e}"))?;
+    let Some(key) = root.keys().find(|k| actor_bytes(k).as_slice() == actor) else {
+        return Err(format!(
+            "change {short} is by actor {} which is no key of root v{}",
+            hex::encode(actor),
+            root.version()
+        ));
+    };
     match root.body().place_of(key.id()) {
         Some((_, Role::Node)) => {}
         Some((p, role)) => {

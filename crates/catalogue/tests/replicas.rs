@@ -246,7 +246,7 @@ fn unsigned_and_forged_changes_are_refused_and_honest_sync_continues() {
 
     // Forged: one bit of the signature flipped.
     let mut forged = wire.clone();
-    forged.signatures[0].1[5] ^= 1;
+    forged.signatures[0][5] ^= 1;
     assert_refused(&mut eu, &forged.encode(), "does not verify");
 
     // Garbage, truncation and oversize.
@@ -280,7 +280,7 @@ fn changes_by_keys_that_are_not_node_keys_are_refused() {
     // UK's lead key is in the root, but not as a node key; an outsider is not in it at all.
     for (label, needle) in [
         ("uk.lead", "only node keys write"),
-        ("outsider", "not in root"),
+        ("outsider", "no key of root"),
     ] {
         let mut rogue = replica(&coop, &root, label);
         rogue
@@ -347,7 +347,7 @@ fn a_change_claiming_another_nodes_actor_is_refused() {
     let msg = carrying.expect("a message carrying the change");
     let wire = WireMessage {
         sync: msg.encode(),
-        signatures: vec![(hash.0, signing::sign(&uk_key, &hash))],
+        signatures: vec![signing::sign(&uk_key, &hash)],
     };
     assert_refused(&mut eu, &wire.encode(), "does not verify");
     let _ = ActorId::random();
