@@ -379,3 +379,26 @@ fn relayed_changes_keep_their_authors_signature() {
     );
     assert_eq!(cat.capability("CAP-E02").expect("e02").effort, "2 teams");
 }
+
+/// Text positions count UTF-16 code units, as JavaScript Automerge does, so an editor in a
+/// browser and this CLI mean the same place.
+#[test]
+fn text_positions_are_utf16_like_javascript() {
+    let (coop, root) = cooperative();
+    let mut uk = replica(&coop, &root, "uk.node");
+    uk.edit(T, "a", |tx| edit::splice_name(tx, "CAP-E03", 0, 0, "🔐 "))
+        .expect("edit");
+    // "🔐" is two UTF-16 units (four UTF-8 bytes): position 3 is right after the space.
+    uk.edit(T, "b", |tx| {
+        edit::splice_name(tx, "CAP-E03", 3, 0, "Sovereign ")
+    })
+    .expect("edit");
+    assert_eq!(
+        schema::read(uk.doc())
+            .0
+            .capability("CAP-E03")
+            .expect("e03")
+            .name,
+        "🔐 Sovereign KMS"
+    );
+}
