@@ -1,76 +1,22 @@
 //! `accord init` and `accord catalogue …` on a real data directory: a real redb file, real
 //! signed Automerge changes, the export read by JavaScript Automerge, and SIGKILL mid-write.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const PASS: &str = "catalogue test passphrase";
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn accord(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_accord"))
-        .current_dir(dir)
-        .args(args)
-        .env("ACCORD_PASSPHRASE", PASS)
-        .env_remove("ACCORD_DATA_DIR")
-        .output()
-        .expect("run accord");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn ok(r: Run) -> Run {
-    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-    r
-}
+use common::*;
 
 fn fails(r: Run, needle: &str) {
-    assert_eq!(r.code, 1, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-    let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line expected:\n{}", r.stderr);
-    assert!(lines[0].contains(needle), "{:?} lacks {needle:?}", lines[0]);
+    one_line_error(&r, needle);
 }
 
 /// Keys for four jurisdictions, a root signed by a steering majority, and UK's data dir.
-fn cooperative(d: &Path) {
-    let mut spec = String::from("version = 1\nexpires = \"2099-01-01T00:00:00Z\"\n");
-    for j in ["uk", "eu", "ca", "au"] {
-        std::fs::create_dir_all(d.join(j)).expect("mkdir");
-        spec.push_str(&format!("[principals.{j}]\nname = \"{j}\"\n"));
-        for role in ["lead", "security", "steering", "node"] {
-            ok(accord(
-                d,
-                &["keys", "generate", "--out", &format!("{j}/{role}.key")],
-            ));
-            spec.push_str(&format!("{role} = {{ keys = [\"{j}/{role}.key.pub\"] }}\n"));
-        }
-    }
-    std::fs::write(d.join("root.toml"), spec).expect("spec");
-    ok(accord(
-        d,
-        &["root", "new", "--spec", "root.toml", "--out", "root.json"],
-    ));
-    for j in ["uk", "eu", "ca"] {
-        ok(accord(
-            d,
-            &[
-                "root",
-                "sign",
-                "root.json",
-                "--key",
-                &format!("{j}/steering.key"),
-            ],
-        ));
-    }
+fn cooperative_with_node(d: &Path) {
+    cooperative(d);
+    signed_root(d);
     ok(accord(
         d,
         &[
@@ -89,7 +35,7 @@ fn cooperative(d: &Path) {
 fn init_list_show_edit_export() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
-    cooperative(d);
+    cooperative_with_node(d);
 
     // Only a node key of the root may hold a data dir; a second init is refused.
     fails(
@@ -324,7 +270,7 @@ fn init_list_show_edit_export() {
 fn sigkill_during_edits_keeps_the_last_committed_catalogue() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
-    cooperative(d);
+    cooperative_with_node(d);
     let mut last_ok: Option<usize> = None;
     let (mut finished, mut killed) = (0, 0);
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;

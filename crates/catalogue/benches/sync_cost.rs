@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use accord_catalogue::{Replica, Seed, Stored, edit, genesis};
 use accord_trust::TrustedRoot;
-use accord_trust::testkit::{Cooperative, Shape};
+use accord_trust::testkit::Cooperative;
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, Automerge, ObjId, ROOT, ReadDoc};
@@ -138,11 +138,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let coop = Cooperative::new(Shape::default());
-    let steering = coop.steering();
-    let refs: Vec<&str> = steering.iter().map(String::as_str).collect();
-    let root =
-        TrustedRoot::anchor(&coop.signed_root(1, &refs).expect("root").to_json()).expect("anchor");
+    let (coop, root) = accord_trust::testkit::anchored().expect("cooperative");
     let seed = Seed::parse(SEED, "seed").expect("seed");
     let (genesis, hash) =
         genesis::build(&seed, &hex::encode(root.envelope().payload_digest())).expect("genesis");

@@ -4,16 +4,12 @@
 use accord_catalogue::{Replica, Seed, Stored, edit, genesis};
 use accord_store::NodeDb;
 use accord_trust::TrustedRoot;
-use accord_trust::testkit::{Cooperative, Shape};
+use accord_trust::testkit::Cooperative;
 
 const SEED: &str = include_str!("../../../config/catalogue.toml");
 
 fn setup() -> (Cooperative, TrustedRoot, Seed) {
-    let coop = Cooperative::new(Shape::default());
-    let steering = coop.steering();
-    let refs: Vec<&str> = steering.iter().map(String::as_str).collect();
-    let root =
-        TrustedRoot::anchor(&coop.signed_root(1, &refs).expect("root").to_json()).expect("anchor");
+    let (coop, root) = accord_trust::testkit::anchored().expect("cooperative");
     (coop, root, Seed::parse(SEED, "seed").expect("seed"))
 }
 

@@ -193,6 +193,16 @@ impl Cooperative {
     }
 }
 
+/// The default cooperative with its root v1 signed by every steering key, trusted.
+pub fn anchored() -> Result<(Cooperative, crate::TrustedRoot), TrustError> {
+    let coop = Cooperative::new(Shape::default());
+    let steering = coop.steering();
+    let refs: Vec<&str> = steering.iter().map(String::as_str).collect();
+    let env = coop.signed_root(1, &refs)?;
+    let root = crate::TrustedRoot::anchor(&env.to_json())?;
+    Ok((coop, root))
+}
+
 /// Three small artifacts with real digests.
 pub fn artifacts() -> Vec<Artifact> {
     ["chart.tgz", "image.oci.tar", "sbom.spdx.json"]

@@ -2,7 +2,7 @@
 //! root chain.
 
 use accord_protocol::{Envelope, EnvelopeSignature, Statement};
-use accord_trust::testkit::{Cooperative, JURISDICTIONS, NOW, Shape};
+use accord_trust::testkit::{Cooperative, JURISDICTIONS, NOW};
 use accord_trust::{PolicyInput, PublicKey, SecretKey, TrustedRoot, evaluate, sign_envelope};
 use proptest::prelude::*;
 
@@ -27,12 +27,7 @@ const LABELS: [&str; 17] = [
 ];
 
 fn setup() -> (Cooperative, TrustedRoot) {
-    let coop = Cooperative::new(Shape::default());
-    let steering = coop.steering();
-    let refs: Vec<&str> = steering.iter().map(String::as_str).collect();
-    let env = coop.signed_root(1, &refs).expect("root");
-    let root = TrustedRoot::anchor(&env.to_json()).expect("anchor");
-    (coop, root)
+    accord_trust::testkit::anchored().expect("cooperative")
 }
 
 fn decide(root: &TrustedRoot, env: &Envelope) -> accord_trust::Decision {

@@ -4,7 +4,7 @@
 
 use accord_catalogue::{Replica, Seed, Stored, genesis};
 use accord_trust::TrustedRoot;
-use accord_trust::testkit::{Cooperative, Shape};
+use accord_trust::testkit::Cooperative;
 
 pub const SEED: &str = r#"
 schema = "accord/catalogue-seed/v1"
@@ -70,12 +70,7 @@ pub fn seed() -> Seed {
 }
 
 pub fn cooperative() -> (Cooperative, TrustedRoot) {
-    let coop = Cooperative::new(Shape::default());
-    let steering = coop.steering();
-    let refs: Vec<&str> = steering.iter().map(String::as_str).collect();
-    let env = coop.signed_root(1, &refs).expect("root");
-    let root = TrustedRoot::anchor(&env.to_json()).expect("anchor");
-    (coop, root)
+    accord_trust::testkit::anchored().expect("cooperative")
 }
 
 pub fn anchor_digest(root: &TrustedRoot) -> String {

@@ -1,0 +1,108 @@
+//! Running the `accord` binary as a user does, shared by the CLI tests.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub const PASS: &str = "test passphrase";
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn accord(dir: &Path, args: &[&str]) -> Run {
+    accord_env(dir, args, &[("ACCORD_PASSPHRASE", PASS)])
+}
+
+pub fn accord_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_accord"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env_remove("ACCORD_PASSPHRASE")
+        .env_remove("ACCORD_DATA_DIR");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out: Output = cmd.output().expect("run accord");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn ok(r: Run) -> Run {
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    r
+}
+
+/// A refusal: exit 1 with the reason on stdout.
+pub fn refused(r: Run) -> Run {
+    assert_eq!(r.code, 1, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    r
+}
+
+/// An error: exit 1 and exactly one line on stderr that names the problem.
+pub fn one_line_error(r: &Run, needle: &str) {
+    assert_eq!(r.code, 1, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got:\n{}", r.stderr);
+    assert!(lines[0].starts_with("error: "), "{}", lines[0]);
+    assert!(lines[0].contains(needle), "{:?} lacks {needle:?}", lines[0]);
+}
+
+pub fn sh(dir: &Path, script: &str, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new("sh");
+    cmd.current_dir(dir).arg("-c").arg(script);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run sh")
+}
+
+pub const J: [&str; 4] = ["uk", "eu", "ca", "au"];
+pub const ROLES: [&str; 4] = ["lead", "security", "steering", "node"];
+
+/// Generates every key of a four-jurisdiction cooperative and a root spec naming them.
+pub fn cooperative(dir: &Path) {
+    for j in J {
+        std::fs::create_dir_all(dir.join(j)).expect("mkdir");
+        for role in ROLES {
+            ok(accord(
+                dir,
+                &["keys", "generate", "--out", &format!("{j}/{role}.key")],
+            ));
+        }
+    }
+    let mut spec = String::from("version = 1\nexpires = \"2099-01-01T00:00:00Z\"\n");
+    for j in J {
+        spec.push_str(&format!("[principals.{j}]\nname = \"{j}\"\n"));
+        for role in ROLES {
+            spec.push_str(&format!("{role} = {{ keys = [\"{j}/{role}.key.pub\"] }}\n"));
+        }
+    }
+    std::fs::write(dir.join("root.toml"), spec).expect("spec");
+}
+
+/// Root v1 signed by a steering majority.
+pub fn signed_root(d: &Path) {
+    ok(accord(
+        d,
+        &["root", "new", "--spec", "root.toml", "--out", "root.json"],
+    ));
+    for j in ["uk", "eu", "ca"] {
+        ok(accord(
+            d,
+            &[
+                "root",
+                "sign",
+                "root.json",
+                "--key",
+                &format!("{j}/steering.key"),
+            ],
+        ));
+    }
+}
