@@ -23,6 +23,9 @@ pub enum Command {
     /// Create a node's data directory: install the first root (out of band), the node key,
     /// and the genesis catalogue.
     Init(InitArgs),
+    /// Run a jurisdiction's node.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Read and edit the replicated catalogue.
     #[command(subcommand)]
     Catalogue(CatalogueCommand),
@@ -276,5 +279,16 @@ pub enum CatalogueCommand {
         data_dir: DataDirArg,
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Run the node until SIGINT/SIGTERM: sync the catalogue with the configured peers.
+    Run {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
     },
 }

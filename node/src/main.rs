@@ -5,6 +5,8 @@
 
 mod cli;
 mod cmd;
+mod config;
+mod daemon;
 mod datadir;
 mod files;
 mod passphrase;

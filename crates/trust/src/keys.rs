@@ -124,6 +124,12 @@ impl SecretKey {
         &self.public.id
     }
 
+    /// The 32-byte Ed25519 seed. Only for deriving the node's network identity (libp2p
+    /// PeerId, iroh EndpointId) from the same key; never written anywhere unencrypted.
+    pub fn seed_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
         self.key.sign(msg).to_bytes()
     }

@@ -14,6 +14,15 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Init(args) => catalogue::init(args),
+        Command::Node(crate::cli::NodeCommand::Run { config, passphrase }) => {
+            let cfg = crate::config::NodeConfig::load(&config)?;
+            let pass = crate::passphrase::existing(&passphrase, "the node key")?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(crate::daemon::run(cfg, pass))
+        }
         Command::Catalogue(c) => catalogue::run(c),
         Command::Keys(c) => keys::run(c),
         Command::Root(c) => root::run(c),

@@ -1,0 +1,208 @@
+//! Four real `accord node run` processes on 127.0.0.1: catalogue edits made on each node
+//! while it was offline reach all four once they run, and survive SIGTERM, SIGKILL and
+//! restarts.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Cluster {
+    dir: std::path::PathBuf,
+    children: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    fn start(&mut self, i: usize) {
+        let j = J[i];
+        let child = Command::new(env!("CARGO_BIN_EXE_accord"))
+            .current_dir(&self.dir)
+            .args(["node", "run", "--config", &format!("{j}.toml")])
+            .env("ACCORD_PASSPHRASE", PASS)
+            .env("ACCORD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(self.dir.join(format!("{j}.log"))).expect("log"),
+            ))
+            .spawn()
+            .expect("spawn node");
+        self.children[i] = Some(child);
+    }
+
+    /// SIGTERM (graceful) or SIGKILL, then wait for the process to end.
+    fn stop(&mut self, i: usize, kill: bool) {
+        if let Some(mut c) = self.children[i].take() {
+            let sig = if kill { "-KILL" } else { "-TERM" };
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    fn stop_all(&mut self) {
+        for i in 0..4 {
+            self.stop(i, false);
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn field(d: &Path, j: &str, cap: &str, name: &str) -> String {
+    let r = ok(accord(
+        d,
+        &[
+            "catalogue",
+            "show",
+            cap,
+            "--data-dir",
+            &format!("{j}-data"),
+            "--json",
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    v[name].as_str().unwrap_or_default().to_owned()
+}
+
+fn edit(d: &Path, j: &str, cap: &str, set: &str) {
+    ok(accord(
+        d,
+        &[
+            "catalogue",
+            "edit",
+            cap,
+            "--data-dir",
+            &format!("{j}-data"),
+            "--set",
+            set,
+        ],
+    ));
+}
+
+/// Runs the given nodes, stops them gracefully, and checks `expect` on every data dir;
+/// retries a few times (bounded) while the nodes are still exchanging.
+fn converge(c: &mut Cluster, run: &[usize], expect: &[(&str, &str, &str)]) {
+    for attempt in 0..6 {
+        for &i in run {
+            c.start(i);
+        }
+        std::thread::sleep(Duration::from_secs(2 + attempt));
+        c.stop_all();
+        let done = run.iter().all(|&i| {
+            expect
+                .iter()
+                .all(|(cap, name, value)| field(&c.dir, J[i], cap, name) == *value)
+        });
+        if done {
+            return;
+        }
+    }
+    let logs: Vec<String> = run
+        .iter()
+        .map(|&i| std::fs::read_to_string(c.dir.join(format!("{}.log", J[i]))).unwrap_or_default())
+        .collect();
+    panic!("nodes did not converge; logs:\n{}", logs.join("\n----\n"));
+}
+
+#[test]
+fn four_nodes_converge_across_restarts_and_sigkill() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    cooperative(d);
+    signed_root(d);
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    for (i, j) in J.iter().enumerate() {
+        ok(accord(
+            d,
+            &[
+                "init",
+                "--data-dir",
+                &format!("{j}-data"),
+                "--root",
+                "root.json",
+                "--node-key",
+                &format!("{j}/node.key"),
+            ],
+        ));
+        let bootstrap: Vec<String> = (0..4)
+            .filter(|k| *k != i)
+            .map(|k| format!("\"/ip4/127.0.0.1/tcp/{}\"", ports[k]))
+            .collect();
+        let cfg = format!(
+            "jurisdiction = \"{j}\"\ndata_dir = \"{j}-data\"\nlisten = [\"/ip4/127.0.0.1/tcp/{}\"]\nbootstrap = [{}]\napi = \"127.0.0.1:{}\"\nanti_entropy_secs = 1\n",
+            ports[i],
+            bootstrap.join(", "),
+            free_port()
+        );
+        std::fs::write(d.join(format!("{j}.toml")), cfg).expect("config");
+    }
+    let mut c = Cluster {
+        dir: d.to_owned(),
+        children: (0..4).map(|_| None).collect(),
+    };
+
+    // Each jurisdiction edits its own capability while offline.
+    edit(d, "uk", "CAP-B01", "status=staging");
+    edit(d, "eu", "CAP-A02", "effort=EU team, 8 weeks");
+    edit(d, "ca", "CAP-F01", "status=tendered");
+    edit(d, "au", "CAP-G01", "priority=High");
+    let first = [
+        ("CAP-B01", "status", "staging"),
+        ("CAP-A02", "effort", "EU team, 8 weeks"),
+        ("CAP-F01", "status", "tendered"),
+        ("CAP-G01", "priority", "High"),
+    ];
+    converge(&mut c, &[0, 1, 2, 3], &first);
+
+    // AU is away while UK and CA edit; EU is killed with SIGKILL mid-run; all converge later.
+    edit(d, "uk", "CAP-E02", "effort=UK, 6 weeks");
+    edit(d, "au", "CAP-E03", "effort=AU, 4 weeks");
+    for i in [0, 1, 2] {
+        c.start(i);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    c.stop(1, true);
+    c.stop_all();
+    let second = [
+        ("CAP-B01", "status", "staging"),
+        ("CAP-E02", "effort", "UK, 6 weeks"),
+        ("CAP-E03", "effort", "AU, 4 weeks"),
+    ];
+    converge(&mut c, &[0, 1, 2, 3], &second);
+
+    // Invalid configs are refused at start with one line per problem.
+    std::fs::write(d.join("bad.toml"), "jurisdiction = \"UK\"\ndata_dir = \"nowhere\"\nlisten = [\"not-an-addr\"]\napi = \"0.0.0.0:80\"\n").expect("bad");
+    let r = accord(d, &["node", "run", "--config", "bad.toml"]);
+    assert_eq!(r.code, 1);
+    for needle in [
+        "jurisdiction \"UK\"",
+        "not initialised",
+        "not a multiaddr",
+        "not a loopback address",
+    ] {
+        assert!(
+            r.stderr.contains(needle),
+            "{needle:?} missing from:\n{}",
+            r.stderr
+        );
+    }
+}
