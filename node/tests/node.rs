@@ -206,3 +206,23 @@ fn four_nodes_converge_across_restarts_and_sigkill() {
         );
     }
 }
+
+/// The shipped example configs are valid except that their data directories do not exist
+/// yet (they are made by `accord init`).
+#[test]
+fn example_configs_only_lack_their_data_dirs() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for j in J {
+        let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../config/{j}.toml"));
+        let r = accord(
+            tmp.path(),
+            &["node", "run", "--config", cfg.to_str().expect("path")],
+        );
+        assert_eq!(r.code, 1);
+        assert!(
+            r.stderr.contains("has 1 problem(s)") && r.stderr.contains("not initialised"),
+            "{j}: {}",
+            r.stderr
+        );
+    }
+}
