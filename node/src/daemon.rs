@@ -18,6 +18,9 @@ use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use tracing::{info, warn};
 
+use accord_protocol::Timestamp;
+
+use crate::api::{ApiRequest, CatalogueView, Metrics, NodeView, PeerView};
 use crate::config::NodeConfig;
 use crate::datadir::DataDir;
 
@@ -40,6 +43,11 @@ pub fn allowed_peers(root: &TrustedRoot, me: &PeerId) -> Result<Vec<PeerId>> {
 }
 
 struct Node {
+    jurisdiction: String,
+    me: PeerId,
+    /// PeerId -> jurisdiction, for the peers the root lists.
+    names: std::collections::HashMap<PeerId, String>,
+    metrics: Metrics,
     swarm: Swarm<Behaviour>,
     replica: Replica,
     db: NodeDb,
@@ -71,9 +79,15 @@ impl Node {
 
     /// Applies a peer's message; a bad one disconnects that peer (others are unaffected).
     fn receive(&mut self, peer: PeerId, bytes: &[u8]) -> bool {
+        self.metrics.sync_messages_in += 1;
+        self.metrics.sync_bytes_in += bytes.len() as u64;
         match self.replica.receive_message(&peer.to_string(), bytes) {
             Ok(delta) => {
                 let changed = !delta.changes.is_empty();
+                if changed {
+                    self.metrics.changes_applied += delta.changes.len() as u64;
+                    self.metrics.last_change_unix = Timestamp::now().unix();
+                }
                 self.persist(&delta);
                 if changed {
                     info!(%peer, changes = delta.changes.len(), "catalogue updated from peer");
@@ -82,6 +96,7 @@ impl Node {
                 true
             }
             Err(e) => {
+                self.metrics.rejected_messages += 1;
                 warn!(%peer, error = %e, "refused a sync message; disconnecting the peer");
                 let _ = self.swarm.disconnect_peer_id(peer);
                 false
@@ -133,6 +148,71 @@ impl Node {
                 ..
             })) => self.sync_with(propagation_source),
             _ => {}
+        }
+    }
+
+    fn handle_api(&mut self, req: ApiRequest) {
+        match req {
+            ApiRequest::View(reply) => {
+                let (catalogue, problems) = accord_catalogue::schema::read(self.replica.doc());
+                let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
+                let mut peers: Vec<PeerView> = self
+                    .names
+                    .iter()
+                    .map(|(p, j)| PeerView {
+                        peer_id: p.to_string(),
+                        jurisdiction: Some(j.clone()),
+                        connected: connected.contains(p),
+                    })
+                    .collect();
+                peers.sort_by(|a, b| a.jurisdiction.cmp(&b.jurisdiction));
+                let _ = reply.send(NodeView {
+                    jurisdiction: self.jurisdiction.clone(),
+                    peer_id: self.me.to_string(),
+                    root_version: self.replica.root().version(),
+                    heads: self
+                        .replica
+                        .heads()
+                        .iter()
+                        .map(|h| hex::encode(h.0))
+                        .collect(),
+                    view: CatalogueView {
+                        catalogue,
+                        problems,
+                    },
+                    peers,
+                    metrics: self.metrics.clone(),
+                });
+            }
+            ApiRequest::Edit { id, spec, reply } => {
+                let result = self
+                    .replica
+                    .edit(Timestamp::now().unix(), &spec.summary(&id), |tx| {
+                        spec.apply(tx, &id)
+                    });
+                let answer = match result {
+                    Ok(delta) => {
+                        self.persist(&delta);
+                        match delta.changes.first() {
+                            Some(c) => {
+                                self.metrics.changes_applied += 1;
+                                self.metrics.last_change_unix = Timestamp::now().unix();
+                                info!(capability = %id, "local edit committed");
+                                self.announce();
+                                let peers: Vec<PeerId> =
+                                    self.swarm.connected_peers().copied().collect();
+                                for p in peers {
+                                    self.sync_with(p);
+                                }
+                                Ok(hex::encode(&c.hash[..8]))
+                            }
+                            None => Ok("(no change)".to_owned()),
+                        }
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = reply.send(answer);
+            }
         }
     }
 
@@ -199,6 +279,36 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             .context("local_rules in the config cannot be met under the current root")?;
     }
     let allowed = allowed_peers(&root, &me)?;
+    let mut names = std::collections::HashMap::new();
+    for (pid, p) in &root.body().principals {
+        if let Some(rk) = p.roles.get(&Role::Node) {
+            for id in &rk.keys {
+                if let Some(k) = root.key(id) {
+                    names.insert(accord_net::peer_id(&k.raw())?, pid.to_string());
+                }
+            }
+        }
+    }
+    names.remove(&me);
+
+    // The API: loopback only, a token for writes, its address recorded for the CLI.
+    let token = api_token(&cfg.data_dir)?;
+    let api_addr: std::net::SocketAddr = cfg.api.parse().context("api address")?;
+    let listener = tokio::net::TcpListener::bind(api_addr)
+        .await
+        .with_context(|| format!("cannot listen for the API on {api_addr}"))?;
+    let (api_tx, mut api_rx) = tokio::sync::mpsc::channel(64);
+    let router = crate::api::router(api_tx, token);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            warn!(error = %e, "API server stopped");
+        }
+    });
+    crate::files::write_atomic(
+        &cfg.data_dir.join("api.addr"),
+        api_addr.to_string().as_bytes(),
+        false,
+    )?;
     let mut swarm = accord_net::build(accord_net::keypair(key.seed_bytes())?, &allowed)?;
     for a in &cfg.listen {
         let addr: Multiaddr = a.parse().with_context(|| format!("listen address {a}"))?;
@@ -218,6 +328,10 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
     println!("accord node {} ({}) ready", cfg.jurisdiction, me);
 
     let mut node = Node {
+        jurisdiction: cfg.jurisdiction.clone(),
+        me,
+        names,
+        metrics: Metrics::default(),
         swarm,
         replica,
         db,
@@ -230,6 +344,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
     loop {
         tokio::select! {
             ev = node.swarm.select_next_some() => node.handle(ev),
+            Some(req) = api_rx.recv() => node.handle_api(req),
             _ = anti_entropy.tick() => {
                 let peers: Vec<PeerId> = node.swarm.connected_peers().copied().collect();
                 for p in peers {
@@ -255,6 +370,21 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         let delta = node.replica.disconnect(&p.to_string());
         node.persist(&delta);
     }
+    let _ = std::fs::remove_file(cfg.data_dir.join("api.addr"));
     info!("node stopped; state committed");
     Ok(())
+}
+
+/// The API token: created once (random, 0600) in the data directory, read after that.
+fn api_token(data_dir: &std::path::Path) -> Result<String> {
+    let path = data_dir.join("api.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_owned());
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for the API token: {e}"))?;
+    let token = hex::encode(bytes);
+    crate::files::write_atomic(&path, token.as_bytes(), true)?;
+    Ok(token)
 }

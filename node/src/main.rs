@@ -3,6 +3,7 @@
 //! The binary parses arguments, reads and writes files, and prints; every decision is made
 //! by the library crates (`accord-trust` for keys, roots and policy).
 
+mod api;
 mod cli;
 mod cmd;
 mod config;

@@ -291,3 +291,62 @@ pub fn add_approval(
     tx.put(&approvals, keyid, ScalarValue::Bytes(signature.to_vec()))?;
     Ok(())
 }
+
+/// A batch of edits to one capability, as the CLI and the HTTP API receive it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditSpec {
+    /// field -> value (see `set`)
+    #[serde(default)]
+    pub set: Vec<(String, String)>,
+    #[serde(default)]
+    pub add_dependency: Vec<String>,
+    #[serde(default)]
+    pub remove_dependency: Vec<String>,
+    #[serde(default)]
+    pub add_requirement: Vec<String>,
+    #[serde(default)]
+    pub add_non_functional: Vec<String>,
+    #[serde(default)]
+    pub add_deliverable: Vec<String>,
+}
+
+impl EditSpec {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+            && self.add_dependency.is_empty()
+            && self.remove_dependency.is_empty()
+            && self.add_requirement.is_empty()
+            && self.add_non_functional.is_empty()
+            && self.add_deliverable.is_empty()
+    }
+
+    /// A one-line description for the change's commit message.
+    pub fn summary(&self, id: &str) -> String {
+        let sets: Vec<String> = self.set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("edit {id}: {}", sets.join(", "))
+    }
+
+    /// Applies every part inside one transaction (all or nothing).
+    pub fn apply(&self, tx: &mut Transaction<'_>, id: &str) -> Result<(), CatalogueError> {
+        for (k, v) in &self.set {
+            set(tx, id, k, v)?;
+        }
+        for d in &self.add_dependency {
+            add_dependency(tx, id, d)?;
+        }
+        for d in &self.remove_dependency {
+            remove_dependency(tx, id, d)?;
+        }
+        for t in &self.add_requirement {
+            add_item(tx, id, "functional_requirements", t)?;
+        }
+        for t in &self.add_non_functional {
+            add_item(tx, id, "non_functional_requirements", t)?;
+        }
+        for t in &self.add_deliverable {
+            add_item(tx, id, "deliverables", t)?;
+        }
+        Ok(())
+    }
+}

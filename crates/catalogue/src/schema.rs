@@ -25,14 +25,14 @@ use std::fmt;
 use std::str::FromStr;
 
 use automerge::{ObjType, ROOT, ReadDoc, ScalarValue, Value};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::CatalogueError;
 
 pub const SCHEMA: &str = "accord/catalogue/v1";
 
 /// Lifecycle of a capability (seeds: procurement framework, delivery stages).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     Proposed,
@@ -91,7 +91,7 @@ impl FromStr for Status {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capability {
     pub id: String,
     pub name: String,
@@ -109,7 +109,7 @@ pub struct Capability {
     pub status: Status,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkingGroup {
     pub id: String,
     pub name: String,
@@ -117,14 +117,14 @@ pub struct WorkingGroup {
     pub domains: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Named {
     pub id: String,
     pub name: String,
 }
 
 /// A release as the catalogue holds it: the signed statement and what was added to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseEntry {
     pub key: String,
     #[serde(skip)]
@@ -138,14 +138,14 @@ pub struct ReleaseEntry {
 }
 
 /// Something in the document that could not be read as the schema says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     pub path: String,
     pub detail: String,
 }
 
 /// The typed catalogue.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Catalogue {
     pub anchor: String,
     pub jurisdictions: Vec<Named>,

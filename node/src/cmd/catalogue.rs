@@ -1,7 +1,8 @@
 //! `accord init` and `accord catalogue list|show|edit|export` on a local data directory.
 
+use accord_catalogue::Catalogue;
+use accord_catalogue::edit::EditSpec;
 use accord_catalogue::schema::Capability;
-use accord_catalogue::{Catalogue, edit};
 use accord_protocol::Timestamp;
 use anyhow::{Context, Result, bail};
 
@@ -75,7 +76,7 @@ pub fn run(cmd: CatalogueCommand) -> Result<()> {
             Ok(())
         }
         CatalogueCommand::Show { id, data_dir, json } => {
-            let (cat, problems) = DataDir::new(&data_dir.data_dir).catalogue()?;
+            let (cat, problems) = read_catalogue(&DataDir::new(&data_dir.data_dir))?;
             warn_problems(&problems);
             let c = find(&cat, &id)?;
             if json {
@@ -113,29 +114,25 @@ pub fn run(cmd: CatalogueCommand) -> Result<()> {
             {
                 bail!("nothing to edit: give --set FIELD=VALUE or --add-…/--remove-… options");
             }
+            let spec = EditSpec {
+                set: sets,
+                add_dependency,
+                remove_dependency,
+                add_requirement,
+                add_non_functional,
+                add_deliverable,
+            };
+            if let Some(url) = running_node(&dir) {
+                let token = std::fs::read_to_string(dir.path.join("api.token"))
+                    .context("cannot read the node's API token (api.token in the data dir)")?;
+                let out = api_edit(&url, token.trim(), &id, &spec)?;
+                println!("{id}: committed change {out} through the running node at {url}");
+                return Ok(());
+            }
             let pass = passphrase::existing(&pass_args, "the node key")?;
             let (mut replica, db) = dir.replica(&pass)?;
-            let summary = format!("edit {id}: {}", set.join(", "));
-            let delta = replica.edit(Timestamp::now().unix(), &summary, |tx| {
-                for (k, v) in &sets {
-                    edit::set(tx, &id, k, v)?;
-                }
-                for d in &add_dependency {
-                    edit::add_dependency(tx, &id, d)?;
-                }
-                for d in &remove_dependency {
-                    edit::remove_dependency(tx, &id, d)?;
-                }
-                for t in &add_requirement {
-                    edit::add_item(tx, &id, "functional_requirements", t)?;
-                }
-                for t in &add_non_functional {
-                    edit::add_item(tx, &id, "non_functional_requirements", t)?;
-                }
-                for t in &add_deliverable {
-                    edit::add_item(tx, &id, "deliverables", t)?;
-                }
-                Ok(())
+            let delta = replica.edit(Timestamp::now().unix(), &spec.summary(&id), |tx| {
+                spec.apply(tx, &id)
             })?;
             db.apply(&delta)?;
             if db.pending_changes()? >= COMPACT_AFTER {
@@ -221,4 +218,60 @@ fn render(c: &Capability) -> String {
         }
     }
     s
+}
+
+/// The API of the node running on this data directory, if one answers.
+fn running_node(dir: &DataDir) -> Option<String> {
+    let addr = std::fs::read_to_string(dir.path.join("api.addr")).ok()?;
+    let url = format!("http://{}", addr.trim());
+    let agent = agent();
+    agent.get(format!("{url}/health")).call().ok()?;
+    Some(url)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Reads through the running node when there is one (its database is locked while it
+/// runs), else from the data directory.
+fn read_catalogue(dir: &DataDir) -> Result<(Catalogue, Vec<accord_catalogue::Problem>)> {
+    match running_node(dir) {
+        Some(url) => {
+            let mut resp = agent()
+                .get(format!("{url}/v1/catalogue"))
+                .call()
+                .with_context(|| format!("cannot reach the node at {url}"))?;
+            let view: crate::api::CatalogueView = resp
+                .body_mut()
+                .read_json()
+                .with_context(|| format!("unexpected answer from {url}"))?;
+            Ok((view.catalogue, view.problems))
+        }
+        None => dir.catalogue(),
+    }
+}
+
+fn api_edit(url: &str, token: &str, id: &str, spec: &EditSpec) -> Result<String> {
+    let mut resp = agent()
+        .post(format!("{url}/v1/catalogue/{id}"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .send_json(spec)
+        .with_context(|| format!("cannot reach the node at {url}"))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.body_mut().read_json().unwrap_or_default();
+    if status.is_success() {
+        Ok(body["change"].as_str().unwrap_or("(none)").to_owned())
+    } else {
+        bail!(
+            "{}",
+            body["error"]
+                .as_str()
+                .unwrap_or("the node refused the edit")
+        )
+    }
 }

@@ -1,0 +1,235 @@
+//! The node's HTTP API on loopback (documented in docs/api.yaml): health, catalogue read
+//! and edit, peers, and Prometheus metrics. Handlers do not touch the replica: they send a
+//! request to the daemon's loop and wait for its answer, so every edit goes through the one
+//! place that signs, persists and announces.
+
+use std::collections::BTreeMap;
+
+use accord_catalogue::edit::EditSpec;
+use accord_catalogue::{Catalogue, Problem};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the daemon's loop answers to.
+#[derive(Debug)]
+pub enum ApiRequest {
+    View(oneshot::Sender<NodeView>),
+    Edit {
+        id: String,
+        spec: EditSpec,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatalogueView {
+    pub catalogue: Catalogue,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerView {
+    pub peer_id: String,
+    pub jurisdiction: Option<String>,
+    pub connected: bool,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Metrics {
+    pub sync_messages_in: u64,
+    pub sync_messages_out: u64,
+    pub sync_bytes_in: u64,
+    pub sync_bytes_out: u64,
+    pub rejected_messages: u64,
+    pub changes_applied: u64,
+    pub last_change_unix: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeView {
+    pub jurisdiction: String,
+    pub peer_id: String,
+    pub root_version: u64,
+    pub heads: Vec<String>,
+    pub view: CatalogueView,
+    pub peers: Vec<PeerView>,
+    pub metrics: Metrics,
+}
+
+#[derive(Clone)]
+struct Api {
+    tx: mpsc::Sender<ApiRequest>,
+    token: String,
+}
+
+type ApiError = (StatusCode, Json<serde_json::Value>);
+
+fn error(status: StatusCode, msg: impl Into<String>) -> ApiError {
+    (status, Json(serde_json::json!({ "error": msg.into() })))
+}
+
+impl Api {
+    async fn view(&self) -> Result<NodeView, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(ApiRequest::View(tx))
+            .await
+            .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
+        rx.await
+            .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))
+    }
+}
+
+pub fn router(tx: mpsc::Sender<ApiRequest>, token: String) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/catalogue", get(catalogue))
+        .route("/v1/catalogue/{id}", get(capability).post(edit))
+        .route("/v1/peers", get(peers))
+        .route("/metrics", get(metrics))
+        .with_state(Api { tx, token })
+}
+
+async fn health(State(api): State<Api>) -> Result<Json<serde_json::Value>, ApiError> {
+    let v = api.view().await?;
+    Ok(Json(serde_json::json!({
+        "status": "ok",
+        "jurisdiction": v.jurisdiction,
+        "peer_id": v.peer_id,
+        "root_version": v.root_version,
+        "peers_connected": v.peers.iter().filter(|p| p.connected).count(),
+        "heads": v.heads,
+    })))
+}
+
+async fn catalogue(State(api): State<Api>) -> Result<Json<CatalogueView>, ApiError> {
+    Ok(Json(api.view().await?.view))
+}
+
+async fn capability(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let v = api.view().await?;
+    match v.view.catalogue.capability(&id) {
+        Some(c) => Ok(Json(c.clone()).into_response()),
+        None => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("unknown capability {id}"),
+        )),
+    }
+}
+
+async fn edit(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !constant_time_eq(presented.as_bytes(), api.token.as_bytes()) {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong API token (api.token in the data dir)",
+        ));
+    }
+    if body.len() > 64 * 1024 {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "edit larger than 64 KiB",
+        ));
+    }
+    let spec: EditSpec = serde_json::from_slice(&body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("not an edit: {e}")))?;
+    if spec.is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, "nothing to edit"));
+    }
+    let (tx, rx) = oneshot::channel();
+    api.tx
+        .send(ApiRequest::Edit {
+            id,
+            spec,
+            reply: tx,
+        })
+        .await
+        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
+    match rx.await {
+        Ok(Ok(change)) => Ok(Json(serde_json::json!({ "change": change }))),
+        Ok(Err(e)) => Err(error(StatusCode::BAD_REQUEST, e)),
+        Err(_) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node is shutting down",
+        )),
+    }
+}
+
+async fn peers(State(api): State<Api>) -> Result<Json<Vec<PeerView>>, ApiError> {
+    Ok(Json(api.view().await?.peers))
+}
+
+async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
+    let v = api.view().await?;
+    let m = &v.metrics;
+    let now = accord_protocol::Timestamp::now().unix();
+    let age = if m.last_change_unix == 0 {
+        0
+    } else {
+        now - m.last_change_unix
+    };
+    let mut gauges: BTreeMap<&str, (&str, String)> = BTreeMap::new();
+    gauges.insert(
+        "accord_peers_connected",
+        (
+            "gauge",
+            v.peers.iter().filter(|p| p.connected).count().to_string(),
+        ),
+    );
+    gauges.insert(
+        "accord_sync_messages_received_total",
+        ("counter", m.sync_messages_in.to_string()),
+    );
+    gauges.insert(
+        "accord_sync_messages_sent_total",
+        ("counter", m.sync_messages_out.to_string()),
+    );
+    gauges.insert(
+        "accord_sync_bytes_received_total",
+        ("counter", m.sync_bytes_in.to_string()),
+    );
+    gauges.insert(
+        "accord_sync_bytes_sent_total",
+        ("counter", m.sync_bytes_out.to_string()),
+    );
+    gauges.insert(
+        "accord_sync_rejected_messages_total",
+        ("counter", m.rejected_messages.to_string()),
+    );
+    gauges.insert(
+        "accord_catalogue_changes_applied_total",
+        ("counter", m.changes_applied.to_string()),
+    );
+    gauges.insert(
+        "accord_catalogue_heads_age_seconds",
+        ("gauge", age.to_string()),
+    );
+    gauges.insert("accord_root_version", ("gauge", v.root_version.to_string()));
+    let mut out = String::new();
+    for (name, (kind, value)) in gauges {
+        out.push_str(&format!(
+            "# TYPE {name} {kind}\n{name}{{jurisdiction=\"{}\"}} {value}\n",
+            v.jurisdiction
+        ));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
