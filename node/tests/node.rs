@@ -123,10 +123,53 @@ fn converge(c: &mut Cluster, run: &[usize], expect: &[(&str, &str, &str)]) {
     panic!("nodes did not converge; logs:\n{}", logs.join("\n----\n"));
 }
 
-#[test]
-fn four_nodes_converge_across_restarts_and_sigkill() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let d = tmp.path();
+/// The API base URL of node `i`, from its config.
+fn api(d: &Path, i: usize) -> String {
+    let cfg = std::fs::read_to_string(d.join(format!("{}.toml", J[i]))).expect("cfg");
+    let line = cfg
+        .lines()
+        .find(|l| l.starts_with("api = "))
+        .expect("api line");
+    format!(
+        "http://{}",
+        line.trim_start_matches("api = ").trim_matches('"')
+    )
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn wait_up(d: &Path, i: usize) {
+    let agent = agent();
+    for _ in 0..100 {
+        if agent.get(format!("{}/health", api(d, i))).call().is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("node {} API never came up", J[i]);
+}
+
+fn metric(d: &Path, i: usize, name: &str) -> f64 {
+    let mut resp = agent()
+        .get(format!("{}/metrics", api(d, i)))
+        .call()
+        .expect("metrics");
+    let text = resp.body_mut().read_to_string().expect("text");
+    text.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+}
+
+/// Keys, root, four data dirs and configs (TCP on free loopback ports, full-mesh bootstrap).
+fn cluster(d: &Path) -> Cluster {
     cooperative(d);
     signed_root(d);
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
@@ -155,10 +198,17 @@ fn four_nodes_converge_across_restarts_and_sigkill() {
         );
         std::fs::write(d.join(format!("{j}.toml")), cfg).expect("config");
     }
-    let mut c = Cluster {
+    Cluster {
         dir: d.to_owned(),
         children: (0..4).map(|_| None).collect(),
-    };
+    }
+}
+
+#[test]
+fn four_nodes_converge_across_restarts_and_sigkill() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let mut c = cluster(d);
 
     // Each jurisdiction edits its own capability while offline.
     edit(d, "uk", "CAP-B01", "status=staging");
@@ -194,33 +244,9 @@ fn four_nodes_converge_across_restarts_and_sigkill() {
     for i in 0..4 {
         c.start(i);
     }
-    let api = |i: usize| -> String {
-        let cfg = std::fs::read_to_string(d.join(format!("{}.toml", J[i]))).expect("cfg");
-        let line = cfg
-            .lines()
-            .find(|l| l.starts_with("api = "))
-            .expect("api line");
-        format!(
-            "http://{}",
-            line.trim_start_matches("api = ").trim_matches('"')
-        )
-    };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let wait_up = |i: usize| {
-        for _ in 0..100 {
-            if agent.get(format!("{}/health", api(i))).call().is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("node {} API never came up", J[i]);
-    };
+    let agent = agent();
     for i in 0..4 {
-        wait_up(i);
+        wait_up(d, i);
     }
     let live = [
         ("CAP-C01", "uk"),
@@ -251,7 +277,10 @@ fn four_nodes_converge_across_restarts_and_sigkill() {
     for _ in 0..150 {
         seen = (0..4).all(|i| {
             live.iter().all(|(cap, j)| {
-                let mut resp = match agent.get(format!("{}/v1/catalogue/{cap}", api(i))).call() {
+                let mut resp = match agent
+                    .get(format!("{}/v1/catalogue/{cap}", api(d, i)))
+                    .call()
+                {
                     Ok(r) => r,
                     Err(_) => return false,
                 };
@@ -267,12 +296,12 @@ fn four_nodes_converge_across_restarts_and_sigkill() {
     assert!(seen, "live edits did not reach all four nodes within 15 s");
     // Writes need the token; metrics are Prometheus text.
     let resp = agent
-        .post(format!("{}/v1/catalogue/CAP-B01", api(0)))
+        .post(format!("{}/v1/catalogue/CAP-B01", api(d, 0)))
         .send_json(serde_json::json!({ "set": [["status", "retired"]] }))
         .expect("post");
     assert_eq!(resp.status(), 401);
     let mut resp = agent
-        .get(format!("{}/metrics", api(1)))
+        .get(format!("{}/metrics", api(d, 1)))
         .call()
         .expect("metrics");
     let text = resp.body_mut().read_to_string().expect("text");
@@ -321,5 +350,164 @@ fn example_configs_only_lack_their_data_dirs() {
             "{j}: {}",
             r.stderr
         );
+    }
+}
+
+/// A listed peer that sends garbage is disconnected and counted, and the honest nodes keep
+/// syncing; a node whose key is not in the root never gets a connection.
+#[test]
+fn hostile_and_unlisted_peers_are_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let mut c = cluster(d);
+    // UK and CA run; EU's key is used by a hostile program instead of EU's node.
+    c.start(0);
+    c.start(2);
+    wait_up(d, 0);
+    wait_up(d, 2);
+    let uk_port: u16 = {
+        let cfg = std::fs::read_to_string(d.join("uk.toml")).expect("cfg");
+        let l = cfg
+            .lines()
+            .find(|l| l.starts_with("listen"))
+            .expect("listen");
+        l.split("/tcp/")
+            .nth(1)
+            .and_then(|p| p.split('"').next())
+            .and_then(|p| p.parse().ok())
+            .expect("port")
+    };
+    let eu_key = accord_trust::SecretKey::read(&d.join("eu/node.key"), PASS).expect("eu key");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let uk_pub = accord_trust::PublicKey::read(&d.join("uk/node.key.pub")).expect("uk pub");
+    let uk_peer = accord_net::peer_id(&uk_pub.raw()).expect("uk peer");
+    let closed = rt.block_on(hostile_peer(eu_key.seed_bytes(), uk_peer, uk_port));
+    assert!(closed, "UK did not drop the peer that sent garbage");
+    assert!(metric(d, 0, "accord_sync_rejected_messages_total") >= 1.0);
+
+    // UK and CA still sync: an edit on UK reaches CA.
+    ok(accord(
+        d,
+        &[
+            "catalogue",
+            "edit",
+            "CAP-H01",
+            "--data-dir",
+            "uk-data",
+            "--set",
+            "effort=after the attack",
+        ],
+    ));
+    let agent = agent();
+    let mut seen = false;
+    for _ in 0..150 {
+        let mut r = agent
+            .get(format!("{}/v1/catalogue/CAP-H01", api(d, 2)))
+            .call()
+            .expect("get");
+        let v: serde_json::Value = r.body_mut().read_json().unwrap_or_default();
+        if v["effort"] == "after the attack" {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(seen, "CA stopped syncing with UK after the attack");
+
+    // A node of another cooperative (its key is not in our root) dials UK: refused.
+    let other = d.join("other");
+    std::fs::create_dir_all(other.join("x")).expect("mkdir");
+    let mut spec = String::from(
+        "version = 1\nexpires = \"2099-01-01T00:00:00Z\"\n[principals.x]\nname = \"x\"\n",
+    );
+    for role in ROLES {
+        ok(accord(
+            &other,
+            &["keys", "generate", "--out", &format!("x/{role}.key")],
+        ));
+        spec.push_str(&format!("{role} = {{ keys = [\"x/{role}.key.pub\"] }}\n"));
+    }
+    spec.push_str("[rules]\npromote = [{ role = \"lead\", threshold = 1 }]\nrecall = [{ role = \"lead\", threshold = 1 }]\nconditional = [{ role = \"steering\", threshold = 1 }]\nroot = [{ role = \"steering\", threshold = 1 }]\n");
+    std::fs::write(other.join("root.toml"), spec).expect("spec");
+    ok(accord(
+        &other,
+        &["root", "new", "--spec", "root.toml", "--out", "root.json"],
+    ));
+    ok(accord(
+        &other,
+        &["root", "sign", "root.json", "--key", "x/steering.key"],
+    ));
+    ok(accord(
+        &other,
+        &[
+            "init",
+            "--data-dir",
+            "x-data",
+            "--root",
+            "root.json",
+            "--node-key",
+            "x/node.key",
+        ],
+    ));
+    std::fs::write(
+        other.join("x.toml"),
+        format!("jurisdiction = \"x\"\ndata_dir = \"x-data\"\nlisten = [\"/ip4/127.0.0.1/tcp/{}\"]\nbootstrap = [\"/ip4/127.0.0.1/tcp/{uk_port}\"]\napi = \"127.0.0.1:{}\"\n", free_port(), free_port()),
+    )
+    .expect("cfg");
+    let mut stranger = Command::new(env!("CARGO_BIN_EXE_accord"))
+        .current_dir(&other)
+        .args(["node", "run", "--config", "x.toml"])
+        .env("ACCORD_PASSPHRASE", PASS)
+        .env("ACCORD_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("stranger");
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    // UK saw only CA (the one listed peer running), never the stranger.
+    let mut r = agent
+        .get(format!("{}/v1/peers", api(d, 0)))
+        .call()
+        .expect("peers");
+    let peers: serde_json::Value = r.body_mut().read_json().expect("json");
+    let connected: Vec<&str> = peers
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|p| p["connected"] == true)
+        .filter_map(|p| p["jurisdiction"].as_str())
+        .collect();
+    assert_eq!(connected, vec!["ca"], "{peers}");
+    c.stop_all();
+    let log = std::fs::read_to_string(d.join("uk.log")).expect("log");
+    assert!(log.contains("refused an incoming connection"), "{log}");
+}
+
+/// Connects to UK with a listed key, sends garbage as a sync message, and reports whether
+/// UK closed the connection.
+async fn hostile_peer(seed: [u8; 32], uk: accord_net::libp2p::PeerId, uk_port: u16) -> bool {
+    use accord_net::libp2p::futures::StreamExt;
+    use accord_net::libp2p::swarm::SwarmEvent;
+    let kp = accord_net::keypair(seed).expect("keypair");
+    let mut swarm = accord_net::build(kp, &[uk]).expect("swarm");
+    let addr: accord_net::libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{uk_port}")
+        .parse()
+        .expect("addr");
+    swarm.dial(addr).expect("dial");
+    let deadline = tokio::time::sleep(Duration::from_secs(15));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            ev = swarm.select_next_some() => match ev {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                    swarm.behaviour_mut().sync.send_request(&peer_id, accord_net::SyncMessage(vec![0xA1, 0x05, 1, 2, 3, 4, 5, 0]));
+                }
+                SwarmEvent::ConnectionClosed { .. } => return true,
+                _ => {}
+            },
+            _ = &mut deadline => return false,
+        }
     }
 }
