@@ -12,6 +12,9 @@ use clap::{Args, Parser, Subcommand};
     about = "Accord: a sovereign cooperative's replicated catalogue and artifact mirror"
 )]
 pub struct Cli {
+    /// Log format on stderr: text or json (structured, one object per line).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -290,5 +293,12 @@ pub enum NodeCommand {
         config: PathBuf,
         #[command(flatten)]
         passphrase: PassphraseArgs,
+    },
+    /// Show a running node's health, peers and sync counters (through its API).
+    Status {
+        #[command(flatten)]
+        data_dir: DataDirArg,
+        #[arg(long)]
+        json: bool,
     },
 }

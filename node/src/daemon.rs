@@ -339,7 +339,10 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         in_flight: HashSet::new(),
     };
     let mut anti_entropy = tokio::time::interval(Duration::from_secs(cfg.anti_entropy_secs));
-    let mut redial = tokio::time::interval(Duration::from_secs(2));
+    // Reconnect to missing bootstrap peers with exponential backoff (1 s doubling to 60 s),
+    // reset whenever every bootstrap peer is connected.
+    let mut backoff = Duration::from_secs(1);
+    let mut next_redial = tokio::time::Instant::now() + backoff;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
@@ -351,15 +354,18 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
                     node.sync_with(p);
                 }
             }
-            _ = redial.tick() => {
-                // Reconnect to bootstrap peers we lost (the allow-list still applies).
+            _ = tokio::time::sleep_until(next_redial) => {
                 if node.swarm.connected_peers().count() < cfg.bootstrap.len() {
                     for b in &cfg.bootstrap {
                         if let Ok(addr) = b.parse::<Multiaddr>() {
                             let _ = node.swarm.dial(addr);
                         }
                     }
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                } else {
+                    backoff = Duration::from_secs(1);
                 }
+                next_redial = tokio::time::Instant::now() + backoff;
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,

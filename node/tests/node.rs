@@ -294,6 +294,15 @@ fn four_nodes_converge_across_restarts_and_sigkill() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(seen, "live edits did not reach all four nodes within 15 s");
+    // `accord node status` reads the running node's health, peers and counters.
+    let r = ok(accord(d, &["node", "status", "--data-dir", "uk-data"]));
+    assert!(
+        r.stdout.contains("node uk") && r.stdout.contains("connected"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("accord_peers_connected"), "{}", r.stdout);
+
     // Writes need the token; metrics are Prometheus text.
     let resp = agent
         .post(format!("{}/v1/catalogue/CAP-B01", api(d, 0)))
@@ -314,6 +323,13 @@ fn four_nodes_converge_across_restarts_and_sigkill() {
         assert!(text.contains(name), "{name} missing:\n{text}");
     }
     c.stop_all();
+
+    // With the node stopped, status says so and the CLI falls back to the data dir.
+    one_line_error(
+        &accord(d, &["node", "status", "--data-dir", "uk-data"]),
+        "no node is running",
+    );
+    assert_eq!(field(d, "uk", "CAP-C02", "effort"), "live edit by eu");
 
     // Invalid configs are refused at start with one line per problem.
     std::fs::write(d.join("bad.toml"), "jurisdiction = \"UK\"\ndata_dir = \"nowhere\"\nlisten = [\"not-an-addr\"]\napi = \"0.0.0.0:80\"\n").expect("bad");

@@ -275,3 +275,59 @@ fn api_edit(url: &str, token: &str, id: &str, spec: &EditSpec) -> Result<String>
         )
     }
 }
+
+/// `accord node status`: health, peers and counters of the node running on `dir`.
+pub fn status(dir: &DataDir, json: bool) -> Result<()> {
+    let Some(url) = running_node(dir) else {
+        bail!(
+            "no node is running on {} (start it with 'accord node run --config FILE')",
+            dir.path.display()
+        );
+    };
+    let a = agent();
+    let health: serde_json::Value = a
+        .get(format!("{url}/health"))
+        .call()?
+        .body_mut()
+        .read_json()?;
+    let peers: serde_json::Value = a
+        .get(format!("{url}/v1/peers"))
+        .call()?
+        .body_mut()
+        .read_json()?;
+    let metrics = a
+        .get(format!("{url}/metrics"))
+        .call()?
+        .body_mut()
+        .read_to_string()?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "health": health, "peers": peers }))?
+        );
+        return Ok(());
+    }
+    println!(
+        "node {} ({}) at {url}: root v{}, {} heads",
+        health["jurisdiction"].as_str().unwrap_or("?"),
+        health["peer_id"].as_str().unwrap_or("?"),
+        health["root_version"],
+        health["heads"].as_array().map(|h| h.len()).unwrap_or(0)
+    );
+    for p in peers.as_array().into_iter().flatten() {
+        println!(
+            "  peer {:<3} {:<12} {}",
+            p["jurisdiction"].as_str().unwrap_or("?"),
+            if p["connected"] == true {
+                "connected"
+            } else {
+                "not connected"
+            },
+            p["peer_id"].as_str().unwrap_or("?")
+        );
+    }
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        println!("  {line}");
+    }
+    Ok(())
+}

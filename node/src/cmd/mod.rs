@@ -14,6 +14,9 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Init(args) => catalogue::init(args),
+        Command::Node(crate::cli::NodeCommand::Status { data_dir, json }) => {
+            catalogue::status(&crate::datadir::DataDir::new(&data_dir.data_dir), json)
+        }
         Command::Node(crate::cli::NodeCommand::Run { config, passphrase }) => {
             let cfg = crate::config::NodeConfig::load(&config)?;
             let pass = crate::passphrase::existing(&passphrase, "the node key")?;
