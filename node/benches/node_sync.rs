@@ -19,7 +19,11 @@ fn accord(dir: &Path, args: &[&str]) {
         .env("ACCORD_PASSPHRASE", PASS)
         .output()
         .expect("run accord");
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn free_port() -> u16 {
@@ -61,20 +65,49 @@ fn main() {
         std::fs::create_dir_all(d.join(j)).expect("mkdir");
         spec.push_str(&format!("[principals.{j}]\nname = \"{j}\"\n"));
         for role in ROLES {
-            accord(d, &["keys", "generate", "--out", &format!("{j}/{role}.key")]);
+            accord(
+                d,
+                &["keys", "generate", "--out", &format!("{j}/{role}.key")],
+            );
             spec.push_str(&format!("{role} = {{ keys = [\"{j}/{role}.key.pub\"] }}\n"));
         }
     }
     std::fs::write(d.join("root.toml"), spec).expect("spec");
-    accord(d, &["root", "new", "--spec", "root.toml", "--out", "root.json"]);
+    accord(
+        d,
+        &["root", "new", "--spec", "root.toml", "--out", "root.json"],
+    );
     for j in ["uk", "eu", "ca"] {
-        accord(d, &["root", "sign", "root.json", "--key", &format!("{j}/steering.key")]);
+        accord(
+            d,
+            &[
+                "root",
+                "sign",
+                "root.json",
+                "--key",
+                &format!("{j}/steering.key"),
+            ],
+        );
     }
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     let apis: Vec<u16> = (0..4).map(|_| free_port()).collect();
     for (i, j) in J.iter().enumerate() {
-        accord(d, &["init", "--data-dir", &format!("{j}-data"), "--root", "root.json", "--node-key", &format!("{j}/node.key")]);
-        let boot: Vec<String> = (0..4).filter(|k| *k != i).map(|k| format!("\"/ip4/127.0.0.1/tcp/{}\"", ports[k])).collect();
+        accord(
+            d,
+            &[
+                "init",
+                "--data-dir",
+                &format!("{j}-data"),
+                "--root",
+                "root.json",
+                "--node-key",
+                &format!("{j}/node.key"),
+            ],
+        );
+        let boot: Vec<String> = (0..4)
+            .filter(|k| *k != i)
+            .map(|k| format!("\"/ip4/127.0.0.1/tcp/{}\"", ports[k]))
+            .collect();
         std::fs::write(
             d.join(format!("{j}.toml")),
             format!(
@@ -102,7 +135,9 @@ fn main() {
             .expect("spawn");
         let mut line = String::new();
         let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout).read_line(&mut line).expect("ready line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("ready line");
         assert!(line.contains("ready"), "{line}");
         ready_ms.push(t.elapsed().as_secs_f64() * 1e3);
         children.push(child);
@@ -130,7 +165,12 @@ fn main() {
     // Edit on one node (through its API), until visible on the other three.
     let tokens: Vec<String> = J
         .iter()
-        .map(|j| std::fs::read_to_string(d.join(format!("{j}-data/api.token"))).expect("token").trim().to_owned())
+        .map(|j| {
+            std::fs::read_to_string(d.join(format!("{j}-data/api.token")))
+                .expect("token")
+                .trim()
+                .to_owned()
+        })
         .collect();
     let mut latencies = Vec::new();
     for n in 0..40usize {
@@ -155,7 +195,10 @@ fn main() {
                 if v["effort"] == value.as_str() {
                     break;
                 }
-                assert!(t.elapsed() < Duration::from_secs(30), "edit {n} never arrived");
+                assert!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "edit {n} never arrived"
+                );
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
@@ -170,7 +213,10 @@ fn main() {
     let max_rss = rss.iter().copied().fold(0.0, f64::max);
 
     for mut c in children {
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let _ = c.wait();
     }
 
@@ -182,7 +228,13 @@ fn main() {
         percentile(&latencies, 0.9),
         latencies[latencies.len() - 1]
     );
-    println!("| idle RSS per node (max of 4) | {max_rss:.1} MiB ({}) | < 60 MiB |", rss.iter().map(|r| format!("{r:.1}")).collect::<Vec<_>>().join(", "));
+    println!(
+        "| idle RSS per node (max of 4) | {max_rss:.1} MiB ({}) | < 60 MiB |",
+        rss.iter()
+            .map(|r| format!("{r:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "| node start to ready (spawn to 'ready', 4 nodes) | median {:.0} ms, max {:.0} ms | < 500 ms |",
         percentile(&ready_ms, 0.5),

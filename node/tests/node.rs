@@ -186,15 +186,22 @@ fn cluster(d: &Path) -> Cluster {
                 &format!("{j}/node.key"),
             ],
         ));
+        // Every node listens on TCP and QUIC; odd nodes dial their peers over QUIC.
         let bootstrap: Vec<String> = (0..4)
             .filter(|k| *k != i)
-            .map(|k| format!("\"/ip4/127.0.0.1/tcp/{}\"", ports[k]))
+            .map(|k| {
+                if i % 2 == 1 {
+                    format!("\"/ip4/127.0.0.1/udp/{}/quic-v1\"", ports[k])
+                } else {
+                    format!("\"/ip4/127.0.0.1/tcp/{}\"", ports[k])
+                }
+            })
             .collect();
         let cfg = format!(
-            "jurisdiction = \"{j}\"\ndata_dir = \"{j}-data\"\nlisten = [\"/ip4/127.0.0.1/tcp/{}\"]\nbootstrap = [{}]\napi = \"127.0.0.1:{}\"\nanti_entropy_secs = 1\n",
-            ports[i],
+            "jurisdiction = \"{j}\"\ndata_dir = \"{j}-data\"\nlisten = [\"/ip4/127.0.0.1/tcp/{p}\", \"/ip4/127.0.0.1/udp/{p}/quic-v1\"]\nbootstrap = [{}]\napi = \"127.0.0.1:{}\"\nanti_entropy_secs = 1\n",
             bootstrap.join(", "),
-            free_port()
+            free_port(),
+            p = ports[i],
         );
         std::fs::write(d.join(format!("{j}.toml")), cfg).expect("config");
     }
