@@ -257,11 +257,14 @@ impl Node {
 /// Runs the node until SIGINT/SIGTERM; state is committed on every change and on shutdown.
 pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
     let dir = DataDir::new(&cfg.data_dir);
-    let (replica, db) = dir.replica(&passphrase)?;
-    let root = replica.root().clone();
-    let key = accord_trust::SecretKey::read(&cfg.data_dir.join("node.key"), &passphrase)?;
+    // One unlock of the node key serves the network identity and the replica.
+    let key = dir.node_key(&passphrase)?;
+    let seed = key.seed_bytes();
+    let key_id = key.id().clone();
     let me = accord_net::peer_id(&key.public().raw())?;
-    match root.body().place_of(key.id()) {
+    let (replica, db) = dir.replica_with(key)?;
+    let root = replica.root().clone();
+    match root.body().place_of(&key_id) {
         Some((p, Role::Node)) if p.as_str() == cfg.jurisdiction => {}
         Some((p, role)) => bail!(
             "the node key is {p}'s {role} key in root v{}, but the config says jurisdiction {}",
@@ -309,7 +312,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         api_addr.to_string().as_bytes(),
         false,
     )?;
-    let mut swarm = accord_net::build(accord_net::keypair(key.seed_bytes())?, &allowed)?;
+    let mut swarm = accord_net::build(accord_net::keypair(seed)?, &allowed)?;
     for a in &cfg.listen {
         let addr: Multiaddr = a.parse().with_context(|| format!("listen address {a}"))?;
         swarm

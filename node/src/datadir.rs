@@ -155,10 +155,19 @@ impl DataDir {
 
     /// The writable replica (needs the node key's passphrase).
     pub fn replica(&self, passphrase: &str) -> Result<(Replica, NodeDb)> {
+        self.replica_with(self.node_key(passphrase)?)
+    }
+
+    /// Unlocks the node key (scrypt: do it once per process).
+    pub fn node_key(&self, passphrase: &str) -> Result<SecretKey> {
+        Ok(SecretKey::read(&self.file("node.key"), passphrase)?)
+    }
+
+    /// The writable replica, with a node key already unlocked.
+    pub fn replica_with(&self, key: SecretKey) -> Result<(Replica, NodeDb)> {
         let db = self.db()?;
         let genesis = Self::genesis(&db)?;
         let stored = db.load_catalogue()?;
-        let key = SecretKey::read(&self.file("node.key"), passphrase)?;
         let replica = Replica::open(genesis, stored, key, self.root()?)?;
         Ok((replica, db))
     }
