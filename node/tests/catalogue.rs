@@ -112,18 +112,7 @@ fn init_list_show_edit_export() {
             "CAP-D01",
         ],
     ));
-    let r = ok(accord(
-        d,
-        &[
-            "catalogue",
-            "show",
-            "CAP-B01",
-            "--data-dir",
-            "uk-data",
-            "--json",
-        ],
-    ));
-    let c: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    let c = show_json(d, "uk-data", "CAP-B01");
     assert_eq!(c["status"], "staging");
     assert_eq!(c["effort"], "4 people, 10 weeks");
     assert!(
@@ -213,21 +202,7 @@ fn init_list_show_edit_export() {
         accord(d, &["catalogue", "list", "--data-dir", "nowhere"]),
         "not an Accord data directory",
     );
-    let r = ok(accord(
-        d,
-        &[
-            "catalogue",
-            "show",
-            "CAP-B01",
-            "--data-dir",
-            "uk-data",
-            "--json",
-        ],
-    ));
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&r.stdout).expect("json")["status"],
-        "staging"
-    );
+    assert_eq!(show_json(d, "uk-data", "CAP-B01")["status"], "staging");
 
     // Export in Automerge's binary format; the Rust implementation reads it back…
     ok(accord(
@@ -312,18 +287,7 @@ fn sigkill_during_edits_keeps_the_last_committed_catalogue() {
         finished > 0 && killed > 0,
         "{finished} finished, {killed} killed: the test did not exercise both"
     );
-    let r = ok(accord(
-        d,
-        &[
-            "catalogue",
-            "show",
-            "CAP-B01",
-            "--data-dir",
-            "uk-data",
-            "--json",
-        ],
-    ));
-    let c: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    let c = show_json(d, "uk-data", "CAP-B01");
     let effort = c["effort"].as_str().expect("effort").to_owned();
     let deliverables: Vec<String> = c["deliverables"]
         .as_array()

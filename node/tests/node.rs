@@ -68,19 +68,10 @@ impl Drop for Cluster {
 }
 
 fn field(d: &Path, j: &str, cap: &str, name: &str) -> String {
-    let r = ok(accord(
-        d,
-        &[
-            "catalogue",
-            "show",
-            cap,
-            "--data-dir",
-            &format!("{j}-data"),
-            "--json",
-        ],
-    ));
-    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
-    v[name].as_str().unwrap_or_default().to_owned()
+    show_json(d, &format!("{j}-data"), cap)[name]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn edit(d: &Path, j: &str, cap: &str, set: &str) {

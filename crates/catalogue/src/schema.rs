@@ -223,7 +223,7 @@ pub fn read<D: ReadDoc>(doc: &D) -> (Catalogue, Vec<Problem>) {
             }
         };
         cat.capabilities.push(Capability {
-            name: r.text_field(&obj, &p, "name"),
+            name: r.str_field(&obj, &p, "name"),
             domain: r.str_field(&obj, &p, "domain"),
             aws_equivalent: r.str_field(&obj, &p, "aws_equivalent"),
             open_source_base: r.str_field(&obj, &p, "open_source_base"),
@@ -232,9 +232,9 @@ pub fn read<D: ReadDoc>(doc: &D) -> (Catalogue, Vec<Problem>) {
             dependencies: r.str_list(&obj, &p, "dependencies"),
             working_group: r.str_field(&obj, &p, "working_group"),
             lead_jurisdiction: r.str_field(&obj, &p, "lead_jurisdiction"),
-            functional_requirements: r.text_list(&obj, &p, "functional_requirements"),
-            non_functional_requirements: r.text_list(&obj, &p, "non_functional_requirements"),
-            deliverables: r.text_list(&obj, &p, "deliverables"),
+            functional_requirements: r.str_list(&obj, &p, "functional_requirements"),
+            non_functional_requirements: r.str_list(&obj, &p, "non_functional_requirements"),
+            deliverables: r.str_list(&obj, &p, "deliverables"),
             status,
             id,
         });
@@ -322,10 +322,6 @@ impl<D: ReadDoc> Reader<'_, D> {
         }
     }
 
-    fn text_field(&mut self, obj: &automerge::ObjId, path: &str, key: &str) -> String {
-        self.str_field(obj, path, key)
-    }
-
     fn list(&mut self, obj: &automerge::ObjId, path: &str, key: &str) -> Option<automerge::ObjId> {
         match self.doc.get(obj, key) {
             Ok(Some((Value::Object(ObjType::List), id))) => Some(id),
@@ -358,10 +354,6 @@ impl<D: ReadDoc> Reader<'_, D> {
             }
         }
         out
-    }
-
-    fn text_list(&mut self, obj: &automerge::ObjId, path: &str, key: &str) -> Vec<String> {
-        self.str_list(obj, path, key)
     }
 
     fn bytes_field(&mut self, obj: &automerge::ObjId, path: &str, key: &str) -> Option<Vec<u8>> {

@@ -11,7 +11,7 @@ use accord_catalogue::wire::WireMessage;
 use accord_catalogue::{CatalogueError, Replica};
 use automerge::sync::SyncDoc;
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, ObjType, ROOT, ReadDoc};
+use automerge::{ROOT, ReadDoc};
 use common::*;
 
 const T: i64 = 1_800_000_000;
@@ -52,12 +52,6 @@ fn genesis_is_byte_identical_and_never_conflicts() {
             "{top} conflicts"
         );
     }
-    let (caps, _) = doc
-        .get(ROOT, "capabilities")
-        .expect("get")
-        .expect("caps")
-        .clone();
-    let _ = caps;
     let (cat, problems) = schema::read(doc);
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(
@@ -350,8 +344,6 @@ fn a_change_claiming_another_nodes_actor_is_refused() {
         signatures: vec![signing::sign(&uk_key, &hash)],
     };
     assert_refused(&mut eu, &wire.encode(), "does not verify");
-    let _ = ActorId::random();
-    let _ = ObjType::Map;
 }
 
 #[test]

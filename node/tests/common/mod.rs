@@ -106,3 +106,12 @@ pub fn signed_root(d: &Path) {
         ));
     }
 }
+
+/// `accord catalogue show CAP --data-dir DATA --json`, parsed.
+pub fn show_json(dir: &Path, data_dir: &str, cap: &str) -> serde_json::Value {
+    let r = ok(accord(
+        dir,
+        &["catalogue", "show", cap, "--data-dir", data_dir, "--json"],
+    ));
+    serde_json::from_str(&r.stdout).expect("json")
+}
