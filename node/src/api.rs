@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use accord_catalogue::edit::EditSpec;
 use accord_catalogue::{Catalogue, Problem};
+
+use crate::artifacts::ReleaseView;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +25,25 @@ pub enum ApiRequest {
         id: String,
         spec: EditSpec,
         reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// A proposal: the unsigned release statement and the files it names (on this machine).
+    Propose {
+        envelope: Vec<u8>,
+        files: Vec<std::path::PathBuf>,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    Releases(oneshot::Sender<Vec<ReleaseView>>),
+    /// Write a release's files into `out` (verified), from the staging or production channel.
+    Export {
+        key: String,
+        out: std::path::PathBuf,
+        production: bool,
+        reply: oneshot::Sender<Result<Vec<String>, String>>,
+    },
+    /// A successor root (JSON bytes) to verify against the current one and install.
+    ApplyRoot {
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<u64, String>>,
     },
 }
 
@@ -49,6 +70,12 @@ pub struct Metrics {
     pub rejected_messages: u64,
     pub changes_applied: u64,
     pub last_change_unix: i64,
+    pub rate_limited: u64,
+    /// jurisdiction -> payload bytes of blobs fetched from it
+    pub blob_bytes_fetched: BTreeMap<String, u64>,
+    pub blob_corrupt: u64,
+    pub blob_fetch_failures: u64,
+    pub mirror_queue: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +119,10 @@ pub fn router(tx: mpsc::Sender<ApiRequest>, token: String) -> Router {
         .route("/v1/catalogue", get(catalogue))
         .route("/v1/catalogue/{id}", get(capability).post(edit))
         .route("/v1/peers", get(peers))
+        .route("/v1/root", axum::routing::post(apply_root))
+        .route("/v1/releases", get(releases).post(propose))
+        .route("/v1/releases/{key}", get(release))
+        .route("/v1/releases/{key}/export", axum::routing::post(export))
         .route("/metrics", get(metrics))
         .with_state(Api { tx, token })
 }
@@ -129,17 +160,7 @@ async fn edit(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !constant_time_eq(presented.as_bytes(), api.token.as_bytes()) {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong API token (api.token in the data dir)",
-        ));
-    }
+    authorize(&api, &headers)?;
     if body.len() > 64 * 1024 {
         return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -167,6 +188,160 @@ async fn edit(
             StatusCode::SERVICE_UNAVAILABLE,
             "node is shutting down",
         )),
+    }
+}
+
+/// Writes need the token from the data dir: only someone who can read the node's files may
+/// change what the node signs.
+fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if constant_time_eq(presented.as_bytes(), api.token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong API token (api.token in the data dir)",
+        ))
+    }
+}
+
+async fn apply_root(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&api, &headers)?;
+    if body.len() > accord_protocol::limits::MAX_ROOT_BYTES {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "root larger than 1 MiB",
+        ));
+    }
+    let (tx, rx) = oneshot::channel();
+    api.tx
+        .send(ApiRequest::ApplyRoot {
+            bytes: body.to_vec(),
+            reply: tx,
+        })
+        .await
+        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
+    match rx.await {
+        Ok(Ok(version)) => Ok(Json(serde_json::json!({ "root_version": version }))),
+        Ok(Err(e)) => Err(error(StatusCode::BAD_REQUEST, e)),
+        Err(_) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node is shutting down",
+        )),
+    }
+}
+
+impl Api {
+    /// Sends a request to the loop and waits for its answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> ApiRequest,
+    ) -> Result<T, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || error(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down");
+        self.tx.send(make(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+}
+
+async fn releases(State(api): State<Api>) -> Result<Json<Vec<ReleaseView>>, ApiError> {
+    Ok(Json(api.ask(ApiRequest::Releases).await?))
+}
+
+async fn release(
+    State(api): State<Api>,
+    Path(key): Path<String>,
+) -> Result<Json<ReleaseView>, ApiError> {
+    api.ask(ApiRequest::Releases)
+        .await?
+        .into_iter()
+        .find(|r| r.key == key)
+        .map(Json)
+        .ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("no release {key} in the catalogue"),
+            )
+        })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProposeBody {
+    envelope: serde_json::Value,
+    files: Vec<std::path::PathBuf>,
+}
+
+async fn propose(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&api, &headers)?;
+    if body.len() > accord_protocol::limits::MAX_ENVELOPE_BYTES + 64 * 1024 {
+        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "proposal too large"));
+    }
+    let p: ProposeBody = serde_json::from_slice(&body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("not a proposal: {e}")))?;
+    let envelope = serde_json::to_vec(&p.envelope)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    match api
+        .ask(|reply| ApiRequest::Propose {
+            envelope,
+            files: p.files,
+            reply,
+        })
+        .await?
+    {
+        Ok(key) => Ok(Json(serde_json::json!({ "release": key }))),
+        Err(e) => Err(error(StatusCode::BAD_REQUEST, e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportBody {
+    out: std::path::PathBuf,
+    #[serde(default)]
+    channel: Option<String>,
+}
+
+async fn export(
+    State(api): State<Api>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<ExportBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&api, &headers)?;
+    let production = match body.channel.as_deref() {
+        None | Some("staging") => false,
+        Some("production") => true,
+        Some(other) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("unknown channel {other:?} (staging or production)"),
+            ));
+        }
+    };
+    match api
+        .ask(|reply| ApiRequest::Export {
+            key,
+            out: body.out,
+            production,
+            reply,
+        })
+        .await?
+    {
+        Ok(files) => Ok(Json(serde_json::json!({ "written": files }))),
+        Err(e) => Err(error(StatusCode::CONFLICT, e)),
     }
 }
 
@@ -219,8 +394,31 @@ async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
         "accord_catalogue_heads_age_seconds",
         ("gauge", age.to_string()),
     );
+    gauges.insert(
+        "accord_sync_rate_limited_total",
+        ("counter", m.rate_limited.to_string()),
+    );
     gauges.insert("accord_root_version", ("gauge", v.root_version.to_string()));
+    gauges.insert(
+        "accord_blob_corrupt_total",
+        ("counter", m.blob_corrupt.to_string()),
+    );
+    gauges.insert(
+        "accord_blob_fetch_failures_total",
+        ("counter", m.blob_fetch_failures.to_string()),
+    );
+    gauges.insert(
+        "accord_mirror_queue_length",
+        ("gauge", m.mirror_queue.to_string()),
+    );
     let mut out = String::new();
+    out.push_str("# TYPE accord_blob_bytes_fetched_total counter\n");
+    for (peer, bytes) in &m.blob_bytes_fetched {
+        out.push_str(&format!(
+            "accord_blob_bytes_fetched_total{{jurisdiction=\"{}\",peer=\"{peer}\"}} {bytes}\n",
+            v.jurisdiction
+        ));
+    }
     for (name, (kind, value)) in gauges {
         out.push_str(&format!(
             "# TYPE {name} {kind}\n{name}{{jurisdiction=\"{}\"}} {value}\n",

@@ -41,6 +41,58 @@ pub enum Command {
     /// Create, co-sign, merge and verify release statements.
     #[command(subcommand)]
     Release(ReleaseCommand),
+    /// Write a release's artifacts from this node's store, re-verified; needs no network
+    /// and no running node.
+    Fetch(FetchArgs),
+    /// Delete blobs that no release in the catalogue needs any more.
+    Gc {
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// Check upstream provenance (Sigstore bundles) offline.
+    #[command(subcommand)]
+    Provenance(ProvenanceCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The release, e.g. CAP-B01@1.4.0.
+    pub release: String,
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// staging: any fully mirrored release; production: only releases promoted on this node.
+    #[arg(long, default_value = "staging", value_parser = ["staging", "production"])]
+    pub channel: String,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+}
+
+/// Sigstore bundle verification, with the flags cosign and sigstore-python use.
+#[derive(Debug, Args, Clone)]
+pub struct SigstoreArgs {
+    /// The trusted root (trusted_root.json) of the Sigstore instance.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: PathBuf,
+    /// The signer identity expected in the certificate (SAN), e.g. an email or a workflow URL.
+    #[arg(long, value_name = "ID")]
+    pub certificate_identity: String,
+    /// The OIDC issuer expected in the certificate.
+    #[arg(long, value_name = "URL")]
+    pub certificate_oidc_issuer: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvenanceCommand {
+    /// Verify a Sigstore bundle for a file, completely offline (exit 0 only when verified).
+    Verify {
+        file: PathBuf,
+        #[arg(long, value_name = "BUNDLE")]
+        bundle: PathBuf,
+        #[command(flatten)]
+        sigstore: SigstoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +165,14 @@ pub enum RootCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Install a successor root on a node: verified against the node's current root (TUF
+    /// rules), then it decides who may connect and whose signatures count. Goes through the
+    /// running node when there is one.
+    Apply {
+        root: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
     /// Print a root's principals, keys and rules.
     Show {
         root: PathBuf,
@@ -123,6 +183,38 @@ pub enum RootCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ReleaseCommand {
+    /// Propose a release at a node: import the files into its blob store, build the release
+    /// statement and record it in the catalogue (through the running node if there is one).
+    Propose {
+        /// Capability id, e.g. CAP-B01.
+        capability: String,
+        /// Semantic version, e.g. 1.4.0.
+        version: String,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// A Sigstore bundle attesting the (first) file, verified offline before proposing.
+        #[arg(long, value_name = "BUNDLE", requires_all = ["trusted_root", "certificate_identity", "certificate_oidc_issuer"])]
+        provenance: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        trusted_root: Option<PathBuf>,
+        #[arg(long, value_name = "ID")]
+        certificate_identity: Option<String>,
+        #[arg(long, value_name = "URL")]
+        certificate_oidc_issuer: Option<String>,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Per artifact and node: how much is mirrored; signatures and promotions.
+    Status {
+        /// The release, e.g. CAP-B01@1.4.0 (all releases when omitted).
+        release: Option<String>,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+        #[arg(long)]
+        json: bool,
+    },
     /// Create an unsigned release statement for files on disk.
     Statement {
         /// Capability id, e.g. CAP-B01.

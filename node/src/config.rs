@@ -30,6 +30,96 @@ pub struct NodeConfig {
     /// Extra requirements this jurisdiction adds to the cooperative rule.
     #[serde(default)]
     pub local_rules: Vec<Requirement>,
+    /// Find peers on the local network with mDNS (multicast; off by default). Discovered
+    /// peers must still be node keys of the root.
+    #[serde(default)]
+    pub mdns: bool,
+    /// Per-peer inbound limits on catalogue sync; a peer above them is disconnected.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Where the blob endpoint (iroh, QUIC) listens; its own UDP port beside libp2p's.
+    #[serde(default = "default_blobs_listen")]
+    pub blobs_listen: String,
+    /// Artifact mirroring limits.
+    #[serde(default)]
+    pub mirror: MirrorConfig,
+}
+
+fn default_blobs_listen() -> String {
+    "127.0.0.1:7300".into()
+}
+
+/// Artifact mirroring limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MirrorConfig {
+    /// Artifacts larger than this are not mirrored.
+    pub max_artifact_mib: u64,
+    /// Fetches at once from one peer.
+    pub fetches_per_peer: usize,
+    /// Fetches at once in total.
+    pub fetches_total: usize,
+    /// Seconds a peer that sent corrupt data is not asked again.
+    pub corrupt_penalty_secs: u64,
+}
+
+impl Default for MirrorConfig {
+    fn default() -> Self {
+        let l = accord_mirror::Limits::default();
+        MirrorConfig {
+            max_artifact_mib: l.max_blob_bytes >> 20,
+            fetches_per_peer: l.per_peer,
+            fetches_total: l.total,
+            corrupt_penalty_secs: l.corrupt_penalty.as_secs(),
+        }
+    }
+}
+
+impl MirrorConfig {
+    pub fn limits(&self) -> accord_mirror::Limits {
+        accord_mirror::Limits {
+            max_blob_bytes: self.max_artifact_mib.saturating_mul(1 << 20),
+            per_peer: self.fetches_per_peer,
+            total: self.fetches_total,
+            corrupt_penalty: std::time::Duration::from_secs(self.corrupt_penalty_secs),
+            ..Default::default()
+        }
+    }
+}
+
+/// Inbound limits per peer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub sync_messages_per_sec: f64,
+    pub sync_message_burst: f64,
+    pub sync_mib_per_sec: f64,
+    pub sync_mib_burst: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let b = accord_net::rate::Budget::default();
+        Limits {
+            sync_messages_per_sec: b.messages_per_sec,
+            sync_message_burst: b.message_burst,
+            sync_mib_per_sec: b.bytes_per_sec / MIB,
+            sync_mib_burst: b.byte_burst / MIB,
+        }
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+impl Limits {
+    pub fn budget(&self) -> accord_net::rate::Budget {
+        accord_net::rate::Budget {
+            messages_per_sec: self.sync_messages_per_sec,
+            message_burst: self.sync_message_burst,
+            bytes_per_sec: self.sync_mib_per_sec * MIB,
+            byte_burst: self.sync_mib_burst * MIB,
+        }
+    }
 }
 
 fn default_api() -> String {
@@ -103,6 +193,29 @@ impl NodeConfig {
                 self.api
             )),
             _ => {}
+        }
+        let l = &self.limits;
+        for (name, v) in [
+            ("sync_messages_per_sec", l.sync_messages_per_sec),
+            ("sync_message_burst", l.sync_message_burst),
+            ("sync_mib_per_sec", l.sync_mib_per_sec),
+            ("sync_mib_burst", l.sync_mib_burst),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                p.push(format!("limits.{name} must be a positive number"));
+            }
+        }
+        if l.sync_mib_burst < 8.0 {
+            p.push("limits.sync_mib_burst must be at least 8 (one full sync message)".into());
+        }
+        if self.blobs_listen.parse::<SocketAddr>().is_err() {
+            p.push(format!(
+                "blobs_listen {:?} is not an address like 127.0.0.1:7301",
+                self.blobs_listen
+            ));
+        }
+        if self.mirror.fetches_per_peer == 0 || self.mirror.fetches_total == 0 {
+            p.push("mirror.fetches_per_peer and mirror.fetches_total must be at least 1".into());
         }
         if self.anti_entropy_secs == 0 {
             p.push("anti_entropy_secs must be at least 1".into());

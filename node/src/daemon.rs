@@ -2,7 +2,7 @@
 //! (`accord-net`), the catalogue replica (`accord-catalogue`) and the node database
 //! (`accord-store`). Every decision about content is the replica's.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use accord_catalogue::Replica;
@@ -10,7 +10,7 @@ use accord_net::libp2p::gossipsub::{self, IdentTopic};
 use accord_net::libp2p::request_response::{self, Message};
 use accord_net::libp2p::swarm::SwarmEvent;
 use accord_net::libp2p::{Multiaddr, PeerId, Swarm};
-use accord_net::{Behaviour, BehaviourEvent, HEADS_TOPIC, SyncMessage, SyncReply};
+use accord_net::{BLOBS_TOPIC, Behaviour, BehaviourEvent, HEADS_TOPIC, SyncMessage, SyncReply};
 use accord_protocol::Role;
 use accord_store::NodeDb;
 use accord_trust::TrustedRoot;
@@ -23,17 +23,29 @@ use accord_protocol::Timestamp;
 use crate::api::{ApiRequest, CatalogueView, Metrics, NodeView, PeerView};
 use crate::config::NodeConfig;
 use crate::datadir::DataDir;
+use crate::mirror::{FetchDone, Mirror};
 
-/// PeerIds of every node key in the root except ours: who may connect.
-pub fn allowed_peers(root: &TrustedRoot, me: &PeerId) -> Result<Vec<PeerId>> {
-    let mut out = Vec::new();
-    for p in root.body().principals.values() {
+/// Results of work the loop handed to a task, coming back to be applied in order.
+enum Internal {
+    /// A proposal's files are in the blob store: record the release.
+    Imported {
+        key: String,
+        envelope: Vec<u8>,
+        result: std::result::Result<(), String>,
+        reply: tokio::sync::oneshot::Sender<std::result::Result<String, String>>,
+    },
+}
+
+/// Every node key in the root except ours, as PeerId -> jurisdiction: who may connect.
+pub fn node_peers(root: &TrustedRoot, me: &PeerId) -> Result<HashMap<PeerId, String>> {
+    let mut out = HashMap::new();
+    for (pid, p) in &root.body().principals {
         if let Some(rk) = p.roles.get(&Role::Node) {
             for id in &rk.keys {
                 if let Some(k) = root.key(id) {
                     let peer = accord_net::peer_id(&k.raw())?;
                     if &peer != me {
-                        out.push(peer);
+                        out.insert(peer, pid.to_string());
                     }
                 }
             }
@@ -45,13 +57,21 @@ pub fn allowed_peers(root: &TrustedRoot, me: &PeerId) -> Result<Vec<PeerId>> {
 struct Node {
     jurisdiction: String,
     me: PeerId,
+    data_dir: std::path::PathBuf,
+    key_id: accord_protocol::KeyId,
     /// PeerId -> jurisdiction, for the peers the root lists.
-    names: std::collections::HashMap<PeerId, String>,
+    names: HashMap<PeerId, String>,
+    limiter: accord_net::rate::RateLimiter<PeerId>,
     metrics: Metrics,
     swarm: Swarm<Behaviour>,
     replica: Replica,
     db: NodeDb,
     topic: IdentTopic,
+    blobs_topic: IdentTopic,
+    mirror: Mirror,
+    /// The catalogue changed since the mirror last derived its wants.
+    wants_dirty: bool,
+    internal: tokio::sync::mpsc::Sender<Internal>,
     /// Peers with a sync request of ours in flight (one at a time per peer).
     in_flight: HashSet<PeerId>,
 }
@@ -81,6 +101,15 @@ impl Node {
     fn receive(&mut self, peer: PeerId, bytes: &[u8]) -> bool {
         self.metrics.sync_messages_in += 1;
         self.metrics.sync_bytes_in += bytes.len() as u64;
+        if let Err(over) = self
+            .limiter
+            .charge(&peer, bytes.len(), std::time::Instant::now())
+        {
+            self.metrics.rate_limited += 1;
+            warn!(%peer, reason = %over, "peer is over its sync budget; disconnecting it");
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return false;
+        }
         match self.replica.receive_message(&peer.to_string(), bytes) {
             Ok(delta) => {
                 let changed = !delta.changes.is_empty();
@@ -91,6 +120,7 @@ impl Node {
                 self.persist(&delta);
                 if changed {
                     info!(%peer, changes = delta.changes.len(), "catalogue updated from peer");
+                    self.wants_dirty = true;
                     self.announce();
                 }
                 true
@@ -102,6 +132,171 @@ impl Node {
                 false
             }
         }
+    }
+
+    /// Tells the others which blobs we hold and where our blob endpoint listens.
+    fn announce_blobs(&mut self) {
+        let a = self.mirror.announcement();
+        if let Err(e) = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.blobs_topic.clone(), a)
+        {
+            tracing::debug!(error = %e, "no peer to announce blobs to");
+        }
+    }
+
+    /// Applies pending catalogue changes to the mirror's wants and starts fetches.
+    async fn refresh_mirror(&mut self) {
+        if !self.wants_dirty {
+            return;
+        }
+        self.wants_dirty = false;
+        let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
+        if let Err(e) = self.mirror.update_wants(&cat).await {
+            warn!(error = %e, "cannot update the mirror queue");
+        }
+        self.mirror.dispatch();
+        self.announce_blobs();
+    }
+
+    fn fetch_done(&mut self, d: FetchDone) {
+        let peer = d.from;
+        if self.mirror.on_done(d) {
+            self.announce_blobs();
+        }
+        let c = self.mirror.counters();
+        self.metrics.blob_corrupt = c.corrupt;
+        self.metrics.blob_fetch_failures = c.failed;
+        self.metrics.mirror_queue = self.mirror.queue_len();
+        if let Some(j) = self.names.get(&peer) {
+            self.metrics.blob_bytes_fetched.insert(
+                j.clone(),
+                self.mirror.fetched_from.get(&peer).copied().unwrap_or(0),
+            );
+        }
+        self.mirror.dispatch();
+    }
+
+    fn internal(&mut self, msg: Internal) {
+        match msg {
+            Internal::Imported {
+                key,
+                envelope,
+                result,
+                reply,
+            } => {
+                let answer = result.and_then(|()| {
+                    self.replica
+                        .edit(Timestamp::now().unix(), &format!("propose {key}"), |tx| {
+                            accord_catalogue::edit::add_release(tx, &key, &envelope)
+                        })
+                        .map_err(|e| e.to_string())
+                        .map(|delta| {
+                            self.persist(&delta);
+                            self.wants_dirty = true;
+                            self.announce();
+                            let peers: Vec<PeerId> =
+                                self.swarm.connected_peers().copied().collect();
+                            for p in peers {
+                                self.sync_with(p);
+                            }
+                            info!(release = %key, "release proposed");
+                            key.clone()
+                        })
+                });
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    /// Starts importing a proposal's files; the release is recorded when they are in.
+    fn propose(
+        &mut self,
+        envelope: Vec<u8>,
+        files: Vec<std::path::PathBuf>,
+        reply: tokio::sync::oneshot::Sender<std::result::Result<String, String>>,
+    ) {
+        let blobs = match accord_mirror::wants::release_blobs("proposal", &envelope) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let (key, _) = match Self::proposal_key(&envelope) {
+            Ok(k) => k,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
+        if cat.releases.iter().any(|r| r.key == key) {
+            let _ = reply.send(Err(format!("{key} is already in the catalogue")));
+            return;
+        }
+        let store = self.mirror.store.clone();
+        let internal = self.internal.clone();
+        tokio::spawn(async move {
+            let result =
+                crate::artifacts::import(&store, &key, &blobs.artifacts, &files, |_, _| {})
+                    .await
+                    .map_err(|e| format!("{e:#}"));
+            let _ = internal
+                .send(Internal::Imported {
+                    key,
+                    envelope,
+                    result,
+                    reply,
+                })
+                .await;
+        });
+    }
+
+    fn proposal_key(envelope: &[u8]) -> std::result::Result<(String, String), String> {
+        let env = accord_protocol::Envelope::from_json(envelope).map_err(|e| e.to_string())?;
+        match accord_protocol::Statement::from_envelope(&env).map_err(|e| e.to_string())? {
+            accord_protocol::StatementKind::Release { predicate, .. } => Ok((
+                crate::artifacts::release_key(&predicate.capability, &predicate.version),
+                predicate.capability,
+            )),
+            _ => Err("not a release statement".into()),
+        }
+    }
+
+    fn export(
+        &mut self,
+        key: String,
+        out: std::path::PathBuf,
+        production: bool,
+        reply: tokio::sync::oneshot::Sender<std::result::Result<Vec<String>, String>>,
+    ) {
+        let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
+        let Some(entry) = cat.releases.iter().find(|r| r.key == key) else {
+            let _ = reply.send(Err(format!("no release {key} in the catalogue")));
+            return;
+        };
+        if production && !entry.promotions.contains_key(&self.jurisdiction) {
+            let _ = reply.send(Err(format!(
+                "{key} is not promoted on {} (the production channel serves promoted releases only)",
+                self.jurisdiction
+            )));
+            return;
+        }
+        let Some(blobs) = self.mirror.release(&key).cloned() else {
+            let _ = reply.send(Err(format!("{key} has no readable release statement")));
+            return;
+        };
+        let store = self.mirror.store.clone();
+        tokio::spawn(async move {
+            let r = crate::artifacts::export(&store, &blobs, &out, |_, _| {})
+                .await
+                .map(|_| blobs.artifacts.iter().map(|a| a.name.clone()).collect())
+                .map_err(|e| format!("{e:#}"));
+            let _ = reply.send(r);
+        });
     }
 
     /// Tells the others that our catalogue changed.
@@ -132,6 +327,8 @@ impl Node {
             } => {
                 info!(peer = %peer_id, "peer disconnected");
                 self.in_flight.remove(&peer_id);
+                self.limiter.forget(&peer_id);
+                self.mirror.peer_gone(&peer_id);
                 let delta = self.replica.disconnect(&peer_id.to_string());
                 self.persist(&delta);
             }
@@ -145,8 +342,40 @@ impl Node {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.handle_sync(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
+                message,
                 ..
-            })) => self.sync_with(propagation_source),
+            })) => {
+                if message.topic == self.blobs_topic.hash() {
+                    // Signed gossip: the source is the peer whose key signed it.
+                    match message.source {
+                        Some(src) if self.names.contains_key(&src) => {
+                            self.mirror.on_announce(src, &message.data);
+                            self.mirror.dispatch();
+                        }
+                        _ => tracing::debug!("blob announcement from an unlisted source; ignored"),
+                    }
+                } else {
+                    self.sync_with(propagation_source);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed {
+                topic,
+                ..
+            })) if topic == self.blobs_topic.hash() => self.announce_blobs(),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(
+                accord_net::libp2p::mdns::Event::Discovered(found),
+            )) => {
+                for (peer, addr) in found {
+                    // Only the root's node keys are worth a dial; the allow-list would refuse
+                    // anyone else anyway.
+                    if self.names.contains_key(&peer)
+                        && !self.swarm.is_connected(&peer)
+                        && let Err(e) = self.swarm.dial(addr.clone())
+                    {
+                        tracing::debug!(%peer, %addr, error = %e, "cannot dial a peer found by mDNS");
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -198,6 +427,7 @@ impl Node {
                                 self.metrics.changes_applied += 1;
                                 self.metrics.last_change_unix = Timestamp::now().unix();
                                 info!(capability = %id, "local edit committed");
+                                self.wants_dirty = true;
                                 self.announce();
                                 let peers: Vec<PeerId> =
                                     self.swarm.connected_peers().copied().collect();
@@ -213,7 +443,53 @@ impl Node {
                 };
                 let _ = reply.send(answer);
             }
+            ApiRequest::Propose {
+                envelope,
+                files,
+                reply,
+            } => self.propose(envelope, files, reply),
+            ApiRequest::Releases(reply) => {
+                let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
+                let _ = reply.send(self.mirror.views(&cat, &self.jurisdiction, &self.names));
+            }
+            ApiRequest::Export {
+                key,
+                out,
+                production,
+                reply,
+            } => self.export(key, out, production, reply),
+            ApiRequest::ApplyRoot { bytes, reply } => {
+                let answer = self.apply_root(&bytes).map_err(|e| format!("{e:#}"));
+                if let Err(e) = &answer {
+                    warn!(error = %e, "refused a root");
+                }
+                let _ = reply.send(answer);
+            }
         }
+    }
+
+    /// Installs a successor root: verified against the current one (TUF rules), written to
+    /// the data dir, and from then on it decides who may connect and whose changes count.
+    fn apply_root(&mut self, bytes: &[u8]) -> Result<u64> {
+        let next = self.replica.root().update(bytes)?;
+        let names = node_peers(&next, &self.me)?;
+        match next.body().place_of(&self.key_id) {
+            Some((p, Role::Node)) if p.as_str() == self.jurisdiction => {}
+            _ => bail!(
+                "root v{} no longer lists this node's key as {}'s node key; refusing to install it here",
+                next.version(),
+                self.jurisdiction
+            ),
+        }
+        crate::files::write_atomic(&self.data_dir.join("root.json"), bytes, false)?;
+        let version = next.version();
+        self.replica.set_root(next);
+        let allowed: Vec<PeerId> = names.keys().copied().collect();
+        accord_net::set_allowed(&mut self.swarm, &allowed);
+        self.mirror.set_peers(&names)?;
+        self.names = names;
+        info!(root = version, "installed a new root");
+        Ok(version)
     }
 
     fn handle_sync(&mut self, ev: request_response::Event<SyncMessage, SyncReply>) {
@@ -281,18 +557,8 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             .check_rule("local", &local)
             .context("local_rules in the config cannot be met under the current root")?;
     }
-    let allowed = allowed_peers(&root, &me)?;
-    let mut names = std::collections::HashMap::new();
-    for (pid, p) in &root.body().principals {
-        if let Some(rk) = p.roles.get(&Role::Node) {
-            for id in &rk.keys {
-                if let Some(k) = root.key(id) {
-                    names.insert(accord_net::peer_id(&k.raw())?, pid.to_string());
-                }
-            }
-        }
-    }
-    names.remove(&me);
+    let names = node_peers(&root, &me)?;
+    let allowed: Vec<PeerId> = names.keys().copied().collect();
 
     // The API: loopback only, a token for writes, its address recorded for the CLI.
     let token = api_token(&cfg.data_dir)?;
@@ -312,7 +578,11 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         api_addr.to_string().as_bytes(),
         false,
     )?;
-    let mut swarm = accord_net::build(accord_net::keypair(seed)?, &allowed)?;
+    let mut swarm = accord_net::build(
+        accord_net::keypair(seed)?,
+        &allowed,
+        accord_net::Options { mdns: cfg.mdns },
+    )?;
     for a in &cfg.listen {
         let addr: Multiaddr = a.parse().with_context(|| format!("listen address {a}"))?;
         swarm
@@ -328,17 +598,37 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         }
     }
     info!(peer_id = %me, jurisdiction = %cfg.jurisdiction, root = root.version(), "node started");
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(64);
+    let (internal_tx, mut internal_rx) = tokio::sync::mpsc::channel(16);
+    let blobs_listen: std::net::SocketAddr =
+        cfg.blobs_listen.parse().context("blobs_listen address")?;
+    let mirror = Mirror::start(
+        &cfg.data_dir,
+        seed,
+        blobs_listen,
+        cfg.mirror.limits(),
+        &names,
+        done_tx,
+    )
+    .await?;
     println!("accord node {} ({}) ready", cfg.jurisdiction, me);
 
     let mut node = Node {
         jurisdiction: cfg.jurisdiction.clone(),
         me,
+        data_dir: cfg.data_dir.clone(),
+        key_id,
         names,
+        limiter: accord_net::rate::RateLimiter::new(cfg.limits.budget()),
         metrics: Metrics::default(),
         swarm,
         replica,
         db,
         topic: IdentTopic::new(HEADS_TOPIC),
+        blobs_topic: IdentTopic::new(BLOBS_TOPIC),
+        mirror,
+        wants_dirty: true,
+        internal: internal_tx,
         in_flight: HashSet::new(),
     };
     let mut anti_entropy = tokio::time::interval(Duration::from_secs(cfg.anti_entropy_secs));
@@ -351,11 +641,16 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         tokio::select! {
             ev = node.swarm.select_next_some() => node.handle(ev),
             Some(req) = api_rx.recv() => node.handle_api(req),
+            Some(done) = done_rx.recv() => node.fetch_done(done),
+            Some(msg) = internal_rx.recv() => node.internal(msg),
             _ = anti_entropy.tick() => {
                 let peers: Vec<PeerId> = node.swarm.connected_peers().copied().collect();
                 for p in peers {
                     node.sync_with(p);
                 }
+                node.announce_blobs();
+                node.mirror.dispatch();
+                node.metrics.mirror_queue = node.mirror.queue_len();
             }
             _ = tokio::time::sleep_until(next_redial) => {
                 if node.swarm.connected_peers().count() < cfg.bootstrap.len() {
@@ -373,6 +668,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
         }
+        node.refresh_mirror().await;
     }
     let peers: Vec<PeerId> = node.swarm.connected_peers().copied().collect();
     for p in peers {
@@ -380,6 +676,9 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         node.persist(&delta);
     }
     let _ = std::fs::remove_file(cfg.data_dir.join("api.addr"));
+    if let Err(e) = node.mirror.shutdown().await {
+        warn!(error = %e, "blob store did not close cleanly");
+    }
     info!("node stopped; state committed");
     Ok(())
 }

@@ -153,6 +153,20 @@ impl DataDir {
         Ok(schema::read(&doc))
     }
 
+    /// The jurisdiction whose node key this data dir holds (from the installed root).
+    pub fn jurisdiction(&self) -> Result<String> {
+        let public = accord_trust::PublicKey::read(&self.file("node.key.pub"))?;
+        let root = self.root()?;
+        match root.body().place_of(public.id()) {
+            Some((p, accord_protocol::Role::Node)) => Ok(p.to_string()),
+            _ => bail!(
+                "the node key of {} is not a node key in root v{}",
+                self.path.display(),
+                root.version()
+            ),
+        }
+    }
+
     /// The writable replica (needs the node key's passphrase).
     pub fn replica(&self, passphrase: &str) -> Result<(Replica, NodeDb)> {
         self.replica_with(self.node_key(passphrase)?)

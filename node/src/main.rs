@@ -4,12 +4,15 @@
 //! by the library crates (`accord-trust` for keys, roots and policy).
 
 mod api;
+mod artifacts;
 mod cli;
+mod client;
 mod cmd;
 mod config;
 mod daemon;
 mod datadir;
 mod files;
+mod mirror;
 mod passphrase;
 mod report;
 

@@ -5,202 +5,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::cluster::*;
 use common::*;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-struct Cluster {
-    dir: std::path::PathBuf,
-    children: Vec<Option<Child>>,
-}
-
-impl Cluster {
-    fn start(&mut self, i: usize) {
-        let j = J[i];
-        let child = Command::new(env!("CARGO_BIN_EXE_accord"))
-            .current_dir(&self.dir)
-            .args(["node", "run", "--config", &format!("{j}.toml")])
-            .env("ACCORD_PASSPHRASE", PASS)
-            .env("ACCORD_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(self.dir.join(format!("{j}.log"))).expect("log"),
-            ))
-            .spawn()
-            .expect("spawn node");
-        self.children[i] = Some(child);
-    }
-
-    /// SIGTERM (graceful) or SIGKILL, then wait for the process to end.
-    fn stop(&mut self, i: usize, kill: bool) {
-        if let Some(mut c) = self.children[i].take() {
-            let sig = if kill { "-KILL" } else { "-TERM" };
-            let _ = Command::new("kill")
-                .arg(sig)
-                .arg(c.id().to_string())
-                .status();
-            let _ = c.wait();
-        }
-    }
-
-    fn stop_all(&mut self) {
-        for i in 0..4 {
-            self.stop(i, false);
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn field(d: &Path, j: &str, cap: &str, name: &str) -> String {
-    show_json(d, &format!("{j}-data"), cap)[name]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn edit(d: &Path, j: &str, cap: &str, set: &str) {
-    ok(accord(
-        d,
-        &[
-            "catalogue",
-            "edit",
-            cap,
-            "--data-dir",
-            &format!("{j}-data"),
-            "--set",
-            set,
-        ],
-    ));
-}
-
-/// Runs the given nodes, stops them gracefully, and checks `expect` on every data dir;
-/// retries a few times (bounded) while the nodes are still exchanging.
-fn converge(c: &mut Cluster, run: &[usize], expect: &[(&str, &str, &str)]) {
-    for attempt in 0..6 {
-        for &i in run {
-            c.start(i);
-        }
-        std::thread::sleep(Duration::from_secs(2 + attempt));
-        c.stop_all();
-        let done = run.iter().all(|&i| {
-            expect
-                .iter()
-                .all(|(cap, name, value)| field(&c.dir, J[i], cap, name) == *value)
-        });
-        if done {
-            return;
-        }
-    }
-    let logs: Vec<String> = run
-        .iter()
-        .map(|&i| std::fs::read_to_string(c.dir.join(format!("{}.log", J[i]))).unwrap_or_default())
-        .collect();
-    panic!("nodes did not converge; logs:\n{}", logs.join("\n----\n"));
-}
-
-/// The API base URL of node `i`, from its config.
-fn api(d: &Path, i: usize) -> String {
-    let cfg = std::fs::read_to_string(d.join(format!("{}.toml", J[i]))).expect("cfg");
-    let line = cfg
-        .lines()
-        .find(|l| l.starts_with("api = "))
-        .expect("api line");
-    format!(
-        "http://{}",
-        line.trim_start_matches("api = ").trim_matches('"')
-    )
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-fn wait_up(d: &Path, i: usize) {
-    let agent = agent();
-    for _ in 0..100 {
-        if agent.get(format!("{}/health", api(d, i))).call().is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("node {} API never came up", J[i]);
-}
-
-fn metric(d: &Path, i: usize, name: &str) -> f64 {
-    let mut resp = agent()
-        .get(format!("{}/metrics", api(d, i)))
-        .call()
-        .expect("metrics");
-    let text = resp.body_mut().read_to_string().expect("text");
-    text.lines()
-        .find(|l| l.starts_with(name) && !l.starts_with('#'))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
-}
-
-/// Keys, root, four data dirs and configs (TCP on free loopback ports, full-mesh bootstrap).
-fn cluster(d: &Path) -> Cluster {
-    cooperative(d);
-    signed_root(d);
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    for (i, j) in J.iter().enumerate() {
-        ok(accord(
-            d,
-            &[
-                "init",
-                "--data-dir",
-                &format!("{j}-data"),
-                "--root",
-                "root.json",
-                "--node-key",
-                &format!("{j}/node.key"),
-            ],
-        ));
-        // Every node listens on TCP and QUIC; odd nodes dial their peers over QUIC.
-        let bootstrap: Vec<String> = (0..4)
-            .filter(|k| *k != i)
-            .map(|k| {
-                if i % 2 == 1 {
-                    format!("\"/ip4/127.0.0.1/udp/{}/quic-v1\"", ports[k])
-                } else {
-                    format!("\"/ip4/127.0.0.1/tcp/{}\"", ports[k])
-                }
-            })
-            .collect();
-        let cfg = format!(
-            "jurisdiction = \"{j}\"\ndata_dir = \"{j}-data\"\nlisten = [\"/ip4/127.0.0.1/tcp/{p}\", \"/ip4/127.0.0.1/udp/{p}/quic-v1\"]\nbootstrap = [{}]\napi = \"127.0.0.1:{}\"\nanti_entropy_secs = 1\n",
-            bootstrap.join(", "),
-            free_port(),
-            p = ports[i],
-        );
-        std::fs::write(d.join(format!("{j}.toml")), cfg).expect("config");
-    }
-    Cluster {
-        dir: d.to_owned(),
-        children: (0..4).map(|_| None).collect(),
-    }
-}
 
 #[test]
 fn four_nodes_converge_across_restarts_and_sigkill() {
@@ -379,18 +188,7 @@ fn hostile_and_unlisted_peers_are_refused() {
     c.start(2);
     wait_up(d, 0);
     wait_up(d, 2);
-    let uk_port: u16 = {
-        let cfg = std::fs::read_to_string(d.join("uk.toml")).expect("cfg");
-        let l = cfg
-            .lines()
-            .find(|l| l.starts_with("listen"))
-            .expect("listen");
-        l.split("/tcp/")
-            .nth(1)
-            .and_then(|p| p.split('"').next())
-            .and_then(|p| p.parse().ok())
-            .expect("port")
-    };
+    let uk_port = tcp_port(d, 0);
     let eu_key = accord_trust::SecretKey::read(&d.join("eu/node.key"), PASS).expect("eu key");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let uk_pub = accord_trust::PublicKey::read(&d.join("uk/node.key.pub")).expect("uk pub");
@@ -398,6 +196,17 @@ fn hostile_and_unlisted_peers_are_refused() {
     let closed = rt.block_on(hostile_peer(eu_key.seed_bytes(), uk_peer, uk_port));
     assert!(closed, "UK did not drop the peer that sent garbage");
     assert!(metric(d, 0, "accord_sync_rejected_messages_total") >= 1.0);
+
+    // The same listed peer syncs honestly, but forges the signature of a change it sends:
+    // framed correctly, refused all the same, and nothing of it lands on UK.
+    let forged = rt.block_on(forging_peer(d, eu_key, uk_peer, uk_port));
+    assert!(forged, "UK did not drop the peer that sent a forged change");
+    assert!(metric(d, 0, "accord_sync_rejected_messages_total") >= 2.0);
+    assert_ne!(
+        field(d, "uk", "CAP-H01", "effort"),
+        "forged effort",
+        "the forged change reached UK"
+    );
 
     // UK and CA still sync: an edit on UK reaches CA.
     ok(accord(
@@ -486,14 +295,7 @@ fn hostile_and_unlisted_peers_are_refused() {
         .call()
         .expect("peers");
     let peers: serde_json::Value = r.body_mut().read_json().expect("json");
-    let connected: Vec<&str> = peers
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter(|p| p["connected"] == true)
-        .filter_map(|p| p["jurisdiction"].as_str())
-        .collect();
-    assert_eq!(connected, vec!["ca"], "{peers}");
+    assert_eq!(connected(d, 0), vec!["ca"], "{peers}");
     c.stop_all();
     let log = std::fs::read_to_string(d.join("uk.log")).expect("log");
     assert!(log.contains("refused an incoming connection"), "{log}");
@@ -505,7 +307,7 @@ async fn hostile_peer(seed: [u8; 32], uk: accord_net::libp2p::PeerId, uk_port: u
     use accord_net::libp2p::futures::StreamExt;
     use accord_net::libp2p::swarm::SwarmEvent;
     let kp = accord_net::keypair(seed).expect("keypair");
-    let mut swarm = accord_net::build(kp, &[uk]).expect("swarm");
+    let mut swarm = accord_net::build(kp, &[uk], Default::default()).expect("swarm");
     let addr: accord_net::libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{uk_port}")
         .parse()
         .expect("addr");
@@ -524,4 +326,161 @@ async fn hostile_peer(seed: [u8; 32], uk: accord_net::libp2p::PeerId, uk_port: u
             _ = &mut deadline => return false,
         }
     }
+}
+
+/// Connects to UK with a listed key and syncs honestly from a replica of EU's data dir that
+/// holds a local edit, except that the first signature it sends is forged (one bit flipped).
+/// Reports whether UK closed the connection.
+async fn forging_peer(
+    d: &Path,
+    key: accord_trust::SecretKey,
+    uk: accord_net::libp2p::PeerId,
+    uk_port: u16,
+) -> bool {
+    use accord_catalogue::wire::WireMessage;
+    use accord_net::libp2p::futures::StreamExt;
+    use accord_net::libp2p::request_response::{Event, Message};
+    use accord_net::libp2p::swarm::SwarmEvent;
+    use accord_net::{BehaviourEvent, SyncMessage};
+
+    let seed = key.seed_bytes();
+    let db = accord_store::NodeDb::open(&d.join("eu-data/node.redb")).expect("eu db");
+    let genesis: [u8; 32] = db
+        .get_meta("genesis")
+        .expect("meta")
+        .expect("genesis")
+        .as_slice()
+        .try_into()
+        .expect("32 bytes");
+    let root =
+        accord_trust::TrustedRoot::anchor(&std::fs::read(d.join("root.json")).expect("root"))
+            .expect("root");
+    let mut replica = accord_catalogue::Replica::open(
+        automerge::ChangeHash(genesis),
+        db.load_catalogue().expect("stored"),
+        key,
+        root,
+    )
+    .expect("replica");
+    let spec = accord_catalogue::edit::EditSpec {
+        set: vec![("effort".into(), "forged effort".into())],
+        ..Default::default()
+    };
+    replica
+        .edit(1_800_000_000, "forged", |tx| spec.apply(tx, "CAP-H01"))
+        .expect("edit");
+    let peer = uk.to_string();
+    replica.connect(&peer);
+    // Our next message, with its first signature forged if it carries one.
+    let forged_once = std::cell::Cell::new(false);
+    let outgoing = |replica: &mut accord_catalogue::Replica| -> Option<SyncMessage> {
+        let bytes = replica.generate_message(&peer)?;
+        let mut w = WireMessage::decode(&bytes, "me").expect("own message");
+        if let Some(sig) = w.signatures.first_mut() {
+            sig[10] ^= 1;
+            forged_once.set(true);
+        }
+        Some(SyncMessage(w.encode()))
+    };
+
+    let kp = accord_net::keypair(seed).expect("keypair");
+    let mut swarm = accord_net::build(kp, &[uk], Default::default()).expect("swarm");
+    let addr: accord_net::libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{uk_port}")
+        .parse()
+        .expect("addr");
+    swarm.dial(addr).expect("dial");
+    let deadline = tokio::time::sleep(Duration::from_secs(15));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            ev = swarm.select_next_some() => match ev {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                    if let Some(m) = outgoing(&mut replica) {
+                        swarm.behaviour_mut().sync.send_request(&peer_id, m);
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Sync(Event::Message { peer: p, message, .. })) => {
+                    let incoming = match message {
+                        Message::Response { response, .. } => response.0,
+                        Message::Request { request, .. } => Some(request),
+                    };
+                    if let Some(m) = incoming {
+                        replica.receive_message(&peer, &m.0).expect("UK's messages are honest");
+                    }
+                    if let Some(m) = outgoing(&mut replica) {
+                        swarm.behaviour_mut().sync.send_request(&p, m);
+                    }
+                }
+                SwarmEvent::ConnectionClosed { .. } => return forged_once.get(),
+                _ => {}
+            },
+            _ = &mut deadline => return false,
+        }
+    }
+}
+
+/// A successor root that replaces CA's node key is installed on running UK with
+/// `accord root apply`: UK drops CA at once and keeps refusing it; a root that is not a
+/// valid successor is refused with the reason.
+#[test]
+fn a_new_root_changes_who_may_connect_at_runtime() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let mut c = cluster(d);
+    c.start(0);
+    c.start(2);
+    wait_up(d, 0);
+    wait_up(d, 2);
+    assert!(
+        eventually(20, || connected(d, 0) == ["ca"]),
+        "UK and CA never connected"
+    );
+
+    ok(accord(d, &["keys", "generate", "--out", "ca/node2.key"]));
+    let spec = std::fs::read_to_string(d.join("root.toml"))
+        .expect("spec")
+        .replace("version = 1", "version = 2")
+        .replace("ca/node.key.pub", "ca/node2.key.pub");
+    std::fs::write(d.join("root2.toml"), spec).expect("spec");
+    ok(accord(
+        d,
+        &["root", "new", "--spec", "root2.toml", "--out", "root2.json"],
+    ));
+    for j in ["uk", "eu", "ca"] {
+        ok(accord(
+            d,
+            &[
+                "root",
+                "sign",
+                "root2.json",
+                "--key",
+                &format!("{j}/steering.key"),
+            ],
+        ));
+    }
+    // Re-applying v1 is not a successor: refused, nothing changes.
+    let r = refused(accord(
+        d,
+        &["root", "apply", "root.json", "--data-dir", "uk-data"],
+    ));
+    assert!(r.stderr.contains("rollback refused"), "{}", r.stderr);
+    assert_eq!(metric(d, 0, "accord_root_version"), 1.0);
+
+    let r = ok(accord(
+        d,
+        &["root", "apply", "root2.json", "--data-dir", "uk-data"],
+    ));
+    assert!(r.stdout.contains("root v2"), "{}", r.stdout);
+    assert_eq!(metric(d, 0, "accord_root_version"), 2.0);
+    assert!(
+        eventually(10, || connected(d, 0).is_empty()),
+        "UK kept CA's old key connected"
+    );
+    // CA keeps redialling; UK keeps refusing.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(connected(d, 0).is_empty());
+    c.stop_all();
+    // The new root is what UK trusts after a restart, too.
+    let shown = ok(accord(d, &["root", "show", "uk-data/root.json", "--json"]));
+    assert!(shown.stdout.contains("\"version\": 2"), "{}", shown.stdout);
 }

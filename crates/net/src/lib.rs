@@ -10,10 +10,13 @@ use std::time::Duration;
 
 pub use libp2p;
 
+pub mod rate;
+
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
     PeerId, StreamProtocol, Swarm, SwarmBuilder, allow_block_list, connection_limits, gossipsub,
-    identify, identity, noise, ping, request_response, tcp, yamux,
+    identify, identity, mdns, noise, ping, request_response, swarm::behaviour::toggle::Toggle, tcp,
+    yamux,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -22,6 +25,8 @@ use thiserror::Error;
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/accord/catalogue-sync/1");
 /// Gossip topic for "my catalogue changed" announcements.
 pub const HEADS_TOPIC: &str = "accord/catalogue-heads/1";
+/// Gossip topic for "these are the blobs I hold, and where my blob endpoint listens".
+pub const BLOBS_TOPIC: &str = "accord/blobs/1";
 /// Identify protocol version string.
 pub const PROTOCOL_VERSION: &str = "/accord/1.0.0";
 /// Largest sync message carried (matches the catalogue's own limit).
@@ -54,6 +59,16 @@ pub struct Behaviour {
     pub sync: request_response::cbor::Behaviour<SyncMessage, SyncReply>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
+    /// LAN discovery, off unless the config asks for it: it multicasts, and discovered peers
+    /// still have to pass the allow-list.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+/// Choices of the node config that shape the swarm.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Announce and discover peers on the local network with mDNS.
+    pub mdns: bool,
 }
 
 /// The libp2p identity of a node key (same key as everywhere else in Accord).
@@ -70,7 +85,11 @@ pub fn peer_id(public: &[u8; 32]) -> Result<PeerId, NetError> {
 }
 
 /// Builds the swarm for `key`, letting in only `allowed` peers.
-pub fn build(key: identity::Keypair, allowed: &[PeerId]) -> Result<Swarm<Behaviour>, NetError> {
+pub fn build(
+    key: identity::Keypair,
+    allowed: &[PeerId],
+    options: Options,
+) -> Result<Swarm<Behaviour>, NetError> {
     let build_err = |e: &dyn std::fmt::Display| NetError::Build(e.to_string());
     let mut swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -119,18 +138,27 @@ pub fn build(key: identity::Keypair, allowed: &[PeerId]) -> Result<Swarm<Behavio
                     key.public(),
                 )),
                 ping: ping::Behaviour::default(),
+                mdns: Toggle::from(if options.mdns {
+                    Some(mdns::tokio::Behaviour::new(
+                        mdns::Config::default(),
+                        key.public().to_peer_id(),
+                    )?)
+                } else {
+                    None
+                }),
             })
         })
         .map_err(|e| build_err(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
     set_allowed(&mut swarm, allowed);
-    let topic = gossipsub::IdentTopic::new(HEADS_TOPIC);
-    swarm
-        .behaviour_mut()
-        .gossipsub
-        .subscribe(&topic)
-        .map_err(|e| build_err(&e))?;
+    for t in [HEADS_TOPIC, BLOBS_TOPIC] {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&gossipsub::IdentTopic::new(t))
+            .map_err(|e| build_err(&e))?;
+    }
     Ok(swarm)
 }
 

@@ -16,7 +16,12 @@ type Swarms = [Swarm<Behaviour>; 3];
 fn node(label: &str, allowed: &[PeerId]) -> (Swarm<Behaviour>, PeerId) {
     let k = accord_trust::testkit::key(label, 0);
     let id = peer_id(&k.public().raw()).expect("peer id");
-    let swarm = build(keypair(k.seed_bytes()).expect("keypair"), allowed).expect("swarm");
+    let swarm = build(
+        keypair(k.seed_bytes()).expect("keypair"),
+        allowed,
+        Default::default(),
+    )
+    .expect("swarm");
     assert_eq!(
         *swarm.local_peer_id(),
         id,

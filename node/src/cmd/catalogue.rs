@@ -7,6 +7,7 @@ use accord_protocol::Timestamp;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{CatalogueCommand, InitArgs};
+use crate::client::Node;
 use crate::datadir::{DataDir, EMBEDDED_SEED};
 use crate::files::write_atomic;
 use crate::passphrase;
@@ -122,11 +123,13 @@ pub fn run(cmd: CatalogueCommand) -> Result<()> {
                 add_non_functional,
                 add_deliverable,
             };
-            if let Some(url) = running_node(&dir) {
-                let token = std::fs::read_to_string(dir.path.join("api.token"))
-                    .context("cannot read the node's API token (api.token in the data dir)")?;
-                let out = api_edit(&url, token.trim(), &id, &spec)?;
-                println!("{id}: committed change {out} through the running node at {url}");
+            if let Some(node) = Node::running(&dir) {
+                let answer = node.post_json(&format!("/v1/catalogue/{id}"), &spec)?;
+                println!(
+                    "{id}: committed change {} through the running node at {}",
+                    answer["change"].as_str().unwrap_or("(none)"),
+                    node.url
+                );
                 return Ok(());
             }
             let pass = passphrase::existing(&pass_args, "the node key")?;
@@ -220,71 +223,28 @@ fn render(c: &Capability) -> String {
     s
 }
 
-/// The API of the node running on this data directory, if one answers.
-fn running_node(dir: &DataDir) -> Option<String> {
-    let addr = std::fs::read_to_string(dir.path.join("api.addr")).ok()?;
-    let url = format!("http://{}", addr.trim());
-    let agent = agent();
-    agent.get(format!("{url}/health")).call().ok()?;
-    Some(url)
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(std::time::Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
 /// Reads through the running node when there is one (its database is locked while it
 /// runs), else from the data directory.
 fn read_catalogue(dir: &DataDir) -> Result<(Catalogue, Vec<accord_catalogue::Problem>)> {
-    match running_node(dir) {
-        Some(url) => {
-            let mut resp = agent()
-                .get(format!("{url}/v1/catalogue"))
-                .call()
-                .with_context(|| format!("cannot reach the node at {url}"))?;
-            let view: crate::api::CatalogueView = resp
-                .body_mut()
-                .read_json()
-                .with_context(|| format!("unexpected answer from {url}"))?;
+    match Node::running(dir) {
+        Some(node) => {
+            let view: crate::api::CatalogueView = node.get("/v1/catalogue")?;
             Ok((view.catalogue, view.problems))
         }
         None => dir.catalogue(),
     }
 }
 
-fn api_edit(url: &str, token: &str, id: &str, spec: &EditSpec) -> Result<String> {
-    let mut resp = agent()
-        .post(format!("{url}/v1/catalogue/{id}"))
-        .header("Authorization", &format!("Bearer {token}"))
-        .send_json(spec)
-        .with_context(|| format!("cannot reach the node at {url}"))?;
-    let status = resp.status();
-    let body: serde_json::Value = resp.body_mut().read_json().unwrap_or_default();
-    if status.is_success() {
-        Ok(body["change"].as_str().unwrap_or("(none)").to_owned())
-    } else {
-        bail!(
-            "{}",
-            body["error"]
-                .as_str()
-                .unwrap_or("the node refused the edit")
-        )
-    }
-}
-
 /// `accord node status`: health, peers and counters of the node running on `dir`.
 pub fn status(dir: &DataDir, json: bool) -> Result<()> {
-    let Some(url) = running_node(dir) else {
+    let Some(node) = Node::running(dir) else {
         bail!(
             "no node is running on {} (start it with 'accord node run --config FILE')",
             dir.path.display()
         );
     };
-    let a = agent();
+    let url = &node.url;
+    let a = crate::client::agent();
     let health: serde_json::Value = a
         .get(format!("{url}/health"))
         .call()?

@@ -1,8 +1,10 @@
 //! One module per command group; `run` dispatches.
 
+pub mod artifacts;
 pub mod catalogue;
 pub mod demo;
 pub mod keys;
+pub mod provenance;
 pub mod release;
 pub mod root;
 
@@ -29,6 +31,57 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Catalogue(c) => catalogue::run(c),
         Command::Keys(c) => keys::run(c),
         Command::Root(c) => root::run(c),
+        Command::Release(crate::cli::ReleaseCommand::Propose {
+            capability,
+            version,
+            files,
+            provenance,
+            trusted_root,
+            certificate_identity,
+            certificate_oidc_issuer,
+            data_dir,
+            passphrase,
+        }) => {
+            let mut refs = Vec::new();
+            if let (Some(bundle), Some(trusted_root), Some(identity), Some(issuer), Some(first)) = (
+                provenance,
+                trusted_root,
+                certificate_identity,
+                certificate_oidc_issuer,
+                files.first(),
+            ) {
+                let args = crate::cli::SigstoreArgs {
+                    trusted_root,
+                    certificate_identity: identity,
+                    certificate_oidc_issuer: issuer,
+                };
+                refs.push(provenance::verified_ref(first, &bundle, &args)?);
+            }
+            artifacts::propose(
+                artifacts::Proposal {
+                    capability,
+                    version,
+                    files,
+                    provenance: refs,
+                },
+                &crate::datadir::DataDir::new(&data_dir.data_dir),
+                &passphrase,
+            )
+        }
+        Command::Release(crate::cli::ReleaseCommand::Status {
+            release,
+            data_dir,
+            json,
+        }) => artifacts::status(
+            release.as_deref(),
+            &crate::datadir::DataDir::new(&data_dir.data_dir),
+            json,
+        ),
         Command::Release(c) => release::run(c),
+        Command::Fetch(args) => artifacts::fetch(args),
+        Command::Gc { data_dir } => {
+            artifacts::gc(&crate::datadir::DataDir::new(&data_dir.data_dir))
+        }
+        Command::Provenance(c) => provenance::run(c),
     }
 }

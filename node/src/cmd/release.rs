@@ -128,6 +128,9 @@ pub fn run(cmd: ReleaseCommand) -> Result<()> {
             );
             Ok(())
         }
+        ReleaseCommand::Propose { .. } | ReleaseCommand::Status { .. } => {
+            bail!("internal: release propose/status are dispatched in cmd::run")
+        }
         ReleaseCommand::Verify(args) => {
             let decision = verify(&args)?;
             report::decision(&decision, args.json)?;
@@ -188,7 +191,7 @@ pub fn statement(
     Ok(Statement::release(&artifacts, &predicate).to_envelope())
 }
 
-fn digest_file(path: &Path) -> Result<([u8; 32], [u8; 32], u64)> {
+pub fn digest_file(path: &Path) -> Result<([u8; 32], [u8; 32], u64)> {
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut sha = Sha256::new();

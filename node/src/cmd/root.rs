@@ -9,6 +9,8 @@ use anyhow::{Context, Result};
 
 use crate::Refused;
 use crate::cli::RootCommand;
+use crate::client::Node;
+use crate::datadir::DataDir;
 use crate::files::{read_limited, write_atomic};
 use crate::report;
 
@@ -76,6 +78,7 @@ pub fn run(cmd: RootCommand) -> Result<()> {
                 Err(_) => Err(Refused.into()),
             }
         }
+        RootCommand::Apply { root, data_dir } => apply(&root, &DataDir::new(&data_dir.data_dir)),
         RootCommand::Show { root, json } => {
             let bytes = read_limited(&root, MAX_ROOT_BYTES)?;
             let r = TrustedRoot::inspect(&bytes)
@@ -83,6 +86,35 @@ pub fn run(cmd: RootCommand) -> Result<()> {
             report::show_root(&r, json)
         }
     }
+}
+
+/// Installs a successor root in a data directory, through its running node if there is one.
+fn apply(root: &Path, dir: &DataDir) -> Result<()> {
+    let bytes = read_limited(root, MAX_ROOT_BYTES)?;
+    if let Some(node) = Node::running(dir) {
+        let answer = node.post("/v1/root", "application/json", &bytes)?;
+        println!(
+            "the node at {} now trusts root v{}",
+            node.url, answer["root_version"]
+        );
+        return Ok(());
+    }
+    let current = dir.root()?;
+    let next = current.update(&bytes).with_context(|| {
+        format!(
+            "{} is not a valid successor of the installed root v{}",
+            root.display(),
+            current.version()
+        )
+    })?;
+    write_atomic(&dir.path.join("root.json"), &bytes, false)?;
+    println!(
+        "installed root v{} in {} (was v{})",
+        next.version(),
+        dir.path.display(),
+        current.version()
+    );
+    Ok(())
 }
 
 pub fn new_from_spec(spec: &Path) -> Result<Envelope> {

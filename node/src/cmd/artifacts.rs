@@ -1,0 +1,372 @@
+//! `accord release propose|status`, `accord fetch` and `accord gc`: releases with their
+//! artifacts. Each goes through the running node when there is one (it holds the stores'
+//! locks) and works on the data dir directly when there is none.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use accord_mirror::BlobStore;
+use accord_protocol::statement::ProvenanceRef;
+use accord_protocol::{Statement, StatementKind, Timestamp};
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::artifacts::{self, ReleaseView, parse_key, percent};
+use crate::cli::{FetchArgs, PassphraseArgs};
+use crate::client::Node;
+use crate::datadir::DataDir;
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn bytes_bar(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+pub struct Proposal {
+    pub capability: String,
+    pub version: String,
+    pub files: Vec<PathBuf>,
+    pub provenance: Vec<ProvenanceRef>,
+}
+
+/// `accord release propose`.
+pub fn propose(p: Proposal, dir: &DataDir, pass: &PassphraseArgs) -> Result<()> {
+    let root = dir.root()?;
+    let jurisdiction = dir.jurisdiction()?;
+    let started = Instant::now();
+    let files: Vec<PathBuf> = p
+        .files
+        .iter()
+        .map(std::path::absolute)
+        .collect::<std::io::Result<_>>()
+        .context("cannot resolve the files' paths")?;
+    let mut env = super::release::statement(
+        &p.capability,
+        &p.version,
+        &files,
+        root.version(),
+        &jurisdiction,
+        Timestamp::now(),
+    )?;
+    if !p.provenance.is_empty() {
+        env = with_provenance(&env, p.provenance)?;
+    }
+    let kind = Statement::from_envelope(&env)?;
+    let StatementKind::Release {
+        artifacts: arts,
+        predicate,
+    } = kind
+    else {
+        bail!("internal: the statement built is not a release");
+    };
+    let key = artifacts::release_key(&predicate.capability, &predicate.version);
+    let total: u64 = arts.iter().map(|a| a.size).sum();
+    if let Some(node) = Node::running(dir) {
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_message(format!(
+            "importing {} artifact(s) into the node",
+            arts.len()
+        ));
+        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+        let body = serde_json::json!({
+            "envelope": serde_json::from_slice::<serde_json::Value>(&env.to_json())?,
+            "files": files,
+        });
+        let r = node.post_json("/v1/releases", &body);
+        spinner.finish_and_clear();
+        r?;
+    } else {
+        let pass = crate::passphrase::existing(pass, "the node key")?;
+        let (mut replica, db) = dir.replica(&pass)?;
+        let (cat, _) = accord_catalogue::schema::read(replica.doc());
+        if cat.releases.iter().any(|r| r.key == key) {
+            bail!("{key} is already in the catalogue");
+        }
+        let rt = runtime()?;
+        rt.block_on(async {
+            let store = BlobStore::open(&dir.path.join("blobs")).await?;
+            let bar = bytes_bar(total, "importing");
+            let mut done_before = 0u64;
+            let mut current = String::new();
+            let r = artifacts::import(&store, &key, &arts, &files, |name, n| {
+                if name != current {
+                    if let Some(a) = arts.iter().find(|a| a.name == current) {
+                        done_before += a.size;
+                    }
+                    current = name.to_owned();
+                }
+                bar.set_position(done_before + n);
+            })
+            .await;
+            bar.finish_and_clear();
+            store.shutdown().await?;
+            r
+        })?;
+        let delta = replica.edit(Timestamp::now().unix(), &format!("propose {key}"), |tx| {
+            accord_catalogue::edit::add_release(tx, &key, &env.to_json())
+        })?;
+        db.apply(&delta)?;
+    }
+    println!(
+        "proposed {key}: {} artifact(s), {} bytes, root v{}, proposer {jurisdiction} ({:.1} s)",
+        arts.len(),
+        total,
+        root.version(),
+        started.elapsed().as_secs_f64()
+    );
+    for a in &arts {
+        println!(
+            "  {}  {} bytes  sha256 {}  blake3 {}",
+            a.name,
+            a.size,
+            hex::encode(a.sha256),
+            hex::encode(a.blake3)
+        );
+    }
+    for pr in &predicate.provenance {
+        println!(
+            "  provenance: {} {} signed by {} ({})",
+            pr.kind,
+            pr.sha256,
+            pr.identity.as_deref().unwrap_or("?"),
+            pr.issuer.as_deref().unwrap_or("?")
+        );
+    }
+    println!(
+        "each lead signs it with 'accord release sign {key}' (or offline via export-statement)"
+    );
+    Ok(())
+}
+
+/// Rebuilds the statement with provenance references in its predicate (before anyone signs).
+fn with_provenance(
+    env: &accord_protocol::Envelope,
+    provenance: Vec<ProvenanceRef>,
+) -> Result<accord_protocol::Envelope> {
+    match Statement::from_envelope(env)? {
+        StatementKind::Release {
+            artifacts,
+            mut predicate,
+        } => {
+            predicate.provenance = provenance;
+            Ok(Statement::release(&artifacts, &predicate).to_envelope())
+        }
+        _ => bail!("internal: not a release"),
+    }
+}
+
+/// The releases as this node sees them.
+fn views(dir: &DataDir) -> Result<Vec<ReleaseView>> {
+    if let Some(node) = Node::running(dir) {
+        return node.get("/v1/releases");
+    }
+    let (cat, _) = dir.catalogue()?;
+    let me = dir.jurisdiction()?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = BlobStore::open(&dir.path.join("blobs")).await?;
+        let (releases, problems) = artifacts::releases(&cat);
+        for p in problems {
+            eprintln!("warning: {p}");
+        }
+        let mut out = Vec::new();
+        for (b, e) in releases {
+            let mut held = std::collections::HashMap::new();
+            for a in &b.artifacts {
+                held.insert(a.blake3, store.local(&a.blake3).await?.bytes);
+            }
+            out.push(ReleaseView::build(&b, e, |h| {
+                [(me.clone(), held.get(h).copied().unwrap_or(0))].into()
+            }));
+        }
+        store.shutdown().await?;
+        Ok(out)
+    })
+}
+
+/// `accord release status [KEY]`.
+pub fn status(release: Option<&str>, dir: &DataDir, json: bool) -> Result<()> {
+    let mut all = views(dir)?;
+    if let Some(k) = release {
+        parse_key(k)?;
+        all.retain(|v| v.key == k);
+        if all.is_empty() {
+            bail!("no release {k} in the catalogue");
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    let me = dir.jurisdiction().unwrap_or_default();
+    for v in &all {
+        println!(
+            "{}: {} signature(s); promoted on: {}",
+            v.key,
+            v.signatures,
+            if v.promoted_on.is_empty() {
+                "none".to_owned()
+            } else {
+                v.promoted_on.join(", ")
+            }
+        );
+        for a in &v.artifacts {
+            let held: Vec<String> = a
+                .held
+                .iter()
+                .map(|(j, b)| format!("{j} {}%", percent(*b, a.size)))
+                .collect();
+            println!("  {:<24} {:>12} bytes  {}", a.name, a.size, held.join("  "));
+        }
+        let missing = v.missing_on(&me);
+        if missing.is_empty() {
+            println!("  every artifact is mirrored and verified on {me}");
+        } else {
+            println!("  not yet on {me}: {}", missing.join("; "));
+        }
+    }
+    Ok(())
+}
+
+/// `accord fetch KEY --out DIR`.
+pub fn fetch(args: FetchArgs) -> Result<()> {
+    let dir = DataDir::new(&args.data_dir.data_dir);
+    let (capability, version) = parse_key(&args.release)?;
+    let key = artifacts::release_key(&capability, &version);
+    let out = std::path::absolute(&args.out).context("cannot resolve --out")?;
+    let production = args.channel == "production";
+    let started = Instant::now();
+    if let Some(node) = Node::running(&dir) {
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_message(format!("the node is writing {key}"));
+        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+        let r = node.post_json(
+            &format!("/v1/releases/{key}/export"),
+            &serde_json::json!({ "out": out, "channel": args.channel }),
+        );
+        spinner.finish_and_clear();
+        r?;
+        // Trust nothing in between: check the files here against the signed statement.
+        let view: ReleaseView = node.get(&format!("/v1/releases/{key}"))?;
+        verify_written(&view, &out)?;
+    } else {
+        let (cat, _) = dir.catalogue()?;
+        let me = dir.jurisdiction()?;
+        let entry = cat
+            .releases
+            .iter()
+            .find(|r| r.key == key)
+            .with_context(|| {
+                format!(
+                    "no release {key} in the catalogue of {}",
+                    dir.path.display()
+                )
+            })?;
+        if production && !entry.promotions.contains_key(&me) {
+            bail!(
+                "{key} is not promoted on {me} (the production channel serves promoted releases only)"
+            );
+        }
+        let blobs = accord_mirror::wants::release_blobs(&key, &entry.envelope)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let total: u64 = blobs.artifacts.iter().map(|a| a.size).sum();
+        let rt = runtime()?;
+        rt.block_on(async {
+            let store = BlobStore::open(&dir.path.join("blobs")).await?;
+            let bar = bytes_bar(total, "verifying and writing");
+            let mut done_before = 0u64;
+            let mut current = String::new();
+            let r = artifacts::export(&store, &blobs, &out, |name, n| {
+                if name != current {
+                    if let Some(a) = blobs.artifacts.iter().find(|a| a.name == current) {
+                        done_before += a.size;
+                    }
+                    current = name.to_owned();
+                }
+                bar.set_position(done_before + n);
+            })
+            .await;
+            bar.finish_and_clear();
+            store.shutdown().await?;
+            r
+        })?;
+    }
+    println!(
+        "wrote {key} ({} channel) to {} in {:.2} s, every file verified against the signed digests",
+        args.channel,
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Re-hashes what the node wrote and compares with the statement's digests.
+fn verify_written(view: &ReleaseView, out: &Path) -> Result<()> {
+    for a in &view.artifacts {
+        let path = out.join(&a.name);
+        let (sha, b3, size) = super::release::digest_file(&path)?;
+        if hex::encode(sha) != a.sha256 || hex::encode(b3) != a.blake3 || size != a.size {
+            let _ = std::fs::remove_file(&path);
+            bail!(
+                "{} does not match the signed digests; removed it",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `accord gc`: unpin the artifacts of releases that are no longer in the catalogue, then
+/// collect everything unpinned (partial downloads of retired releases included).
+pub fn gc(dir: &DataDir) -> Result<()> {
+    if Node::running(dir).is_some() {
+        bail!(
+            "a node is running on {}; stop it first (gc needs the blob store to itself)",
+            dir.path.display()
+        );
+    }
+    let (cat, _) = dir.catalogue()?;
+    let (releases, _) = artifacts::releases(&cat);
+    let keep: std::collections::HashSet<String> = releases
+        .iter()
+        .flat_map(|(b, _)| {
+            b.artifacts
+                .iter()
+                .map(|a| accord_mirror::wants::pin_tag(&b.key, &a.name))
+        })
+        .collect();
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = BlobStore::open(&dir.path.join("blobs")).await?;
+        let before = store.list().await?.len();
+        let mut unpinned = 0;
+        for (tag, _) in store.pins().await? {
+            if !keep.contains(&tag) {
+                store.unpin(&tag).await?;
+                unpinned += 1;
+            }
+        }
+        store.gc_now().await?;
+        let after = store.list().await?.len();
+        store.shutdown().await?;
+        println!(
+            "gc: {unpinned} retired pin(s) removed, {} blob(s) deleted, {after} kept",
+            before.saturating_sub(after)
+        );
+        Ok(())
+    })
+}

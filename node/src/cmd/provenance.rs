@@ -1,0 +1,107 @@
+//! `accord provenance verify` and the provenance check of `accord release propose`: a
+//! Sigstore bundle verified completely offline against a trusted root file, including the
+//! Rekor inclusion proof, checkpoint and signed entry timestamp (`accord-provenance`).
+
+use std::path::Path;
+
+use accord_protocol::statement::ProvenanceRef;
+use accord_provenance::{MAX_BUNDLE_BYTES, MAX_TRUSTED_ROOT_BYTES, Policy, TrustedRoot, Verified};
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::Refused;
+use crate::cli::{ProvenanceCommand, SigstoreArgs};
+use crate::files::read_limited;
+
+pub fn run(cmd: ProvenanceCommand) -> Result<()> {
+    match cmd {
+        ProvenanceCommand::Verify {
+            file,
+            bundle,
+            sigstore,
+            json,
+        } => match check(&file, &bundle, &sigstore) {
+            Ok(v) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({
+                            "verified": true,
+                            "identity": v.identity,
+                            "issuer": v.oidc_issuer,
+                            "log_index": v.log_index,
+                            "integrated_time": v.integrated_time,
+                            "sha256": hex::encode(v.sha256),
+                        }))?
+                    );
+                } else {
+                    println!(
+                        "verified: {} signed by {} ({}), logged at index {} of {} (tree size {}), integrated {}",
+                        file.display(),
+                        v.identity,
+                        v.oidc_issuer,
+                        v.log_index,
+                        v.log_url,
+                        v.tree_size,
+                        accord_provenance::Rfc3339(v.integrated_time)
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "verified": false, "reason": format!("{e:#}") })
+                    );
+                } else {
+                    eprintln!("not verified: {}: {e:#}", file.display());
+                }
+                Err(Refused.into())
+            }
+        },
+    }
+}
+
+fn check(file: &Path, bundle: &Path, args: &SigstoreArgs) -> Result<Verified> {
+    let root_bytes = read_limited(&args.trusted_root, MAX_TRUSTED_ROOT_BYTES)?;
+    let root = TrustedRoot::from_json(&root_bytes).with_context(|| {
+        format!(
+            "{} is not a Sigstore trusted root",
+            args.trusted_root.display()
+        )
+    })?;
+    let bundle_bytes = read_limited(bundle, MAX_BUNDLE_BYTES)?;
+    let sha256 = sha256_file(file)?;
+    let policy = Policy::new(&args.certificate_identity, &args.certificate_oidc_issuer);
+    Ok(accord_provenance::verify_digest(
+        sha256,
+        &bundle_bytes,
+        &root,
+        &policy,
+    )?)
+}
+
+/// Verifies `bundle` for `file` and returns the reference the release statement records;
+/// any failure stops the proposal with the reason.
+pub fn verified_ref(file: &Path, bundle: &Path, args: &SigstoreArgs) -> Result<ProvenanceRef> {
+    let v = check(file, bundle, args).with_context(|| {
+        format!(
+            "the Sigstore bundle {} does not verify for {}",
+            bundle.display(),
+            file.display()
+        )
+    })?;
+    let bundle_bytes = read_limited(bundle, MAX_BUNDLE_BYTES)?;
+    Ok(ProvenanceRef {
+        kind: "sigstore-bundle".into(),
+        sha256: hex::encode(Sha256::digest(&bundle_bytes)),
+        identity: Some(v.identity),
+        issuer: Some(v.oidc_issuer),
+    })
+}
+
+fn sha256_file(path: &Path) -> Result<[u8; 32]> {
+    let (sha, _, _) = super::release::digest_file(path)?;
+    Ok(sha)
+}

@@ -1,0 +1,320 @@
+//! The daemon's artifact mirror: owns the blob store, the iroh endpoint and the mirror queue,
+//! turns the catalogue's releases into wants, learns from gossip which peer holds what and
+//! where its endpoint listens, and runs the fetches the queue asks for.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Instant;
+
+use accord_catalogue::Catalogue;
+use accord_mirror::fetch::{Fetched, fetch};
+use accord_mirror::provider::{AllowList, GatedProvider};
+use accord_mirror::wants::{ReleaseBlobs, pin_tag, wants};
+use accord_mirror::{Action, BlobHash, BlobStore, Limits, Local, MirrorQueue, Outcome};
+use accord_net::libp2p::PeerId;
+use anyhow::{Context, Result};
+use iroh::address_lookup::MemoryLookup;
+use iroh::protocol::Router;
+use iroh::{Endpoint, EndpointId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::artifacts::{self, ReleaseView};
+
+/// What a node gossips about its blobs: where its endpoint listens and, for every blob the
+/// catalogue wants, how many verified bytes it holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Announce {
+    pub addrs: Vec<SocketAddr>,
+    /// hex BLAKE3 -> verified bytes held
+    pub held: BTreeMap<String, u64>,
+    /// hex BLAKE3 of the blobs held complete
+    pub complete: BTreeSet<String>,
+}
+
+/// Largest announcement accepted (gossipsub's transmit limit is 64 KiB).
+pub const MAX_ANNOUNCE_BYTES: usize = 60 * 1024;
+
+/// A fetch task's report back to the loop.
+#[derive(Debug)]
+pub struct FetchDone {
+    pub hash: BlobHash,
+    pub from: PeerId,
+    pub fetched: Fetched,
+    pub local: Local,
+}
+
+pub struct Mirror {
+    pub store: BlobStore,
+    endpoint: Endpoint,
+    lookup: MemoryLookup,
+    allow: AllowList,
+    router: Router,
+    queue: MirrorQueue<PeerId>,
+    ids: HashMap<PeerId, EndpointId>,
+    done: mpsc::Sender<FetchDone>,
+    /// What each peer last announced.
+    peers: HashMap<PeerId, Announce>,
+    /// Payload bytes fetched from each peer.
+    pub fetched_from: HashMap<PeerId, u64>,
+    releases: Vec<ReleaseBlobs>,
+}
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror")
+            .field("endpoint", &self.endpoint.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mirror {
+    pub async fn start(
+        data_dir: &Path,
+        seed: [u8; 32],
+        listen: SocketAddr,
+        limits: Limits,
+        peers: &HashMap<PeerId, String>,
+        done: mpsc::Sender<FetchDone>,
+    ) -> Result<Mirror> {
+        let store = BlobStore::open(&data_dir.join("blobs")).await?;
+        let lookup = MemoryLookup::new();
+        let endpoint = accord_mirror::endpoint::bind(seed, listen, &lookup).await?;
+        let allow = AllowList::default();
+        let router = Router::builder(endpoint.clone())
+            .accept(
+                iroh_blobs::ALPN,
+                GatedProvider::new(store.inner().clone(), allow.clone(), limits.per_peer * 2),
+            )
+            .spawn();
+        let mut m = Mirror {
+            store,
+            endpoint,
+            lookup,
+            allow,
+            router,
+            queue: MirrorQueue::new(limits),
+            ids: HashMap::new(),
+            done,
+            peers: HashMap::new(),
+            fetched_from: HashMap::new(),
+            releases: Vec::new(),
+        };
+        m.set_peers(peers)?;
+        info!(endpoint = %m.endpoint.id(), addrs = ?m.endpoint.bound_sockets(), "blob endpoint ready");
+        Ok(m)
+    }
+
+    /// The root's node keys (other than ours): who may fetch from us and whom we fetch from.
+    pub fn set_peers(&mut self, peers: &HashMap<PeerId, String>) -> Result<()> {
+        let mut ids = HashMap::new();
+        for p in peers.keys() {
+            if let Some(id) = endpoint_of(p) {
+                ids.insert(*p, id);
+            }
+        }
+        self.allow.set(ids.values().copied());
+        for p in self.ids.keys() {
+            if !ids.contains_key(p) {
+                self.queue.remove_provider(p);
+                self.peers.remove(p);
+            }
+        }
+        self.ids = ids;
+        Ok(())
+    }
+
+    /// Re-derives the wanted blobs from the catalogue, pins them, and reads what is held.
+    pub async fn update_wants(&mut self, cat: &Catalogue) -> Result<()> {
+        let (releases, problems) = artifacts::releases(cat);
+        for p in problems {
+            warn!(problem = %p, "a release in the catalogue cannot be mirrored");
+        }
+        self.releases = releases.into_iter().map(|(b, _)| b).collect();
+        for r in &self.releases {
+            for a in &r.artifacts {
+                self.store.pin(&pin_tag(&r.key, &a.name), a.blake3).await?;
+            }
+        }
+        let w = wants(&self.releases);
+        let hashes: Vec<BlobHash> = w.iter().map(|w| w.hash).collect();
+        self.queue.set_wanted(w);
+        for h in hashes {
+            let local = self.store.local(&h).await?;
+            self.queue.set_local(&h, local.bytes, local.complete);
+        }
+        Ok(())
+    }
+
+    /// A peer's announcement (already checked to come from a listed peer).
+    pub fn on_announce(&mut self, peer: PeerId, bytes: &[u8]) {
+        let Some(id) = self.ids.get(&peer).copied() else {
+            return;
+        };
+        if bytes.len() > MAX_ANNOUNCE_BYTES {
+            warn!(%peer, "blob announcement too large; ignored");
+            return;
+        }
+        let a: Announce = match serde_json::from_slice(bytes) {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(%peer, error = %e, "unreadable blob announcement; ignored");
+                return;
+            }
+        };
+        // Only loopback or the addresses configured for the cooperative are dialled; the
+        // endpoint never leaves what the announcement and the allow-list permit.
+        accord_mirror::endpoint::set_address(&self.lookup, id, &a.addrs);
+        let complete: BTreeSet<BlobHash> = a
+            .complete
+            .iter()
+            .filter_map(|h| hex::decode(h).ok())
+            .filter_map(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+            .collect();
+        self.queue.set_provider(peer, complete);
+        self.peers.insert(peer, a);
+    }
+
+    pub fn peer_gone(&mut self, peer: &PeerId) {
+        self.queue.remove_provider(peer);
+    }
+
+    /// Our own announcement.
+    pub fn announcement(&self) -> Vec<u8> {
+        let mut a = Announce {
+            addrs: self.endpoint.bound_sockets(),
+            ..Default::default()
+        };
+        for s in self.queue.status() {
+            let h = hex::encode(s.hash);
+            if s.have == s.size {
+                a.complete.insert(h.clone());
+            }
+            a.held.insert(h, s.have);
+        }
+        serde_json::to_vec(&a).unwrap_or_default()
+    }
+
+    /// Starts the fetches the queue asks for.
+    pub fn dispatch(&mut self) {
+        for action in self.queue.poll(Instant::now()) {
+            let Action::Fetch { hash, from } = action;
+            let Some(id) = self.ids.get(&from).copied() else {
+                continue;
+            };
+            let store = self.store.clone();
+            let endpoint = self.endpoint.clone();
+            let done = self.done.clone();
+            info!(blob = %hex::encode(&hash[..8]), peer = %from, "fetching");
+            tokio::spawn(async move {
+                let fetched = fetch(store.inner(), &endpoint, id, &hash, |_| {}).await;
+                let local = store.local(&hash).await.unwrap_or(Local {
+                    bytes: 0,
+                    complete: false,
+                });
+                let _ = done
+                    .send(FetchDone {
+                        hash,
+                        from,
+                        fetched,
+                        local,
+                    })
+                    .await;
+            });
+        }
+    }
+
+    /// A fetch ended. Returns true when a blob became complete (worth announcing).
+    pub fn on_done(&mut self, d: FetchDone) -> bool {
+        *self.fetched_from.entry(d.from).or_default() += d.fetched.bytes;
+        let hash = hex::encode(&d.hash[..8]);
+        match &d.fetched.outcome {
+            Outcome::Complete => {
+                info!(blob = %hash, peer = %d.from, bytes = d.fetched.bytes, "blob mirrored and verified")
+            }
+            Outcome::Corrupt => {
+                warn!(blob = %hash, peer = %d.from, kept = d.local.bytes, "peer sent data that failed verification; penalised")
+            }
+            Outcome::Failed(e) => {
+                info!(blob = %hash, peer = %d.from, error = %e, kept = d.local.bytes, "fetch failed; will retry")
+            }
+        }
+        let outcome = if d.local.complete {
+            Outcome::Complete
+        } else {
+            d.fetched.outcome
+        };
+        let complete = outcome == Outcome::Complete;
+        self.queue
+            .finished(&d.hash, &d.from, outcome, d.local.bytes, Instant::now());
+        complete
+    }
+
+    pub fn counters(&self) -> accord_mirror::queue::Counters {
+        self.queue.counters().clone()
+    }
+
+    pub fn queue_len(&self) -> usize {
+        self.queue.pending()
+    }
+
+    /// Every release with what each node holds of each artifact (ours from the store's
+    /// state in the queue, the others' from their announcements).
+    pub fn views(
+        &self,
+        cat: &Catalogue,
+        me: &str,
+        names: &HashMap<PeerId, String>,
+    ) -> Vec<ReleaseView> {
+        let mine: HashMap<BlobHash, u64> = self
+            .queue
+            .status()
+            .into_iter()
+            .map(|s| (s.hash, s.have))
+            .collect();
+        let (releases, _) = artifacts::releases(cat);
+        releases
+            .iter()
+            .map(|(b, e)| {
+                ReleaseView::build(b, e, |h| {
+                    let mut held = BTreeMap::new();
+                    held.insert(me.to_owned(), mine.get(h).copied().unwrap_or(0));
+                    let hex = hex::encode(h);
+                    for (p, a) in &self.peers {
+                        if let Some(j) = names.get(p) {
+                            held.insert(j.clone(), a.held.get(&hex).copied().unwrap_or(0));
+                        }
+                    }
+                    held
+                })
+            })
+            .collect()
+    }
+
+    pub fn release(&self, key: &str) -> Option<&ReleaseBlobs> {
+        self.releases.iter().find(|r| r.key == key)
+    }
+
+    /// Stops serving, then closes the store (in that order: the provider reads the store).
+    pub async fn shutdown(self) -> Result<()> {
+        self.router
+            .shutdown()
+            .await
+            .context("cannot stop the blob endpoint")?;
+        self.store.shutdown().await?;
+        Ok(())
+    }
+}
+
+/// libp2p PeerIds of Ed25519 keys embed the key: the same key is the iroh endpoint id.
+fn endpoint_of(peer: &PeerId) -> Option<EndpointId> {
+    let mh = peer.as_ref();
+    if mh.code() != 0x00 {
+        return None;
+    }
+    let pk = accord_net::libp2p::identity::PublicKey::try_decode_protobuf(mh.digest()).ok()?;
+    let raw = pk.try_into_ed25519().ok()?.to_bytes();
+    EndpointId::from_bytes(&raw).ok()
+}

@@ -1,0 +1,242 @@
+//! A cooperative of real `accord node run` processes on 127.0.0.1, for the end-to-end tests.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::*;
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub struct Cluster {
+    pub dir: std::path::PathBuf,
+    pub children: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    pub fn start(&mut self, i: usize) {
+        let j = J[i];
+        let child = Command::new(env!("CARGO_BIN_EXE_accord"))
+            .current_dir(&self.dir)
+            .args(["node", "run", "--config", &format!("{j}.toml")])
+            .env("ACCORD_PASSPHRASE", PASS)
+            .env("ACCORD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(self.dir.join(format!("{j}.log"))).expect("log"),
+            ))
+            .spawn()
+            .expect("spawn node");
+        self.children[i] = Some(child);
+    }
+
+    /// SIGTERM (graceful) or SIGKILL, then wait for the process to end.
+    pub fn stop(&mut self, i: usize, kill: bool) {
+        if let Some(mut c) = self.children[i].take() {
+            let sig = if kill { "-KILL" } else { "-TERM" };
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn stop_all(&mut self) {
+        for i in 0..4 {
+            self.stop(i, false);
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn field(d: &Path, j: &str, cap: &str, name: &str) -> String {
+    show_json(d, &format!("{j}-data"), cap)[name]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+pub fn edit(d: &Path, j: &str, cap: &str, set: &str) {
+    ok(accord(
+        d,
+        &[
+            "catalogue",
+            "edit",
+            cap,
+            "--data-dir",
+            &format!("{j}-data"),
+            "--set",
+            set,
+        ],
+    ));
+}
+
+/// Runs the given nodes, stops them gracefully, and checks `expect` on every data dir;
+/// retries a few times (bounded) while the nodes are still exchanging.
+pub fn converge(c: &mut Cluster, run: &[usize], expect: &[(&str, &str, &str)]) {
+    for attempt in 0..6 {
+        for &i in run {
+            c.start(i);
+        }
+        std::thread::sleep(Duration::from_secs(2 + attempt));
+        c.stop_all();
+        let done = run.iter().all(|&i| {
+            expect
+                .iter()
+                .all(|(cap, name, value)| field(&c.dir, J[i], cap, name) == *value)
+        });
+        if done {
+            return;
+        }
+    }
+    let logs: Vec<String> = run
+        .iter()
+        .map(|&i| std::fs::read_to_string(c.dir.join(format!("{}.log", J[i]))).unwrap_or_default())
+        .collect();
+    panic!("nodes did not converge; logs:\n{}", logs.join("\n----\n"));
+}
+
+/// The API base URL of node `i`, from its config.
+pub fn api(d: &Path, i: usize) -> String {
+    let cfg = std::fs::read_to_string(d.join(format!("{}.toml", J[i]))).expect("cfg");
+    let line = cfg
+        .lines()
+        .find(|l| l.starts_with("api = "))
+        .expect("api line");
+    format!(
+        "http://{}",
+        line.trim_start_matches("api = ").trim_matches('"')
+    )
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+pub fn wait_up(d: &Path, i: usize) {
+    let agent = agent();
+    for _ in 0..100 {
+        if agent.get(format!("{}/health", api(d, i))).call().is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("node {} API never came up", J[i]);
+}
+
+pub fn metric(d: &Path, i: usize, name: &str) -> f64 {
+    let mut resp = agent()
+        .get(format!("{}/metrics", api(d, i)))
+        .call()
+        .expect("metrics");
+    let text = resp.body_mut().read_to_string().expect("text");
+    text.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+}
+
+/// Keys, root, four data dirs and configs (TCP on free loopback ports, full-mesh bootstrap).
+pub fn cluster(d: &Path) -> Cluster {
+    cooperative(d);
+    signed_root(d);
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    for (i, j) in J.iter().enumerate() {
+        ok(accord(
+            d,
+            &[
+                "init",
+                "--data-dir",
+                &format!("{j}-data"),
+                "--root",
+                "root.json",
+                "--node-key",
+                &format!("{j}/node.key"),
+            ],
+        ));
+        // Every node listens on TCP and QUIC; odd nodes dial their peers over QUIC.
+        let bootstrap: Vec<String> = (0..4)
+            .filter(|k| *k != i)
+            .map(|k| {
+                if i % 2 == 1 {
+                    format!("\"/ip4/127.0.0.1/udp/{}/quic-v1\"", ports[k])
+                } else {
+                    format!("\"/ip4/127.0.0.1/tcp/{}\"", ports[k])
+                }
+            })
+            .collect();
+        let cfg = format!(
+            "jurisdiction = \"{j}\"\ndata_dir = \"{j}-data\"\nlisten = [\"/ip4/127.0.0.1/tcp/{p}\", \"/ip4/127.0.0.1/udp/{p}/quic-v1\"]\nbootstrap = [{}]\napi = \"127.0.0.1:{}\"\nanti_entropy_secs = 1\n",
+            bootstrap.join(", "),
+            free_port(),
+            p = ports[i],
+        );
+        std::fs::write(d.join(format!("{j}.toml")), cfg).expect("config");
+    }
+    Cluster {
+        dir: d.to_owned(),
+        children: (0..4).map(|_| None).collect(),
+    }
+}
+
+/// The jurisdictions node `i` reports as connected.
+pub fn connected(d: &Path, i: usize) -> Vec<String> {
+    let mut r = agent()
+        .get(format!("{}/v1/peers", api(d, i)))
+        .call()
+        .expect("peers");
+    let peers: serde_json::Value = r.body_mut().read_json().expect("json");
+    let mut out: Vec<String> = peers
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|p| p["connected"] == true)
+        .filter_map(|p| p["jurisdiction"].as_str().map(str::to_owned))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Polls `check` every 100 ms for up to `secs` seconds.
+pub fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..secs * 10 {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// The TCP port node `i` listens on, from its config.
+pub fn tcp_port(d: &Path, i: usize) -> u16 {
+    let cfg = std::fs::read_to_string(d.join(format!("{}.toml", J[i]))).expect("cfg");
+    let l = cfg
+        .lines()
+        .find(|l| l.starts_with("listen"))
+        .expect("listen");
+    l.split("/tcp/")
+        .nth(1)
+        .and_then(|p| p.split('"').next())
+        .and_then(|p| p.parse().ok())
+        .expect("port")
+}
