@@ -111,10 +111,14 @@ fn main() {
         std::fs::write(
             d.join(format!("{j}.toml")),
             format!(
-                "jurisdiction = \"{j}\"\ndata_dir = \"{j}-data\"\nlisten = [\"/ip4/127.0.0.1/tcp/{}\"]\nbootstrap = [{}]\napi = \"127.0.0.1:{}\"\n",
+                "jurisdiction = \"{j}\"\ndata_dir = \"{j}-data\"\nlisten = [\"/ip4/127.0.0.1/tcp/{}\"]\nbootstrap = [{}]\napi = \"127.0.0.1:{}\"\nblobs_listen = \"127.0.0.1:{}\"\n",
                 ports[i],
                 boot.join(", "),
-                apis[i]
+                apis[i],
+                std::net::UdpSocket::bind("127.0.0.1:0")
+                    .and_then(|s| s.local_addr())
+                    .map(|a| a.port())
+                    .expect("udp port")
             ),
         )
         .expect("config");

@@ -60,6 +60,9 @@ pub struct Mirror {
     /// Payload bytes fetched from each peer.
     pub fetched_from: HashMap<PeerId, u64>,
     releases: Vec<ReleaseBlobs>,
+    /// Verified bytes held of blobs being fetched right now, updated as chunks arrive (the
+    /// queue learns them only when a fetch ends).
+    live: std::sync::Arc<std::sync::Mutex<HashMap<BlobHash, u64>>>,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -101,6 +104,7 @@ impl Mirror {
             peers: HashMap::new(),
             fetched_from: HashMap::new(),
             releases: Vec::new(),
+            live: Default::default(),
         };
         m.set_peers(peers)?;
         info!(endpoint = %m.endpoint.id(), addrs = ?m.endpoint.bound_sockets(), "blob endpoint ready");
@@ -181,18 +185,36 @@ impl Mirror {
         self.queue.remove_provider(peer);
     }
 
+    /// Verified bytes held of every wanted blob, counting fetches in progress.
+    fn held(&self) -> HashMap<BlobHash, (u64, u64)> {
+        let live = self.live.lock().map(|l| l.clone()).unwrap_or_default();
+        self.queue
+            .status()
+            .into_iter()
+            .map(|s| {
+                let have = live
+                    .get(&s.hash)
+                    .copied()
+                    .unwrap_or(0)
+                    .max(s.have)
+                    .min(s.size);
+                (s.hash, (have, s.size))
+            })
+            .collect()
+    }
+
     /// Our own announcement.
     pub fn announcement(&self) -> Vec<u8> {
         let mut a = Announce {
             addrs: self.endpoint.bound_sockets(),
             ..Default::default()
         };
-        for s in self.queue.status() {
-            let h = hex::encode(s.hash);
-            if s.have == s.size {
+        for (hash, (have, size)) in self.held() {
+            let h = hex::encode(hash);
+            if have == size {
                 a.complete.insert(h.clone());
             }
-            a.held.insert(h, s.have);
+            a.held.insert(h, have);
         }
         serde_json::to_vec(&a).unwrap_or_default()
     }
@@ -207,9 +229,16 @@ impl Mirror {
             let store = self.store.clone();
             let endpoint = self.endpoint.clone();
             let done = self.done.clone();
+            let live = self.live.clone();
             info!(blob = %hex::encode(&hash[..8]), peer = %from, "fetching");
             tokio::spawn(async move {
-                let fetched = fetch(store.inner(), &endpoint, id, &hash, |_| {}).await;
+                let base = store.local(&hash).await.map(|l| l.bytes).unwrap_or(0);
+                let fetched = fetch(store.inner(), &endpoint, id, &hash, |n| {
+                    if let Ok(mut l) = live.lock() {
+                        l.insert(hash, base + n);
+                    }
+                })
+                .await;
                 let local = store.local(&hash).await.unwrap_or(Local {
                     bytes: 0,
                     complete: false,
@@ -228,6 +257,9 @@ impl Mirror {
 
     /// A fetch ended. Returns true when a blob became complete (worth announcing).
     pub fn on_done(&mut self, d: FetchDone) -> bool {
+        if let Ok(mut l) = self.live.lock() {
+            l.remove(&d.hash);
+        }
         *self.fetched_from.entry(d.from).or_default() += d.fetched.bytes;
         let hash = hex::encode(&d.hash[..8]);
         match &d.fetched.outcome {
@@ -269,10 +301,9 @@ impl Mirror {
         names: &HashMap<PeerId, String>,
     ) -> Vec<ReleaseView> {
         let mine: HashMap<BlobHash, u64> = self
-            .queue
-            .status()
+            .held()
             .into_iter()
-            .map(|s| (s.hash, s.have))
+            .map(|(h, (have, _))| (h, have))
             .collect();
         let (releases, _) = artifacts::releases(cat);
         releases

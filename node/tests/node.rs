@@ -274,7 +274,7 @@ fn hostile_and_unlisted_peers_are_refused() {
     ));
     std::fs::write(
         other.join("x.toml"),
-        format!("jurisdiction = \"x\"\ndata_dir = \"x-data\"\nlisten = [\"/ip4/127.0.0.1/tcp/{}\"]\nbootstrap = [\"/ip4/127.0.0.1/tcp/{uk_port}\"]\napi = \"127.0.0.1:{}\"\n", free_port(), free_port()),
+        format!("jurisdiction = \"x\"\ndata_dir = \"x-data\"\nlisten = [\"/ip4/127.0.0.1/tcp/{}\"]\nbootstrap = [\"/ip4/127.0.0.1/tcp/{uk_port}\"]\napi = \"127.0.0.1:{}\"\nblobs_listen = \"127.0.0.1:{}\"\n", free_port(), free_port(), free_udp_port()),
     )
     .expect("cfg");
     let mut stranger = Command::new(env!("CARGO_BIN_EXE_accord"))

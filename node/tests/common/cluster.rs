@@ -6,6 +6,14 @@ use std::time::Duration;
 
 use super::*;
 
+/// A UDP port free on loopback now (for the blob endpoint).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free udp port")
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -185,9 +193,10 @@ pub fn cluster(d: &Path) -> Cluster {
             })
             .collect();
         let cfg = format!(
-            "jurisdiction = \"{j}\"\ndata_dir = \"{j}-data\"\nlisten = [\"/ip4/127.0.0.1/tcp/{p}\", \"/ip4/127.0.0.1/udp/{p}/quic-v1\"]\nbootstrap = [{}]\napi = \"127.0.0.1:{}\"\nanti_entropy_secs = 1\n",
+            "jurisdiction = \"{j}\"\ndata_dir = \"{j}-data\"\nlisten = [\"/ip4/127.0.0.1/tcp/{p}\", \"/ip4/127.0.0.1/udp/{p}/quic-v1\"]\nbootstrap = [{}]\napi = \"127.0.0.1:{}\"\nblobs_listen = \"127.0.0.1:{}\"\nanti_entropy_secs = 1\n",
             bootstrap.join(", "),
             free_port(),
+            free_udp_port(),
             p = ports[i],
         );
         std::fs::write(d.join(format!("{j}.toml")), cfg).expect("config");
