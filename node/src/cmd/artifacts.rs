@@ -36,6 +36,24 @@ fn bytes_bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// One bar over several files processed in order: per-file progress becomes overall bytes.
+fn across_files<'a>(
+    bar: &'a ProgressBar,
+    artifacts: &'a [accord_protocol::statement::Artifact],
+) -> impl FnMut(&str, u64) + 'a {
+    let mut done_before = 0u64;
+    let mut current = String::new();
+    move |name, n| {
+        if name != current {
+            if let Some(a) = artifacts.iter().find(|a| a.name == current) {
+                done_before += a.size;
+            }
+            current = name.to_owned();
+        }
+        bar.set_position(done_before + n);
+    }
+}
+
 pub struct Proposal {
     pub capability: String,
     pub version: String,
@@ -100,18 +118,7 @@ pub fn propose(p: Proposal, dir: &DataDir, pass: &PassphraseArgs) -> Result<()> 
         rt.block_on(async {
             let store = BlobStore::open(&dir.path.join("blobs")).await?;
             let bar = bytes_bar(total, "importing");
-            let mut done_before = 0u64;
-            let mut current = String::new();
-            let r = artifacts::import(&store, &key, &arts, &files, |name, n| {
-                if name != current {
-                    if let Some(a) = arts.iter().find(|a| a.name == current) {
-                        done_before += a.size;
-                    }
-                    current = name.to_owned();
-                }
-                bar.set_position(done_before + n);
-            })
-            .await;
+            let r = artifacts::import(&store, &key, &arts, &files, across_files(&bar, &arts)).await;
             bar.finish_and_clear();
             store.shutdown().await?;
             r
@@ -288,18 +295,8 @@ pub fn fetch(args: FetchArgs) -> Result<()> {
         rt.block_on(async {
             let store = BlobStore::open(&dir.path.join("blobs")).await?;
             let bar = bytes_bar(total, "verifying and writing");
-            let mut done_before = 0u64;
-            let mut current = String::new();
-            let r = artifacts::export(&store, &blobs, &out, |name, n| {
-                if name != current {
-                    if let Some(a) = blobs.artifacts.iter().find(|a| a.name == current) {
-                        done_before += a.size;
-                    }
-                    current = name.to_owned();
-                }
-                bar.set_position(done_before + n);
-            })
-            .await;
+            let r =
+                artifacts::export(&store, &blobs, &out, across_files(&bar, &blobs.artifacts)).await;
             bar.finish_and_clear();
             store.shutdown().await?;
             r
