@@ -103,13 +103,18 @@ fn error(status: StatusCode, msg: impl Into<String>) -> ApiError {
 
 impl Api {
     async fn view(&self) -> Result<NodeView, ApiError> {
+        self.ask(ApiRequest::View).await
+    }
+
+    /// Sends a request to the loop and waits for its answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> ApiRequest,
+    ) -> Result<T, ApiError> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(ApiRequest::View(tx))
-            .await
-            .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
-        rx.await
-            .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))
+        let gone = || error(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down");
+        self.tx.send(make(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
     }
 }
 
@@ -172,22 +177,12 @@ async fn edit(
     if spec.is_empty() {
         return Err(error(StatusCode::BAD_REQUEST, "nothing to edit"));
     }
-    let (tx, rx) = oneshot::channel();
-    api.tx
-        .send(ApiRequest::Edit {
-            id,
-            spec,
-            reply: tx,
-        })
-        .await
-        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
-    match rx.await {
-        Ok(Ok(change)) => Ok(Json(serde_json::json!({ "change": change }))),
-        Ok(Err(e)) => Err(error(StatusCode::BAD_REQUEST, e)),
-        Err(_) => Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "node is shutting down",
-        )),
+    match api
+        .ask(|reply| ApiRequest::Edit { id, spec, reply })
+        .await?
+    {
+        Ok(change) => Ok(Json(serde_json::json!({ "change": change }))),
+        Err(e) => Err(error(StatusCode::BAD_REQUEST, e)),
     }
 }
 
@@ -221,34 +216,13 @@ async fn apply_root(
             "root larger than 1 MiB",
         ));
     }
-    let (tx, rx) = oneshot::channel();
-    api.tx
-        .send(ApiRequest::ApplyRoot {
-            bytes: body.to_vec(),
-            reply: tx,
-        })
-        .await
-        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
-    match rx.await {
-        Ok(Ok(version)) => Ok(Json(serde_json::json!({ "root_version": version }))),
-        Ok(Err(e)) => Err(error(StatusCode::BAD_REQUEST, e)),
-        Err(_) => Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "node is shutting down",
-        )),
-    }
-}
-
-impl Api {
-    /// Sends a request to the loop and waits for its answer.
-    async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> ApiRequest,
-    ) -> Result<T, ApiError> {
-        let (tx, rx) = oneshot::channel();
-        let gone = || error(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down");
-        self.tx.send(make(tx)).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+    let bytes = body.to_vec();
+    match api
+        .ask(|reply| ApiRequest::ApplyRoot { bytes, reply })
+        .await?
+    {
+        Ok(version) => Ok(Json(serde_json::json!({ "root_version": version }))),
+        Err(e) => Err(error(StatusCode::BAD_REQUEST, e)),
     }
 }
 

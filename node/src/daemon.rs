@@ -137,14 +137,34 @@ impl Node {
     /// Tells the others which blobs we hold and where our blob endpoint listens.
     fn announce_blobs(&mut self) {
         let a = self.mirror.announcement();
-        if let Err(e) = self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(self.blobs_topic.clone(), a)
-        {
-            tracing::debug!(error = %e, "no peer to announce blobs to");
+        self.publish(self.blobs_topic.clone(), a);
+    }
+
+    /// Gossips `data`; with no subscribed peer yet there is no one to tell, which is fine.
+    fn publish(&mut self, topic: IdentTopic, data: Vec<u8>) {
+        if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+            tracing::debug!(error = %e, "nothing published");
         }
+    }
+
+    fn sync_with_all(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for p in peers {
+            self.sync_with(p);
+        }
+    }
+
+    /// A change made here is committed: persist it, count it, and tell everyone.
+    fn committed_locally(&mut self, delta: &accord_catalogue::Delta) {
+        self.persist(delta);
+        if delta.changes.is_empty() {
+            return;
+        }
+        self.metrics.changes_applied += delta.changes.len() as u64;
+        self.metrics.last_change_unix = Timestamp::now().unix();
+        self.wants_dirty = true;
+        self.announce();
+        self.sync_with_all();
     }
 
     /// Applies pending catalogue changes to the mirror's wants and starts fetches.
@@ -194,14 +214,7 @@ impl Node {
                         })
                         .map_err(|e| e.to_string())
                         .map(|delta| {
-                            self.persist(&delta);
-                            self.wants_dirty = true;
-                            self.announce();
-                            let peers: Vec<PeerId> =
-                                self.swarm.connected_peers().copied().collect();
-                            for p in peers {
-                                self.sync_with(p);
-                            }
+                            self.committed_locally(&delta);
                             info!(release = %key, "release proposed");
                             key.clone()
                         })
@@ -218,14 +231,7 @@ impl Node {
         files: Vec<std::path::PathBuf>,
         reply: tokio::sync::oneshot::Sender<std::result::Result<String, String>>,
     ) {
-        let blobs = match accord_mirror::wants::release_blobs("proposal", &envelope) {
-            Ok(b) => b,
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                return;
-            }
-        };
-        let (key, _) = match Self::proposal_key(&envelope) {
+        let (key, artifacts) = match Self::proposal(&envelope) {
             Ok(k) => k,
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -240,10 +246,9 @@ impl Node {
         let store = self.mirror.store.clone();
         let internal = self.internal.clone();
         tokio::spawn(async move {
-            let result =
-                crate::artifacts::import(&store, &key, &blobs.artifacts, &files, |_, _| {})
-                    .await
-                    .map_err(|e| format!("{e:#}"));
+            let result = crate::artifacts::import(&store, &key, &artifacts, &files, |_, _| {})
+                .await
+                .map_err(|e| format!("{e:#}"));
             let _ = internal
                 .send(Internal::Imported {
                     key,
@@ -255,12 +260,18 @@ impl Node {
         });
     }
 
-    fn proposal_key(envelope: &[u8]) -> std::result::Result<(String, String), String> {
+    /// A proposal's release key and artifacts, from its statement (parsed once).
+    fn proposal(
+        envelope: &[u8],
+    ) -> std::result::Result<(String, Vec<accord_protocol::statement::Artifact>), String> {
         let env = accord_protocol::Envelope::from_json(envelope).map_err(|e| e.to_string())?;
         match accord_protocol::Statement::from_envelope(&env).map_err(|e| e.to_string())? {
-            accord_protocol::StatementKind::Release { predicate, .. } => Ok((
+            accord_protocol::StatementKind::Release {
+                artifacts,
+                predicate,
+            } => Ok((
                 crate::artifacts::release_key(&predicate.capability, &predicate.version),
-                predicate.capability,
+                artifacts,
             )),
             _ => Err("not a release statement".into()),
         }
@@ -302,14 +313,7 @@ impl Node {
     /// Tells the others that our catalogue changed.
     fn announce(&mut self) {
         let heads: Vec<u8> = self.replica.heads().iter().flat_map(|h| h.0).collect();
-        if let Err(e) = self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(self.topic.clone(), heads)
-        {
-            tracing::debug!(error = %e, "no peer to announce to");
-        }
+        self.publish(self.topic.clone(), heads);
     }
 
     fn handle(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -421,19 +425,10 @@ impl Node {
                     });
                 let answer = match result {
                     Ok(delta) => {
-                        self.persist(&delta);
+                        self.committed_locally(&delta);
                         match delta.changes.first() {
                             Some(c) => {
-                                self.metrics.changes_applied += 1;
-                                self.metrics.last_change_unix = Timestamp::now().unix();
                                 info!(capability = %id, "local edit committed");
-                                self.wants_dirty = true;
-                                self.announce();
-                                let peers: Vec<PeerId> =
-                                    self.swarm.connected_peers().copied().collect();
-                                for p in peers {
-                                    self.sync_with(p);
-                                }
                                 Ok(hex::encode(&c.hash[..8]))
                             }
                             None => Ok("(no change)".to_owned()),
@@ -486,7 +481,7 @@ impl Node {
         self.replica.set_root(next);
         let allowed: Vec<PeerId> = names.keys().copied().collect();
         accord_net::set_allowed(&mut self.swarm, &allowed);
-        self.mirror.set_peers(&names)?;
+        self.mirror.set_peers(&names);
         self.names = names;
         info!(root = version, "installed a new root");
         Ok(version)
@@ -644,10 +639,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             Some(done) = done_rx.recv() => node.fetch_done(done),
             Some(msg) = internal_rx.recv() => node.internal(msg),
             _ = anti_entropy.tick() => {
-                let peers: Vec<PeerId> = node.swarm.connected_peers().copied().collect();
-                for p in peers {
-                    node.sync_with(p);
-                }
+                node.sync_with_all();
                 node.announce_blobs();
                 node.mirror.dispatch();
                 node.metrics.mirror_queue = node.mirror.queue_len();

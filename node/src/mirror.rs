@@ -63,6 +63,8 @@ pub struct Mirror {
     /// Verified bytes held of blobs being fetched right now, updated as chunks arrive (the
     /// queue learns them only when a fetch ends).
     live: std::sync::Arc<std::sync::Mutex<HashMap<BlobHash, u64>>>,
+    /// Tags already set in the store this run, so a catalogue change re-pins only new ones.
+    pinned: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -105,14 +107,15 @@ impl Mirror {
             fetched_from: HashMap::new(),
             releases: Vec::new(),
             live: Default::default(),
+            pinned: Default::default(),
         };
-        m.set_peers(peers)?;
+        m.set_peers(peers);
         info!(endpoint = %m.endpoint.id(), addrs = ?m.endpoint.bound_sockets(), "blob endpoint ready");
         Ok(m)
     }
 
     /// The root's node keys (other than ours): who may fetch from us and whom we fetch from.
-    pub fn set_peers(&mut self, peers: &HashMap<PeerId, String>) -> Result<()> {
+    pub fn set_peers(&mut self, peers: &HashMap<PeerId, String>) {
         let mut ids = HashMap::new();
         for p in peers.keys() {
             if let Some(id) = endpoint_of(p) {
@@ -127,7 +130,6 @@ impl Mirror {
             }
         }
         self.ids = ids;
-        Ok(())
     }
 
     /// Re-derives the wanted blobs from the catalogue, pins them, and reads what is held.
@@ -139,7 +141,11 @@ impl Mirror {
         self.releases = releases.into_iter().map(|(b, _)| b).collect();
         for r in &self.releases {
             for a in &r.artifacts {
-                self.store.pin(&pin_tag(&r.key, &a.name), a.blake3).await?;
+                let tag = pin_tag(&r.key, &a.name);
+                if !self.pinned.contains(&tag) {
+                    self.store.pin(&tag, a.blake3).await?;
+                    self.pinned.insert(tag);
+                }
             }
         }
         let w = wants(&self.releases);

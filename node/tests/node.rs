@@ -301,17 +301,27 @@ fn hostile_and_unlisted_peers_are_refused() {
     assert!(log.contains("refused an incoming connection"), "{log}");
 }
 
-/// Connects to UK with a listed key, sends garbage as a sync message, and reports whether
-/// UK closed the connection.
-async fn hostile_peer(seed: [u8; 32], uk: accord_net::libp2p::PeerId, uk_port: u16) -> bool {
-    use accord_net::libp2p::futures::StreamExt;
-    use accord_net::libp2p::swarm::SwarmEvent;
+/// A swarm with node key `seed` that lets in only UK, dialling UK's TCP port.
+fn dial_uk(
+    seed: [u8; 32],
+    uk: accord_net::libp2p::PeerId,
+    uk_port: u16,
+) -> accord_net::libp2p::Swarm<accord_net::Behaviour> {
     let kp = accord_net::keypair(seed).expect("keypair");
     let mut swarm = accord_net::build(kp, &[uk], Default::default()).expect("swarm");
     let addr: accord_net::libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{uk_port}")
         .parse()
         .expect("addr");
     swarm.dial(addr).expect("dial");
+    swarm
+}
+
+/// Connects to UK with a listed key, sends garbage as a sync message, and reports whether
+/// UK closed the connection.
+async fn hostile_peer(seed: [u8; 32], uk: accord_net::libp2p::PeerId, uk_port: u16) -> bool {
+    use accord_net::libp2p::futures::StreamExt;
+    use accord_net::libp2p::swarm::SwarmEvent;
+    let mut swarm = dial_uk(seed, uk, uk_port);
     let deadline = tokio::time::sleep(Duration::from_secs(15));
     tokio::pin!(deadline);
     loop {
@@ -383,12 +393,7 @@ async fn forging_peer(
         Some(SyncMessage(w.encode()))
     };
 
-    let kp = accord_net::keypair(seed).expect("keypair");
-    let mut swarm = accord_net::build(kp, &[uk], Default::default()).expect("swarm");
-    let addr: accord_net::libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{uk_port}")
-        .parse()
-        .expect("addr");
-    swarm.dial(addr).expect("dial");
+    let mut swarm = dial_uk(seed, uk, uk_port);
     let deadline = tokio::time::sleep(Duration::from_secs(15));
     tokio::pin!(deadline);
     loop {

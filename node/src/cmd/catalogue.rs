@@ -244,18 +244,9 @@ pub fn status(dir: &DataDir, json: bool) -> Result<()> {
         );
     };
     let url = &node.url;
-    let a = crate::client::agent();
-    let health: serde_json::Value = a
-        .get(format!("{url}/health"))
-        .call()?
-        .body_mut()
-        .read_json()?;
-    let peers: serde_json::Value = a
-        .get(format!("{url}/v1/peers"))
-        .call()?
-        .body_mut()
-        .read_json()?;
-    let metrics = a
+    let health: serde_json::Value = node.get("/health")?;
+    let peers: serde_json::Value = node.get("/v1/peers")?;
+    let metrics = crate::client::agent()
         .get(format!("{url}/metrics"))
         .call()?
         .body_mut()

@@ -64,6 +64,11 @@ pub fn run(cmd: ProvenanceCommand) -> Result<()> {
 }
 
 fn check(file: &Path, bundle: &Path, args: &SigstoreArgs) -> Result<Verified> {
+    let bundle_bytes = read_limited(bundle, MAX_BUNDLE_BYTES)?;
+    check_bytes(file, &bundle_bytes, args)
+}
+
+fn check_bytes(file: &Path, bundle_bytes: &[u8], args: &SigstoreArgs) -> Result<Verified> {
     let root_bytes = read_limited(&args.trusted_root, MAX_TRUSTED_ROOT_BYTES)?;
     let root = TrustedRoot::from_json(&root_bytes).with_context(|| {
         format!(
@@ -71,12 +76,11 @@ fn check(file: &Path, bundle: &Path, args: &SigstoreArgs) -> Result<Verified> {
             args.trusted_root.display()
         )
     })?;
-    let bundle_bytes = read_limited(bundle, MAX_BUNDLE_BYTES)?;
     let sha256 = sha256_file(file)?;
     let policy = Policy::new(&args.certificate_identity, &args.certificate_oidc_issuer);
     Ok(accord_provenance::verify_digest(
         sha256,
-        &bundle_bytes,
+        bundle_bytes,
         &root,
         &policy,
     )?)
@@ -85,14 +89,14 @@ fn check(file: &Path, bundle: &Path, args: &SigstoreArgs) -> Result<Verified> {
 /// Verifies `bundle` for `file` and returns the reference the release statement records;
 /// any failure stops the proposal with the reason.
 pub fn verified_ref(file: &Path, bundle: &Path, args: &SigstoreArgs) -> Result<ProvenanceRef> {
-    let v = check(file, bundle, args).with_context(|| {
+    let bundle_bytes = read_limited(bundle, MAX_BUNDLE_BYTES)?;
+    let v = check_bytes(file, &bundle_bytes, args).with_context(|| {
         format!(
             "the Sigstore bundle {} does not verify for {}",
             bundle.display(),
             file.display()
         )
     })?;
-    let bundle_bytes = read_limited(bundle, MAX_BUNDLE_BYTES)?;
     Ok(ProvenanceRef {
         kind: "sigstore-bundle".into(),
         sha256: hex::encode(Sha256::digest(&bundle_bytes)),
