@@ -280,16 +280,79 @@ pub fn add_approval(
     keyid: &str,
     signature: &[u8],
 ) -> Result<(), CatalogueError> {
-    let releases = map_in(tx, &ROOT, "releases")
-        .ok_or_else(|| CatalogueError::Damaged("no releases map".into()))?;
-    let r = map_in(tx, &releases, key)
-        .ok_or_else(|| invalid("release", format!("{key} is not in the catalogue")))?;
+    let r = release(tx, key)?;
     let approvals = match map_in(tx, &r, "approvals") {
         Some(a) => a,
         None => tx.put_object(&r, "approvals", ObjType::Map)?,
     };
     tx.put(&approvals, keyid, ScalarValue::Bytes(signature.to_vec()))?;
     Ok(())
+}
+
+/// Records a statement about a release (a recall or a conditional go-ahead) under the
+/// hex SHA-256 of its payload, so the same statement proposed twice is one entry.
+pub fn add_statement(
+    tx: &mut Transaction<'_>,
+    key: &str,
+    id: &str,
+    envelope: &[u8],
+) -> Result<(), CatalogueError> {
+    let r = release(tx, key)?;
+    let statements = match map_in(tx, &r, "statements") {
+        Some(s) => s,
+        None => tx.put_object(&r, "statements", ObjType::Map)?,
+    };
+    if map_in(tx, &statements, id).is_some() {
+        return Ok(());
+    }
+    let s = tx.put_object(&statements, id, ObjType::Map)?;
+    tx.put(&s, "envelope", ScalarValue::Bytes(envelope.to_vec()))?;
+    tx.put_object(&s, "approvals", ObjType::Map)?;
+    Ok(())
+}
+
+/// Adds one signature to a statement about a release.
+pub fn add_statement_approval(
+    tx: &mut Transaction<'_>,
+    key: &str,
+    id: &str,
+    keyid: &str,
+    signature: &[u8],
+) -> Result<(), CatalogueError> {
+    let r = release(tx, key)?;
+    let s = map_in(tx, &r, "statements")
+        .and_then(|st| map_in(tx, &st, id))
+        .ok_or_else(|| invalid("statement", format!("{key} has no statement {id}")))?;
+    let approvals = match map_in(tx, &s, "approvals") {
+        Some(a) => a,
+        None => tx.put_object(&s, "approvals", ObjType::Map)?,
+    };
+    tx.put(&approvals, keyid, ScalarValue::Bytes(signature.to_vec()))?;
+    Ok(())
+}
+
+/// Sets this jurisdiction's promotion note for a release (only its node writes it; readers
+/// verify the note's signature against that jurisdiction's node keys).
+pub fn set_promotion(
+    tx: &mut Transaction<'_>,
+    key: &str,
+    jurisdiction: &str,
+    note: &[u8],
+) -> Result<(), CatalogueError> {
+    let r = release(tx, key)?;
+    let promotions = match map_in(tx, &r, "promotions") {
+        Some(p) => p,
+        None => tx.put_object(&r, "promotions", ObjType::Map)?,
+    };
+    tx.put(&promotions, jurisdiction, ScalarValue::Bytes(note.to_vec()))?;
+    Ok(())
+}
+
+fn release(tx: &Transaction<'_>, key: &str) -> Result<automerge::ObjId, CatalogueError> {
+    let releases = map_in(tx, &ROOT, "releases")
+        .ok_or_else(|| CatalogueError::Damaged("no releases map".into()))?;
+    map_in(tx, &releases, key)
+        .ok_or_else(|| invalid("release", format!("{key} is not in the catalogue")))
 }
 
 /// A batch of edits to one capability, as the CLI and the HTTP API receive it.

@@ -13,7 +13,9 @@
 //!                                   non_functional_requirements: [Text], deliverables: [Text],
 //!                                   status } },
 //!        releases: { "CAP-B01@1.4.0": { envelope: Bytes, approvals: { keyid: Bytes(sig) },
-//!                                       promotions: { uk: Bytes(note) } } } }
+//!                                       promotions: { uk: Bytes(note) },
+//!                                       statements: { sha256(payload): { envelope: Bytes,
+//!                                                     approvals: { keyid: Bytes(sig) } } } } } }
 //! ```
 //!
 //! Content written by other nodes is untrusted even when signed (a valid node can still
@@ -135,6 +137,17 @@ pub struct ReleaseEntry {
     /// jurisdiction -> signed promotion note bytes
     #[serde(skip)]
     pub promotions: BTreeMap<String, Vec<u8>>,
+    /// hex SHA-256 of the payload -> a recall or conditional statement about this release
+    #[serde(skip)]
+    pub statements: BTreeMap<String, StatementEntry>,
+}
+
+/// A statement about a release and the signatures collected for it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StatementEntry {
+    pub envelope: Vec<u8>,
+    /// keyid -> signature bytes
+    pub approvals: BTreeMap<String, Vec<u8>>,
 }
 
 /// Something in the document that could not be read as the schema says.
@@ -246,11 +259,26 @@ pub fn read<D: ReadDoc>(doc: &D) -> (Catalogue, Vec<Problem>) {
         };
         let approvals = r.bytes_map(&obj, &p, "approvals");
         let promotions = r.bytes_map(&obj, &p, "promotions");
+        let mut statements = BTreeMap::new();
+        for (id, s) in r.map_entries(&obj, "statements") {
+            let sp = format!("{p}.statements.{id}");
+            if let Some(envelope) = r.bytes_field(&s, &sp, "envelope") {
+                let approvals = r.bytes_map(&s, &sp, "approvals");
+                statements.insert(
+                    id,
+                    StatementEntry {
+                        envelope,
+                        approvals,
+                    },
+                );
+            }
+        }
         cat.releases.push(ReleaseEntry {
             key,
             envelope,
             approvals,
             promotions,
+            statements,
         });
     }
     let problems = r.problems;

@@ -9,6 +9,8 @@
 use std::path::Path;
 
 use accord_catalogue::{Delta, Stored, StoredChange};
+use accord_protocol::Timestamp;
+use accord_trust::SecretKey;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use thiserror::Error;
 
@@ -17,6 +19,11 @@ const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("catalogue_s
 const CHANGES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("catalogue_changes");
 const SIGNATURES: TableDefinition<[u8; 32], [u8; 64]> = TableDefinition::new("change_signatures");
 const PEERS: TableDefinition<&str, &[u8]> = TableDefinition::new("peer_sync_state");
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
+const PROMOTION: TableDefinition<&str, &[u8]> = TableDefinition::new("promotion");
+
+pub mod audit;
+pub use audit::{AuditEntry, AuditEvent, ChainBreak, verify_chain};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -53,6 +60,8 @@ impl NodeDb {
             tx.open_table(CHANGES)?;
             tx.open_table(SIGNATURES)?;
             tx.open_table(PEERS)?;
+            tx.open_table(AUDIT)?;
+            tx.open_table(PROMOTION)?;
             Ok(())
         })?;
         Ok(me)
@@ -174,10 +183,82 @@ impl NodeDb {
         })
     }
 
+    /// Appends entries to the audit log, durably, in one transaction.
+    pub fn append_audit(
+        &self,
+        key: &SecretKey,
+        at: Timestamp,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| append(tx, key, at, events))
+    }
+
+    /// Commits the promotion engine's new state together with its audit entries: either
+    /// both are durable or neither is, so the log never misses a promotion and never
+    /// records one that did not happen.
+    pub fn commit_promotion(
+        &self,
+        state: &[u8],
+        key: &SecretKey,
+        at: Timestamp,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.open_table(PROMOTION)?.insert("state", state)?;
+            append(tx, key, at, events)
+        })
+    }
+
+    /// The promotion engine's persisted state (`None` before the first promotion).
+    pub fn promotion_state(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = tx.open_table(PROMOTION).map_err(|e| self.err(e))?;
+        Ok(t.get("state")
+            .map_err(|e| self.err(e))?
+            .map(|g| g.value().to_vec()))
+    }
+
+    /// Every audit row, in order (verify with `audit::verify_chain`).
+    pub fn audit_rows(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = tx.open_table(AUDIT).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     /// Changes stored since the last compaction.
     pub fn pending_changes(&self) -> Result<u64, StoreError> {
         let tx = self.db.begin_read().map_err(|e| self.err(e))?;
         let t = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
         t.len().map_err(|e| self.err(e))
     }
+}
+
+/// Appends after the last row, chaining from its hash.
+fn append(
+    tx: &redb::WriteTransaction,
+    key: &SecretKey,
+    at: Timestamp,
+    events: &[AuditEvent],
+) -> Result<(), redb::Error> {
+    use sha2::Digest;
+    let mut t = tx.open_table(AUDIT)?;
+    let (mut seq, mut prev) = match t.last()? {
+        Some((k, v)) => (k.value(), sha2::Sha256::digest(v.value()).into()),
+        None => (0, audit::GENESIS),
+    };
+    for e in events {
+        seq += 1;
+        let (row, hash) = audit::seal(seq, &prev, at, e, key);
+        t.insert(seq, row.as_slice())?;
+        prev = hash;
+    }
+    Ok(())
 }
