@@ -40,6 +40,18 @@ pub enum ApiRequest {
         production: bool,
         reply: oneshot::Sender<Result<Vec<String>, String>>,
     },
+    /// A release's statement with every approval collected so far (DSSE JSON).
+    Statement {
+        key: String,
+        reply: oneshot::Sender<Result<Vec<u8>, String>>,
+    },
+    /// Signatures on a release, recall or conditional statement, to check and record.
+    Signatures {
+        envelope: Vec<u8>,
+        reply: oneshot::Sender<Result<crate::daemon::Imported, String>>,
+    },
+    /// The audit log's rows, raw (the client verifies the chain itself).
+    Audit(oneshot::Sender<Result<Vec<(u64, Vec<u8>)>, String>>),
     /// A successor root (JSON bytes) to verify against the current one and install.
     ApplyRoot {
         bytes: Vec<u8>,
@@ -76,6 +88,10 @@ pub struct Metrics {
     pub blob_corrupt: u64,
     pub blob_fetch_failures: u64,
     pub mirror_queue: usize,
+    pub promotions: u64,
+    pub recalls: u64,
+    pub hook_failures: u64,
+    pub releases_live: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +144,10 @@ pub fn router(tx: mpsc::Sender<ApiRequest>, token: String) -> Router {
         .route("/v1/releases", get(releases).post(propose))
         .route("/v1/releases/{key}", get(release))
         .route("/v1/releases/{key}/export", axum::routing::post(export))
+        .route("/v1/releases/{key}/statement", get(statement))
+        .route("/v1/production", get(production))
+        .route("/v1/signatures", axum::routing::post(signatures))
+        .route("/v1/audit", get(audit))
         .route("/metrics", get(metrics))
         .with_state(Api { tx, token })
 }
@@ -245,6 +265,64 @@ async fn release(
                 format!("no release {key} in the catalogue"),
             )
         })
+}
+
+/// The releases live in this node's production.
+async fn production(State(api): State<Api>) -> Result<Json<Vec<ReleaseView>>, ApiError> {
+    let v = api.view().await?;
+    let mut live = api.ask(ApiRequest::Releases).await?;
+    live.retain(|r| r.promoted_on.contains(&v.jurisdiction));
+    Ok(Json(live))
+}
+
+async fn statement(State(api): State<Api>, Path(key): Path<String>) -> Result<Response, ApiError> {
+    match api
+        .ask(|reply| ApiRequest::Statement { key, reply })
+        .await?
+    {
+        Ok(bytes) => Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response()),
+        Err(e) => Err(error(StatusCode::NOT_FOUND, e)),
+    }
+}
+
+async fn signatures(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<crate::daemon::Imported>, ApiError> {
+    authorize(&api, &headers)?;
+    if body.len() > accord_protocol::limits::MAX_ENVELOPE_BYTES {
+        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "envelope too large"));
+    }
+    let envelope = body.to_vec();
+    match api
+        .ask(|reply| ApiRequest::Signatures { envelope, reply })
+        .await?
+    {
+        Ok(done) => Ok(Json(done)),
+        Err(e) => Err(error(StatusCode::BAD_REQUEST, e)),
+    }
+}
+
+/// One audit row: its sequence number and the exact stored bytes, hex.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub seq: u64,
+    pub row: String,
+}
+
+async fn audit(State(api): State<Api>) -> Result<Json<Vec<AuditRow>>, ApiError> {
+    match api.ask(ApiRequest::Audit).await? {
+        Ok(rows) => Ok(Json(
+            rows.into_iter()
+                .map(|(seq, r)| AuditRow {
+                    seq,
+                    row: hex::encode(r),
+                })
+                .collect(),
+        )),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -384,6 +462,19 @@ async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
     gauges.insert(
         "accord_mirror_queue_length",
         ("gauge", m.mirror_queue.to_string()),
+    );
+    gauges.insert(
+        "accord_promotions_total",
+        ("counter", m.promotions.to_string()),
+    );
+    gauges.insert("accord_recalls_total", ("counter", m.recalls.to_string()));
+    gauges.insert(
+        "accord_hook_failures_total",
+        ("counter", m.hook_failures.to_string()),
+    );
+    gauges.insert(
+        "accord_releases_live",
+        ("gauge", m.releases_live.to_string()),
     );
     let mut out = String::new();
     out.push_str("# TYPE accord_blob_bytes_fetched_total counter\n");

@@ -89,9 +89,22 @@ pub struct ReleaseView {
     /// The statement envelope (DSSE JSON), exactly as signed.
     pub envelope: serde_json::Value,
     pub signatures: usize,
-    /// Jurisdictions that published a promotion note.
+    /// Jurisdictions whose signed promotion note says the release is live there.
     pub promoted_on: Vec<String>,
     pub artifacts: Vec<ArtifactView>,
+    /// Per jurisdiction: signatures, mirror progress, state and why not live yet.
+    #[serde(default)]
+    pub jurisdictions: Vec<crate::promotion::JurisdictionView>,
+    /// Recall and conditional statements about the release, with their signatures.
+    #[serde(default)]
+    pub statements: Vec<StatementView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatementView {
+    /// Hex SHA-256 of the statement's payload.
+    pub id: String,
+    pub envelope: serde_json::Value,
 }
 
 impl ReleaseView {
@@ -110,7 +123,7 @@ impl ReleaseView {
             key: blobs.key.clone(),
             envelope,
             signatures,
-            promoted_on: entry.promotions.keys().cloned().collect(),
+            promoted_on: Vec::new(),
             artifacts: blobs
                 .artifacts
                 .iter()
@@ -120,6 +133,18 @@ impl ReleaseView {
                     sha256: hex::encode(a.sha256),
                     blake3: hex::encode(a.blake3),
                     held: held(&a.blake3),
+                })
+                .collect(),
+            jurisdictions: Vec::new(),
+            statements: entry
+                .statements
+                .iter()
+                .filter_map(|(id, s)| {
+                    let env = s.signed_envelope().ok()?;
+                    Some(StatementView {
+                        id: id.clone(),
+                        envelope: serde_json::from_slice(&env.to_json()).ok()?,
+                    })
                 })
                 .collect(),
         }

@@ -49,6 +49,9 @@ pub enum Command {
         #[command(flatten)]
         data_dir: DataDirArg,
     },
+    /// The node's append-only, hash-chained, signed audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Check upstream provenance (Sigstore bundles) offline.
     #[command(subcommand)]
     Provenance(ProvenanceCommand),
@@ -233,16 +236,42 @@ pub enum ReleaseCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
-    /// Add one signature to a statement file (what a lead does on an air-gapped laptop).
+    /// Sign a release: `CAP@VER` at a running node (shows what is signed, asks to confirm,
+    /// records the signature, which replicates), or a statement FILE offline (what a lead
+    /// does on an air-gapped laptop; then `release import-signature` at any node).
     Sign {
-        file: PathBuf,
+        /// CAP-B01@1.4.0 (online) or a statement file (offline).
+        target: String,
         #[arg(long, value_name = "KEY")]
         key: PathBuf,
-        /// Write here instead of in place.
+        /// Offline: write here instead of in place.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Sign without asking (for scripts).
+        #[arg(long)]
+        yes: bool,
+        /// Online: the data directory of the running node.
+        #[arg(long, env = "ACCORD_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
         #[command(flatten)]
         passphrase: PassphraseArgs,
+    },
+    /// Write a release's statement (with the signatures collected so far) for offline signing.
+    ExportStatement {
+        /// The release, e.g. CAP-B01@1.4.0.
+        release: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// Record signatures made offline (`release sign FILE`) at a running node; each is
+    /// verified here and again by every node that receives it.
+    ImportSignature {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        data_dir: DataDirArg,
     },
     /// Combine the signatures of several copies of the same statement.
     Merge {
@@ -253,26 +282,62 @@ pub enum ReleaseCommand {
     },
     /// Decide whether a release is promotable and explain why (exit 0 only if it is).
     Verify(VerifyArgs),
-    /// Create an unsigned recall of a release (signed like a release: leads and security).
+    /// Recall a release (signed like a release: leads and security). With `--out`: write an
+    /// unsigned recall of a release envelope FILE. Without: sign the recall of CAP@VER at a
+    /// running node (the pending one if there is one, else a new one with --reason).
     Recall {
-        /// The release envelope being recalled.
-        release: PathBuf,
+        /// CAP-B01@1.4.0 (online) or a release envelope file (with --out).
+        release: String,
         #[arg(long)]
-        reason: String,
+        reason: Option<String>,
         #[arg(long, value_name = "FILE")]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        online: OnlineSigner,
     },
-    /// Create an unsigned conditional go-ahead: the release goes to the consenting
-    /// jurisdictions only (signed by a steering majority).
+    /// A conditional go-ahead: the release goes to the consenting jurisdictions only (signed
+    /// by a steering majority). `--out` and online as for `recall`.
     Conditional {
-        release: PathBuf,
+        release: String,
         /// Consenting jurisdictions, comma-separated, e.g. uk,eu,ca.
         #[arg(long, value_delimiter = ',', required = true)]
         consenting: Vec<String>,
         #[arg(long)]
-        reason: String,
+        reason: Option<String>,
         #[arg(long, value_name = "FILE")]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        online: OnlineSigner,
+    },
+}
+
+/// Signing at a running node.
+#[derive(Debug, Args)]
+pub struct OnlineSigner {
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<PathBuf>,
+    /// Sign without asking (for scripts).
+    #[arg(long)]
+    pub yes: bool,
+    #[arg(long, env = "ACCORD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List the node's audit log (checked first; a broken chain is an error).
+    List {
+        #[command(flatten)]
+        data_dir: DataDirArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the chain: order, hashes and every signature against the node keys of the root.
+    Verify {
+        #[command(flatten)]
+        data_dir: DataDirArg,
     },
 }
 

@@ -43,6 +43,12 @@ pub struct NodeConfig {
     /// Artifact mirroring limits.
     #[serde(default)]
     pub mirror: MirrorConfig,
+    /// A command (run with `sh -c`) after each promotion here, with the release in its
+    /// environment (ACCORD_RELEASE, ACCORD_CAPABILITY, ACCORD_VERSION, ACCORD_JURISDICTION,
+    /// ACCORD_PAYLOAD_SHA256, ACCORD_ARTIFACTS, ACCORD_DATA_DIR). A failure is logged and
+    /// retried with backoff; it never un-promotes.
+    #[serde(default)]
+    pub on_promote: Option<String>,
 }
 
 fn default_blobs_listen() -> String {

@@ -116,6 +116,24 @@ impl DataDir {
         Ok(NodeDb::open(&p)?)
     }
 
+    /// The local rules the node last ran with (it records them at start), so offline
+    /// commands explain with the same rules the node decides with.
+    pub fn local_rules(&self) -> Vec<accord_protocol::Requirement> {
+        std::fs::read(self.path.join("local_rules.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// What this node has promoted (empty before its first promotion).
+    pub fn promotion_state(&self) -> Result<accord_promote::State> {
+        match self.db()?.promotion_state()? {
+            Some(b) => accord_promote::State::from_json(&b)
+                .context("the promotion state in node.redb is unreadable"),
+            None => Ok(accord_promote::State::default()),
+        }
+    }
+
     pub fn root(&self) -> Result<TrustedRoot> {
         crate::cmd::root::load_trusted(&self.file("root.json"))
     }

@@ -14,6 +14,7 @@ mod datadir;
 mod files;
 mod mirror;
 mod passphrase;
+mod promotion;
 mod report;
 
 use std::process::ExitCode;

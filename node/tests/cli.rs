@@ -197,6 +197,7 @@ fn co_signing_offline_end_to_end() {
             &[
                 "release",
                 "sign",
+                "--yes",
                 "stmt.json",
                 "--key",
                 &format!("{j}/{role}.key"),
@@ -232,6 +233,7 @@ fn co_signing_offline_end_to_end() {
         &[
             "release",
             "sign",
+            "--yes",
             "stmt.json",
             "--key",
             "au/lead.key",
@@ -305,6 +307,7 @@ fn co_signing_offline_end_to_end() {
             &[
                 "release",
                 "sign",
+                "--yes",
                 "recall.json",
                 "--key",
                 &format!("{j}/{role}.key"),
@@ -334,6 +337,7 @@ fn co_signing_offline_end_to_end() {
             &[
                 "release",
                 "sign",
+                "--yes",
                 "recall.json",
                 "--key",
                 &format!("{j}/{role}.key"),
@@ -381,6 +385,7 @@ fn co_signing_offline_end_to_end() {
             &[
                 "release",
                 "sign",
+                "--yes",
                 "cond.json",
                 "--key",
                 &format!("{j}/steering.key"),

@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use accord_protocol::{Envelope, EnvelopeSignature, ProtocolError};
 use automerge::{ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde::{Deserialize, Serialize};
 
@@ -148,6 +149,36 @@ pub struct StatementEntry {
     pub envelope: Vec<u8>,
     /// keyid -> signature bytes
     pub approvals: BTreeMap<String, Vec<u8>>,
+}
+
+impl ReleaseEntry {
+    /// The release envelope with every collected approval as one more signature; whether
+    /// each counts is the trust crate's decision, never this function's.
+    pub fn signed_envelope(&self) -> Result<Envelope, ProtocolError> {
+        with_approvals(&self.envelope, &self.approvals)
+    }
+}
+
+impl StatementEntry {
+    pub fn signed_envelope(&self) -> Result<Envelope, ProtocolError> {
+        with_approvals(&self.envelope, &self.approvals)
+    }
+}
+
+fn with_approvals(
+    bytes: &[u8],
+    approvals: &BTreeMap<String, Vec<u8>>,
+) -> Result<Envelope, ProtocolError> {
+    let mut env = Envelope::from_json(bytes)?;
+    for (keyid, sig) in approvals {
+        if !env.signatures.iter().any(|s| s.sig == *sig) {
+            env.signatures.push(EnvelopeSignature {
+                keyid: keyid.clone(),
+                sig: sig.clone(),
+            });
+        }
+    }
+    Ok(env)
 }
 
 /// Something in the document that could not be read as the schema says.

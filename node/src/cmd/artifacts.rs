@@ -201,8 +201,69 @@ fn views(dir: &DataDir) -> Result<Vec<ReleaseView>> {
             }));
         }
         store.shutdown().await?;
+        explain_offline(dir, &cat, &me, &mut out)?;
         Ok(out)
     })
+}
+
+/// With no node running, the same explanation the node would give: the engine's plan over
+/// the persisted state, this store's mirror progress and the catalogue's notes.
+fn explain_offline(
+    dir: &DataDir,
+    cat: &accord_catalogue::Catalogue,
+    me: &str,
+    views: &mut [ReleaseView],
+) -> Result<()> {
+    let root = dir.root()?;
+    let state = dir.promotion_state()?;
+    let me = accord_protocol::PrincipalId::new(me)?;
+    let local_rules = dir.local_rules();
+    let candidates: Vec<accord_promote::Candidate> = cat
+        .releases
+        .iter()
+        .filter_map(|e| {
+            let view = views.iter().find(|v| v.key == e.key)?;
+            let missing = view.missing_on(me.as_str());
+            Some(accord_promote::Candidate {
+                key: e.key.clone(),
+                envelope: e.signed_envelope().ok()?,
+                statements: e
+                    .statements
+                    .values()
+                    .filter_map(|s| s.signed_envelope().ok())
+                    .collect(),
+                mirror: if missing.is_empty() {
+                    accord_promote::Mirror::Complete
+                } else {
+                    accord_promote::Mirror::Incomplete { missing }
+                },
+            })
+        })
+        .collect();
+    let plan = accord_promote::plan(
+        &state,
+        &accord_promote::Context {
+            root: &root,
+            local_rules: &local_rules,
+            jurisdiction: &me,
+            now: accord_protocol::Timestamp::now(),
+        },
+        &candidates,
+    );
+    for v in views.iter_mut() {
+        let Some(e) = cat.releases.iter().find(|e| e.key == v.key) else {
+            continue;
+        };
+        let mine = plan.explanations.iter().find(|x| x.key == v.key);
+        v.jurisdictions = crate::promotion::explain(e, v, &root, &me, mine);
+        v.promoted_on = v
+            .jurisdictions
+            .iter()
+            .filter(|j| j.state == "live")
+            .map(|j| j.jurisdiction.clone())
+            .collect();
+    }
+    Ok(())
 }
 
 /// `accord release status [KEY]`.
@@ -221,32 +282,74 @@ pub fn status(release: Option<&str>, dir: &DataDir, json: bool) -> Result<()> {
     }
     let me = dir.jurisdiction().unwrap_or_default();
     for v in &all {
-        println!(
-            "{}: {} signature(s); promoted on: {}",
-            v.key,
-            v.signatures,
-            if v.promoted_on.is_empty() {
-                "none".to_owned()
-            } else {
-                v.promoted_on.join(", ")
-            }
-        );
-        for a in &v.artifacts {
-            let held: Vec<String> = a
-                .held
-                .iter()
-                .map(|(j, b)| format!("{j} {}%", percent(*b, a.size)))
-                .collect();
-            println!("  {:<24} {:>12} bytes  {}", a.name, a.size, held.join("  "));
-        }
-        let missing = v.missing_on(&me);
-        if missing.is_empty() {
-            println!("  every artifact is mirrored and verified on {me}");
-        } else {
-            println!("  not yet on {me}: {}", missing.join("; "));
-        }
+        print_status(v, &me);
     }
     Ok(())
+}
+
+/// The human form of a release's status: artifacts, then one block per jurisdiction.
+fn print_status(v: &ReleaseView, me: &str) {
+    println!(
+        "{}: {} signature(s); live on: {}",
+        v.key,
+        v.signatures,
+        if v.promoted_on.is_empty() {
+            "none".to_owned()
+        } else {
+            v.promoted_on.join(", ")
+        }
+    );
+    println!("  artifacts:");
+    for a in &v.artifacts {
+        let held: Vec<String> = a
+            .held
+            .iter()
+            .map(|(j, b)| format!("{j} {}%", percent(*b, a.size)))
+            .collect();
+        println!(
+            "    {:<24} {:>12} bytes  {}",
+            a.name,
+            a.size,
+            held.join("  ")
+        );
+    }
+    for j in &v.jurisdictions {
+        let here = if j.jurisdiction == me {
+            " (this node)"
+        } else {
+            ""
+        };
+        let since = j
+            .since
+            .as_deref()
+            .map(|s| format!(" since {s}"))
+            .unwrap_or_default();
+        println!(
+            "  {}{here}: {}{since}, {}% mirrored",
+            j.jurisdiction, j.state, j.mirrored_percent
+        );
+        for r in &j.signatures {
+            let missing = if r.missing.is_empty() {
+                String::new()
+            } else {
+                format!("; missing {}", r.missing.join(", "))
+            };
+            println!(
+                "    {} {} [{}]: signed {}{missing}",
+                if r.met { "✓" } else { "✗" },
+                r.requirement,
+                r.source,
+                if r.signed.is_empty() {
+                    "by nobody".to_owned()
+                } else {
+                    r.signed.join(", ")
+                }
+            );
+        }
+        for reason in &j.reasons {
+            println!("    not live because: {reason}");
+        }
+    }
 }
 
 /// `accord fetch KEY --out DIR`.
@@ -283,7 +386,7 @@ pub fn fetch(args: FetchArgs) -> Result<()> {
                     dir.path.display()
                 )
             })?;
-        if production && !entry.promotions.contains_key(&me) {
+        if production && !dir.promotion_state()?.is_live(&key) {
             bail!(
                 "{key} is not promoted on {me} (the production channel serves promoted releases only)"
             );

@@ -1,7 +1,9 @@
 //! One module per command group; `run` dispatches.
 
 pub mod artifacts;
+pub mod audit;
 pub mod catalogue;
+pub mod cosign;
 pub mod demo;
 pub mod keys;
 pub mod provenance;
@@ -83,5 +85,11 @@ pub fn run(cli: Cli) -> Result<()> {
             artifacts::gc(&crate::datadir::DataDir::new(&data_dir.data_dir))
         }
         Command::Provenance(c) => provenance::run(c),
+        Command::Audit(crate::cli::AuditCommand::List { data_dir, json }) => {
+            audit::list(&crate::datadir::DataDir::new(&data_dir.data_dir), json)
+        }
+        Command::Audit(crate::cli::AuditCommand::Verify { data_dir }) => {
+            audit::verify(&crate::datadir::DataDir::new(&data_dir.data_dir))
+        }
     }
 }

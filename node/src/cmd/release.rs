@@ -49,16 +49,26 @@ pub fn run(cmd: ReleaseCommand) -> Result<()> {
             Ok(())
         }
         ReleaseCommand::Sign {
-            file,
+            target,
             key,
             out,
+            yes,
+            data_dir,
             passphrase,
         } => {
+            let file = PathBuf::from(&target);
+            if !file.exists() {
+                return super::cosign::sign_online(
+                    &target,
+                    &key,
+                    yes,
+                    data_dir.as_deref(),
+                    &passphrase,
+                );
+            }
             let env = read_envelope(&file)?;
-            let kind = Statement::from_envelope(&env)
-                .with_context(|| format!("{} is not a statement Accord signs", file.display()))?;
-            eprint!("{}", report::what_is_signed(&kind, &env));
             let secret = super::keys::load_secret(&key, &passphrase)?;
+            super::cosign::confirm(&env, &secret, yes)?;
             let (env, added) = sign(env, &secret);
             let out = out.unwrap_or(file);
             write_atomic(&out, &env.to_json(), false)?;
@@ -77,6 +87,18 @@ pub fn run(cmd: ReleaseCommand) -> Result<()> {
             }
             Ok(())
         }
+        ReleaseCommand::ExportStatement {
+            release,
+            out,
+            data_dir,
+        } => super::cosign::export_statement(
+            &release,
+            &out,
+            &crate::datadir::DataDir::new(&data_dir.data_dir),
+        ),
+        ReleaseCommand::ImportSignature { files, data_dir } => {
+            super::cosign::import(&files, &crate::datadir::DataDir::new(&data_dir.data_dir))
+        }
         ReleaseCommand::Merge { files, out } => {
             let (env, added) = merge(&files)?;
             write_atomic(&out, &env.to_json(), false)?;
@@ -93,41 +115,59 @@ pub fn run(cmd: ReleaseCommand) -> Result<()> {
             release,
             reason,
             out,
-        } => {
-            let target = read_envelope(&release)?;
-            let env = about_release(&target, Kind::Recall, &reason, &[], Timestamp::now())?;
-            write_atomic(&out, &env.to_json(), false)?;
-            println!(
-                "wrote {} (unsigned recall); it takes effect when signed like a release",
-                out.display()
-            );
-            Ok(())
-        }
+            online,
+        } => match out {
+            None => {
+                super::cosign::about_online(&release, Kind::Recall, reason.as_deref(), &[], &online)
+            }
+            Some(out) => {
+                let reason = reason.context("--reason is required to write a recall")?;
+                let target = read_envelope(Path::new(&release))?;
+                let env = about_release(&target, Kind::Recall, &reason, &[], Timestamp::now())?;
+                write_atomic(&out, &env.to_json(), false)?;
+                println!(
+                    "wrote {} (unsigned recall); it takes effect when signed like a release",
+                    out.display()
+                );
+                Ok(())
+            }
+        },
         ReleaseCommand::Conditional {
             release,
             consenting,
             reason,
             out,
-        } => {
-            let target = read_envelope(&release)?;
-            let consenting = consenting
-                .iter()
-                .map(|c| PrincipalId::new(c.trim()))
-                .collect::<Result<Vec<_>, _>>()?;
-            let env = about_release(
-                &target,
+            online,
+        } => match out {
+            None => super::cosign::about_online(
+                &release,
                 Kind::Conditional,
-                &reason,
+                reason.as_deref(),
                 &consenting,
-                Timestamp::now(),
-            )?;
-            write_atomic(&out, &env.to_json(), false)?;
-            println!(
-                "wrote {} (unsigned conditional go-ahead); it takes effect when a steering majority signs it",
-                out.display()
-            );
-            Ok(())
-        }
+                &online,
+            ),
+            Some(out) => {
+                let reason = reason.context("--reason is required to write a conditional")?;
+                let target = read_envelope(Path::new(&release))?;
+                let consenting = consenting
+                    .iter()
+                    .map(|c| PrincipalId::new(c.trim()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let env = about_release(
+                    &target,
+                    Kind::Conditional,
+                    &reason,
+                    &consenting,
+                    Timestamp::now(),
+                )?;
+                write_atomic(&out, &env.to_json(), false)?;
+                println!(
+                    "wrote {} (unsigned conditional go-ahead); it takes effect when a steering majority signs it",
+                    out.display()
+                );
+                Ok(())
+            }
+        },
         ReleaseCommand::Propose { .. } | ReleaseCommand::Status { .. } => {
             bail!("internal: release propose/status are dispatched in cmd::run")
         }

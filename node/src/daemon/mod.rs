@@ -24,6 +24,10 @@ use crate::api::{ApiRequest, CatalogueView, Metrics, NodeView, PeerView};
 use crate::config::NodeConfig;
 use crate::datadir::DataDir;
 use crate::mirror::{FetchDone, Mirror};
+use crate::promotion::Promoter;
+
+mod promote;
+pub use promote::Imported;
 
 /// Results of work the loop handed to a task, coming back to be applied in order.
 enum Internal {
@@ -34,6 +38,13 @@ enum Internal {
         result: std::result::Result<(), String>,
         reply: tokio::sync::oneshot::Sender<std::result::Result<String, String>>,
     },
+    /// One run of the `on_promote` hook finished.
+    HookDone {
+        key: String,
+        result: std::result::Result<(), String>,
+    },
+    /// Time to try a failed hook again.
+    RetryHook { key: String },
 }
 
 /// Every node key in the root except ours, as PeerId -> jurisdiction: who may connect.
@@ -74,6 +85,10 @@ struct Node {
     internal: tokio::sync::mpsc::Sender<Internal>,
     /// Peers with a sync request of ours in flight (one at a time per peer).
     in_flight: HashSet<PeerId>,
+    promoter: Promoter,
+    /// Something changed that could change a promotion decision.
+    promote_dirty: bool,
+    on_promote: Option<String>,
 }
 
 impl Node {
@@ -121,6 +136,7 @@ impl Node {
                 if changed {
                     info!(%peer, changes = delta.changes.len(), "catalogue updated from peer");
                     self.wants_dirty = true;
+                    self.promote_dirty = true;
                     self.announce();
                 }
                 true
@@ -128,6 +144,16 @@ impl Node {
             Err(e) => {
                 self.metrics.rejected_messages += 1;
                 warn!(%peer, error = %e, "refused a sync message; disconnecting the peer");
+                let who = self
+                    .names
+                    .get(&peer)
+                    .cloned()
+                    .unwrap_or_else(|| peer.to_string());
+                self.audit(&[accord_store::AuditEvent::new(
+                    accord_store::audit::kind::REJECTED,
+                    format!("peer {who}"),
+                    format!("sync message refused: {e}"),
+                )]);
                 let _ = self.swarm.disconnect_peer_id(peer);
                 false
             }
@@ -163,6 +189,7 @@ impl Node {
         self.metrics.changes_applied += delta.changes.len() as u64;
         self.metrics.last_change_unix = Timestamp::now().unix();
         self.wants_dirty = true;
+        self.promote_dirty = true;
         self.announce();
         self.sync_with_all();
     }
@@ -185,6 +212,7 @@ impl Node {
         let peer = d.from;
         if self.mirror.on_done(d) {
             self.announce_blobs();
+            self.promote_dirty = true;
         }
         let c = self.mirror.counters();
         self.metrics.blob_corrupt = c.corrupt;
@@ -216,10 +244,23 @@ impl Node {
                         .map(|delta| {
                             self.committed_locally(&delta);
                             info!(release = %key, "release proposed");
+                            self.audit(&[accord_store::AuditEvent::new(
+                                accord_store::audit::kind::PROPOSED,
+                                &key,
+                                "proposed here; artifacts imported and pinned",
+                            )]);
                             key.clone()
                         })
                 });
                 let _ = reply.send(answer);
+            }
+            Internal::HookDone { key, result } => self.hook_done(key, result),
+            Internal::RetryHook { key } => {
+                if self.promoter.state.is_live(&key)
+                    && self.promoter.state.hooks_owed.contains_key(&key)
+                {
+                    self.run_hook(&key);
+                }
             }
         }
     }
@@ -285,11 +326,11 @@ impl Node {
         reply: tokio::sync::oneshot::Sender<std::result::Result<Vec<String>, String>>,
     ) {
         let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
-        let Some(entry) = cat.releases.iter().find(|r| r.key == key) else {
+        if !cat.releases.iter().any(|r| r.key == key) {
             let _ = reply.send(Err(format!("no release {key} in the catalogue")));
             return;
-        };
-        if production && !entry.promotions.contains_key(&self.jurisdiction) {
+        }
+        if production && !self.promoter.state.is_live(&key) {
             let _ = reply.send(Err(format!(
                 "{key} is not promoted on {} (the production channel serves promoted releases only)",
                 self.jurisdiction
@@ -444,8 +485,24 @@ impl Node {
                 reply,
             } => self.propose(envelope, files, reply),
             ApiRequest::Releases(reply) => {
+                let _ = reply.send(self.release_views());
+            }
+            ApiRequest::Statement { key, reply } => {
                 let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
-                let _ = reply.send(self.mirror.views(&cat, &self.jurisdiction, &self.names));
+                let answer = match cat.releases.iter().find(|r| r.key == key) {
+                    Some(e) => e
+                        .signed_envelope()
+                        .map(|e| e.to_json())
+                        .map_err(|e| format!("{key}'s statement is unreadable: {e}")),
+                    None => Err(format!("no release {key} in the catalogue")),
+                };
+                let _ = reply.send(answer);
+            }
+            ApiRequest::Signatures { envelope, reply } => {
+                let _ = reply.send(self.import_signatures(&envelope));
+            }
+            ApiRequest::Audit(reply) => {
+                let _ = reply.send(self.db.audit_rows().map_err(|e| e.to_string()));
             }
             ApiRequest::Export {
                 key,
@@ -461,6 +518,25 @@ impl Node {
                 let _ = reply.send(answer);
             }
         }
+    }
+
+    /// Every release with its mirror progress and, per jurisdiction, where it stands.
+    fn release_views(&self) -> Vec<crate::artifacts::ReleaseView> {
+        let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
+        let root = self.replica.root();
+        let mut views = self.mirror.views(&cat, &self.jurisdiction, &self.names);
+        for v in &mut views {
+            if let Some(e) = cat.releases.iter().find(|e| e.key == v.key) {
+                v.jurisdictions = self.promoter.explain(e, v, root);
+                v.promoted_on = v
+                    .jurisdictions
+                    .iter()
+                    .filter(|j| j.state == "live")
+                    .map(|j| j.jurisdiction.clone())
+                    .collect();
+            }
+        }
+        views
     }
 
     /// Installs a successor root: verified against the current one (TUF rules), written to
@@ -483,7 +559,13 @@ impl Node {
         accord_net::set_allowed(&mut self.swarm, &allowed);
         self.mirror.set_peers(&names);
         self.names = names;
+        self.promote_dirty = true;
         info!(root = version, "installed a new root");
+        self.audit(&[accord_store::AuditEvent::new(
+            accord_store::audit::kind::ROOT,
+            format!("root v{version}"),
+            "installed: verified against the previous root (TUF rules)",
+        )]);
         Ok(version)
     }
 
@@ -533,7 +615,20 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
     let seed = key.seed_bytes();
     let key_id = key.id().clone();
     let me = accord_net::peer_id(&key.public().raw())?;
+    let signer = accord_trust::SecretKey::from_seed(&seed)?;
     let (replica, db) = dir.replica_with(key)?;
+    let state = match db.promotion_state()? {
+        Some(b) => accord_promote::State::from_json(&b)
+            .context("the promotion state in node.redb is unreadable")?,
+        None => accord_promote::State::default(),
+    };
+    let mut promoter = Promoter::new(
+        state,
+        accord_protocol::PrincipalId::new(&cfg.jurisdiction)?,
+        cfg.local_rules.clone(),
+        signer,
+    );
+    promoter.prime(&accord_catalogue::schema::read(replica.doc()).0);
     let root = replica.root().clone();
     match root.body().place_of(&key_id) {
         Some((p, Role::Node)) if p.as_str() == cfg.jurisdiction => {}
@@ -552,6 +647,11 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             .check_rule("local", &local)
             .context("local_rules in the config cannot be met under the current root")?;
     }
+    crate::files::write_atomic(
+        &cfg.data_dir.join("local_rules.json"),
+        &serde_json::to_vec(&cfg.local_rules)?,
+        false,
+    )?;
     let names = node_peers(&root, &me)?;
     let allowed: Vec<PeerId> = names.keys().copied().collect();
 
@@ -625,7 +725,11 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         wants_dirty: true,
         internal: internal_tx,
         in_flight: HashSet::new(),
+        promoter,
+        promote_dirty: true,
+        on_promote: cfg.on_promote.clone(),
     };
+    node.resume_hooks();
     let mut anti_entropy = tokio::time::interval(Duration::from_secs(cfg.anti_entropy_secs));
     // Reconnect to missing bootstrap peers with exponential backoff (1 s doubling to 60 s),
     // reset whenever every bootstrap peer is connected.
@@ -643,6 +747,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
                 node.announce_blobs();
                 node.mirror.dispatch();
                 node.metrics.mirror_queue = node.mirror.queue_len();
+                node.promote_dirty = true;
             }
             _ = tokio::time::sleep_until(next_redial) => {
                 if node.swarm.connected_peers().count() < cfg.bootstrap.len() {
@@ -661,6 +766,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             _ = sigterm.recv() => break,
         }
         node.refresh_mirror().await;
+        node.reconcile();
     }
     let peers: Vec<PeerId> = node.swarm.connected_peers().copied().collect();
     for p in peers {

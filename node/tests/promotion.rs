@@ -1,0 +1,409 @@
+//! Co-signing and promotion with four real node processes on loopback: leads sign at
+//! different nodes and one offline; no node promotes on 3 of 4 lead signatures; after the
+//! fourth every node promotes on its own; a node offline during signing promotes when it is
+//! back; a local rule holds one node back; an older version is never promoted over a newer
+//! one; a recall demotes everywhere; the hook is retried; the audit log verifies.
+
+mod common;
+
+use std::path::Path;
+use std::time::Instant;
+
+use common::cluster::{Cluster, agent, api, cluster, eventually, wait_up};
+use common::{J, accord, ok, refused};
+
+const KEY: &str = "CAP-B01@1.4.0";
+
+fn release_view(d: &Path, i: usize, key: &str) -> Option<serde_json::Value> {
+    let mut r = agent()
+        .get(format!("{}/v1/releases/{key}", api(d, i)))
+        .call()
+        .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.body_mut().read_json().ok()
+}
+
+/// This node's own state for `key`: live, waiting, recalled, superseded.
+fn state(d: &Path, i: usize, key: &str) -> String {
+    release_view(d, i, key)
+        .and_then(|v| {
+            v["jurisdictions"]
+                .as_array()?
+                .iter()
+                .find(|j| j["jurisdiction"] == J[i])
+                .and_then(|j| j["state"].as_str().map(str::to_owned))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn reasons(d: &Path, i: usize, key: &str) -> String {
+    release_view(d, i, key)
+        .and_then(|v| {
+            v["jurisdictions"]
+                .as_array()?
+                .iter()
+                .find(|j| j["jurisdiction"] == J[i])
+                .map(|j| j["reasons"].to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn mirrored(d: &Path, i: usize, key: &str) -> bool {
+    release_view(d, i, key).is_some_and(|v| {
+        v["artifacts"].as_array().is_some_and(|a| {
+            a.iter()
+                .all(|a| a["held"][J[i]].as_u64() == a["size"].as_u64())
+        })
+    })
+}
+
+fn write(d: &Path, name: &str, bytes: usize, seed: u8) {
+    let data: Vec<u8> = (0..bytes)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect();
+    std::fs::create_dir_all(d.join("release")).expect("mkdir");
+    std::fs::write(d.join("release").join(name), data).expect("write");
+}
+
+fn propose(d: &Path, version: &str) {
+    write(d, &format!("chart-{version}.tgz"), 300_000, 1);
+    write(d, &format!("image-{version}.tar"), 2_000_000, 2);
+    ok(accord(
+        d,
+        &[
+            "release",
+            "propose",
+            "CAP-B01",
+            version,
+            &format!("release/chart-{version}.tgz"),
+            &format!("release/image-{version}.tar"),
+            "--data-dir",
+            "eu-data",
+        ],
+    ));
+}
+
+fn sign(d: &Path, key: &str, signer: &str, at: &str) -> common::Run {
+    accord(
+        d,
+        &[
+            "release",
+            "sign",
+            key,
+            "--key",
+            &format!("{signer}.key"),
+            "--yes",
+            "--data-dir",
+            &format!("{at}-data"),
+        ],
+    )
+}
+
+fn add_config(d: &Path, j: &str, extra: &str) {
+    let p = d.join(format!("{j}.toml"));
+    let mut cfg = std::fs::read_to_string(&p).expect("cfg");
+    cfg.push_str(extra);
+    std::fs::write(p, cfg).expect("cfg");
+}
+
+fn start_all(c: &mut Cluster, d: &Path, which: &[usize]) {
+    for &i in which {
+        c.start(i);
+    }
+    for &i in which {
+        wait_up(d, i);
+    }
+}
+
+#[test]
+fn leads_co_sign_and_every_node_promotes_on_its_own() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let mut c = cluster(d);
+    // AU's own rule: its security lead must sign too.
+    add_config(
+        d,
+        "au",
+        "local_rules = [{ role = \"security\", threshold = 1, principals = [\"au\"] }]\n",
+    );
+    // UK's deploy hook fails once, then succeeds: it must be retried, never un-promote.
+    let hook_log = d.join("uk-hook.log");
+    let marker = d.join("uk-hook.failed-once");
+    add_config(
+        d,
+        "uk",
+        &format!(
+            "on_promote = \"if [ -e {m} ]; then echo $ACCORD_RELEASE $ACCORD_JURISDICTION $ACCORD_ARTIFACTS >> {l}; else touch {m}; exit 3; fi\"\n",
+            m = marker.display(),
+            l = hook_log.display()
+        ),
+    );
+    start_all(&mut c, d, &[0, 1, 2, 3]);
+    propose(d, "1.4.0");
+    assert!(
+        eventually(60, || (0..4).all(|i| mirrored(d, i, KEY))),
+        "the release was not mirrored everywhere"
+    );
+
+    // CA goes offline for the whole signing.
+    c.stop(2, false);
+    ok(sign(d, KEY, "uk/lead", "uk"));
+    ok(sign(d, KEY, "eu/lead", "eu"));
+    ok(sign(d, KEY, "au/lead", "au"));
+    ok(sign(d, KEY, "uk/security", "uk"));
+    // A signature that does not count is refused with the reason, and changes nothing.
+    let r = refused(sign(d, KEY, "uk/node", "uk"));
+    assert!(r.stderr.contains("node key"), "{}", r.stderr);
+    let r = refused(sign(d, KEY, "uk/lead", "eu"));
+    assert!(
+        r.stderr.contains("already signed") || r.stderr.contains("already recorded"),
+        "{}",
+        r.stderr
+    );
+
+    // Three of four leads: nobody promotes, and each says what is missing.
+    assert!(
+        eventually(20, || {
+            [0, 1, 3].iter().all(|&i| {
+                release_view(d, i, KEY).is_some_and(|v| v["signatures"].as_u64() == Some(4))
+            })
+        }),
+        "the signatures did not replicate"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    for i in [0, 1, 3] {
+        assert_eq!(state(d, i, KEY), "waiting", "{}", J[i]);
+        assert!(
+            reasons(d, i, KEY).contains("ca"),
+            "{}: {}",
+            J[i],
+            reasons(d, i, KEY)
+        );
+    }
+
+    // CA's lead signs offline: statement exported at EU, signed with no node, imported at UK.
+    ok(accord(
+        d,
+        &[
+            "release",
+            "export-statement",
+            KEY,
+            "--out",
+            "stmt.json",
+            "--data-dir",
+            "eu-data",
+        ],
+    ));
+    ok(accord(
+        d,
+        &[
+            "release",
+            "sign",
+            "stmt.json",
+            "--key",
+            "ca/lead.key",
+            "--out",
+            "ca-sig.json",
+            "--yes",
+        ],
+    ));
+    let t0 = Instant::now();
+    let r = ok(accord(
+        d,
+        &[
+            "release",
+            "import-signature",
+            "ca-sig.json",
+            "--data-dir",
+            "uk-data",
+        ],
+    ));
+    assert!(r.stdout.contains("lead of ca"), "{}", r.stdout);
+    assert!(
+        eventually(20, || state(d, 0, KEY) == "live"
+            && state(d, 1, KEY) == "live"),
+        "UK and EU did not promote: {} / {}",
+        reasons(d, 0, KEY),
+        reasons(d, 1, KEY)
+    );
+    println!("last signature -> UK and EU promoted: {:?}", t0.elapsed());
+    // AU's local rule holds it back, with the reason.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(state(d, 3, KEY), "waiting");
+    assert!(reasons(d, 3, KEY).contains("au"), "{}", reasons(d, 3, KEY));
+
+    // CA comes back and promotes on its own.
+    c.start(2);
+    wait_up(d, 2);
+    assert!(
+        eventually(30, || state(d, 2, KEY) == "live"),
+        "CA did not promote after reconnecting: {}",
+        reasons(d, 2, KEY)
+    );
+    ok(sign(d, KEY, "au/security", "au"));
+    assert!(
+        eventually(20, || state(d, 3, KEY) == "live"),
+        "AU: {}",
+        reasons(d, 3, KEY)
+    );
+    // Every node shows where the release is live, from the signed notes.
+    assert!(
+        eventually(20, || (0..4).all(|i| release_view(d, i, KEY).is_some_and(
+            |v| v["promoted_on"].as_array().is_some_and(|a| a.len() == 4)
+        ))),
+        "promotion notes did not replicate"
+    );
+
+    // The hook failed once and was retried until it succeeded.
+    assert!(
+        eventually(20, || std::fs::read_to_string(&hook_log).is_ok_and(
+            |l| l.contains("CAP-B01@1.4.0 uk chart-1.4.0.tgz image-1.4.0.tar")
+        )),
+        "the on_promote hook was not retried to success"
+    );
+    let r = ok(accord(d, &["audit", "list", "--data-dir", "uk-data"]));
+    for needle in [
+        "signature",
+        "promoted",
+        "on_promote failed (attempt 1)",
+        "on_promote succeeded",
+        "chain intact",
+    ] {
+        assert!(
+            r.stdout.contains(needle),
+            "audit lacks {needle}: {}",
+            r.stdout
+        );
+    }
+    let r = ok(accord(d, &["audit", "list", "--data-dir", "eu-data"]));
+    assert!(r.stdout.contains("proposed"), "{}", r.stdout);
+    ok(accord(d, &["audit", "verify", "--data-dir", "eu-data"]));
+
+    // The production channel serves it.
+    ok(accord(
+        d,
+        &[
+            "fetch",
+            KEY,
+            "--out",
+            "prod",
+            "--channel",
+            "production",
+            "--data-dir",
+            "ca-data",
+        ],
+    ));
+    assert_eq!(
+        std::fs::read(d.join("prod/image-1.4.0.tar")).expect("fetched"),
+        std::fs::read(d.join("release/image-1.4.0.tar")).expect("original")
+    );
+
+    // An older version, fully signed, is never promoted over the newer one.
+    propose(d, "1.3.0");
+    let old = "CAP-B01@1.3.0";
+    assert!(
+        eventually(60, || (0..4).all(|i| mirrored(d, i, old))),
+        "1.3.0 not mirrored"
+    );
+    for (s, at) in [
+        ("uk/lead", "uk"),
+        ("eu/lead", "eu"),
+        ("ca/lead", "ca"),
+        ("au/lead", "au"),
+        ("uk/security", "uk"),
+        ("au/security", "au"),
+    ] {
+        ok(sign(d, old, s, at));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    for i in 0..4 {
+        assert_eq!(
+            state(d, i, old),
+            "superseded",
+            "{}: {}",
+            J[i],
+            reasons(d, i, old)
+        );
+        assert!(
+            reasons(d, i, old).contains("rollback protection"),
+            "{}",
+            reasons(d, i, old)
+        );
+    }
+
+    // A recall, signed like a release, demotes it everywhere.
+    ok(accord(
+        d,
+        &[
+            "release",
+            "recall",
+            KEY,
+            "--reason",
+            "CVE-2026-0001 in the chart",
+            "--key",
+            "uk/lead.key",
+            "--yes",
+            "--data-dir",
+            "uk-data",
+        ],
+    ));
+    for (s, at, i) in [
+        ("eu/lead", "eu", 1),
+        ("ca/lead", "ca", 2),
+        ("au/lead", "au", 3),
+        ("au/security", "au", 3),
+    ] {
+        // Each signer signs the recall pending at their own node, once it has arrived there.
+        assert!(
+            eventually(20, || release_view(d, i, KEY).is_some_and(|v| {
+                v["statements"].as_array().is_some_and(|a| !a.is_empty())
+            })),
+            "the recall never reached {at}"
+        );
+        ok(accord(
+            d,
+            &[
+                "release",
+                "recall",
+                KEY,
+                "--key",
+                &format!("{s}.key"),
+                "--yes",
+                "--data-dir",
+                &format!("{at}-data"),
+            ],
+        ));
+    }
+    assert!(
+        eventually(20, || (0..4).all(|i| state(d, i, KEY) == "recalled")),
+        "the recall did not demote everywhere: {:?}",
+        (0..4).map(|i| state(d, i, KEY)).collect::<Vec<_>>()
+    );
+    let r = refused(accord(
+        d,
+        &[
+            "fetch",
+            KEY,
+            "--out",
+            "prod2",
+            "--channel",
+            "production",
+            "--data-dir",
+            "uk-data",
+        ],
+    ));
+    assert!(r.stderr.contains("not promoted"), "{}", r.stderr);
+    let r = ok(accord(d, &["audit", "list", "--data-dir", "au-data"]));
+    assert!(r.stdout.contains("recalled: CVE-2026-0001"), "{}", r.stdout);
+
+    // Explained the same with every node stopped.
+    c.stop_all();
+    let r = ok(accord(
+        d,
+        &["release", "status", KEY, "--data-dir", "ca-data"],
+    ));
+    assert!(r.stdout.contains("recalled"), "{}", r.stdout);
+    ok(accord(d, &["audit", "verify", "--data-dir", "ca-data"]));
+}
