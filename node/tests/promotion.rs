@@ -407,3 +407,78 @@ fn leads_co_sign_and_every_node_promotes_on_its_own() {
     assert!(r.stdout.contains("recalled"), "{}", r.stdout);
     ok(accord(d, &["audit", "verify", "--data-dir", "ca-data"]));
 }
+
+/// UK installs root v2, which replaces CA's lead key. A signature by CA's old lead key
+/// still counts on the nodes with v1 (they promote), no longer on UK (it waits and says
+/// whose signature is missing) until CA's new lead key signs.
+#[test]
+fn a_signature_by_a_key_removed_in_a_newer_root_no_longer_counts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let mut c = cluster(d);
+    start_all(&mut c, d, &[0, 1, 2, 3]);
+    propose(d, "1.4.0");
+    assert!(
+        eventually(60, || (0..4).all(|i| mirrored(d, i, KEY))),
+        "not mirrored"
+    );
+
+    ok(accord(d, &["keys", "generate", "--out", "ca/lead2.key"]));
+    let spec = std::fs::read_to_string(d.join("root.toml"))
+        .expect("spec")
+        .replace("version = 1", "version = 2")
+        .replace("ca/lead.key.pub", "ca/lead2.key.pub");
+    std::fs::write(d.join("root2.toml"), spec).expect("spec");
+    ok(accord(
+        d,
+        &["root", "new", "--spec", "root2.toml", "--out", "root2.json"],
+    ));
+    for j in ["uk", "eu", "ca"] {
+        ok(accord(
+            d,
+            &[
+                "root",
+                "sign",
+                "root2.json",
+                "--key",
+                &format!("{j}/steering.key"),
+            ],
+        ));
+    }
+    ok(accord(
+        d,
+        &["root", "apply", "root2.json", "--data-dir", "uk-data"],
+    ));
+
+    for (s, at) in [
+        ("uk/lead", "uk"),
+        ("eu/lead", "eu"),
+        ("ca/lead", "ca"),
+        ("au/lead", "au"),
+        ("uk/security", "uk"),
+    ] {
+        ok(sign(d, KEY, s, at));
+    }
+    assert!(
+        eventually(20, || (1..4).all(|i| state(d, i, KEY) == "live")),
+        "the nodes on v1 did not promote"
+    );
+    assert!(
+        eventually(10, || release_view(d, 0, KEY)
+            .is_some_and(|v| v["signatures"].as_u64() == Some(5))),
+        "the signatures did not reach UK"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(state(d, 0, KEY), "waiting");
+    assert!(reasons(d, 0, KEY).contains("ca"), "{}", reasons(d, 0, KEY));
+
+    ok(sign(d, KEY, "ca/lead2", "uk"));
+    assert!(
+        eventually(20, || state(d, 0, KEY) == "live"),
+        "UK did not promote with CA's new lead key: {}",
+        reasons(d, 0, KEY)
+    );
+    // EU, still on v1, saw a signature by a key it does not know: audited as rejected.
+    let r = ok(accord(d, &["audit", "list", "--data-dir", "eu-data"]));
+    assert!(r.stdout.contains("rejected"), "{}", r.stdout);
+}
