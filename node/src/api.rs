@@ -17,6 +17,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+/// The audit log's rows: sequence number and exact stored bytes.
+pub type AuditRows = Vec<(u64, Vec<u8>)>;
+
 /// What the daemon's loop answers to.
 #[derive(Debug)]
 pub enum ApiRequest {
@@ -51,7 +54,7 @@ pub enum ApiRequest {
         reply: oneshot::Sender<Result<crate::daemon::Imported, String>>,
     },
     /// The audit log's rows, raw (the client verifies the chain itself).
-    Audit(oneshot::Sender<Result<Vec<(u64, Vec<u8>)>, String>>),
+    Audit(oneshot::Sender<Result<AuditRows, String>>),
     /// A successor root (JSON bytes) to verify against the current one and install.
     ApplyRoot {
         bytes: Vec<u8>,

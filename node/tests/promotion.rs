@@ -318,12 +318,11 @@ fn leads_co_sign_and_every_node_promotes_on_its_own() {
         ok(sign(d, old, s, at));
     }
     std::thread::sleep(std::time::Duration::from_secs(2));
-    for i in 0..4 {
+    for (i, j) in J.iter().enumerate() {
         assert_eq!(
             state(d, i, old),
             "superseded",
-            "{}: {}",
-            J[i],
+            "{j}: {}",
             reasons(d, i, old)
         );
         assert!(

@@ -300,6 +300,7 @@ fn print_status(v: &ReleaseView, me: &str) {
         }
     );
     println!("  artifacts:");
+    let w = v.artifacts.iter().map(|a| a.name.len()).max().unwrap_or(0);
     for a in &v.artifacts {
         let held: Vec<String> = a
             .held
@@ -307,7 +308,7 @@ fn print_status(v: &ReleaseView, me: &str) {
             .map(|(j, b)| format!("{j} {}%", percent(*b, a.size)))
             .collect();
         println!(
-            "    {:<24} {:>12} bytes  {}",
+            "    {:<w$}  {:>12} bytes  {}",
             a.name,
             a.size,
             held.join("  ")
@@ -329,7 +330,7 @@ fn print_status(v: &ReleaseView, me: &str) {
             j.jurisdiction, j.state, j.mirrored_percent
         );
         for r in &j.signatures {
-            let missing = if r.missing.is_empty() {
+            let missing = if r.met || r.missing.is_empty() {
                 String::new()
             } else {
                 format!("; missing {}", r.missing.join(", "))

@@ -43,11 +43,7 @@ fn statement_of(node: &Node, key: &str) -> Result<Envelope> {
 pub fn confirm(env: &Envelope, key: &SecretKey, yes: bool) -> Result<()> {
     let kind = Statement::from_envelope(env).context("not a statement Accord signs")?;
     eprint!("{}", report::what_is_signed(&kind, env));
-    eprintln!(
-        "  payload sha256 {}; {} signature(s) already on it",
-        hex::encode(env.payload_digest()),
-        env.signatures.len()
-    );
+    eprintln!("  {} signature(s) already on it", env.signatures.len());
     if yes {
         return Ok(());
     }
@@ -95,8 +91,16 @@ fn report_import(answer: &serde_json::Value) {
     for a in strs("added") {
         println!("recorded for {what}: {a}");
     }
-    for r in strs("rejected") {
+    let rejected = strs("rejected");
+    let already = rejected
+        .iter()
+        .filter(|r| r.ends_with("already recorded"))
+        .count();
+    for r in rejected.iter().filter(|r| !r.ends_with("already recorded")) {
         println!("not recorded for {what}: {r}");
+    }
+    if already > 0 {
+        println!("{already} signature(s) on it were already recorded");
     }
 }
 

@@ -376,11 +376,6 @@ pub fn parse_local_rule(s: &str) -> Result<Requirement> {
     })
 }
 
-/// Used by `accord demo` to print the statement's kind.
-pub fn kind_of(env: &Envelope) -> Result<StatementKind> {
-    Ok(Statement::from_envelope(env)?)
-}
-
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
     Recall,
