@@ -223,7 +223,7 @@ fn a_release_is_mirrored_to_every_node_resumes_after_sigkill_and_fetches_offline
     assert!(
         status
             .stdout
-            .contains("every artifact is mirrored and verified on au"),
+            .contains("au (this node): waiting, 100% mirrored"),
         "{}",
         status.stdout
     );
