@@ -44,7 +44,8 @@ pub enum Command {
     /// Write a release's artifacts from this node's store, re-verified; needs no network
     /// and no running node.
     Fetch(FetchArgs),
-    /// Delete blobs that no release in the catalogue needs any more.
+    /// Delete blobs that no release needs any more: releases gone from the catalogue and
+    /// releases withdrawn by a valid recall.
     Gc {
         #[command(flatten)]
         data_dir: DataDirArg,

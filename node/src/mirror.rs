@@ -133,7 +133,13 @@ impl Mirror {
     }
 
     /// Re-derives the wanted blobs from the catalogue, pins them, and reads what is held.
-    pub async fn update_wants(&mut self, cat: &Catalogue) -> Result<()> {
+    /// Retired (recalled) releases are neither wanted nor pinned, so `accord gc` may
+    /// collect their blobs.
+    pub async fn update_wants(
+        &mut self,
+        cat: &Catalogue,
+        retired: &std::collections::BTreeSet<String>,
+    ) -> Result<()> {
         let (releases, problems) = artifacts::releases(cat);
         for p in problems {
             warn!(problem = %p, "a release in the catalogue cannot be mirrored");
@@ -142,13 +148,23 @@ impl Mirror {
         for r in &self.releases {
             for a in &r.artifacts {
                 let tag = pin_tag(&r.key, &a.name);
-                if !self.pinned.contains(&tag) {
+                if retired.contains(&r.key) {
+                    if self.pinned.remove(&tag) {
+                        self.store.unpin(&tag).await?;
+                    }
+                } else if !self.pinned.contains(&tag) {
                     self.store.pin(&tag, a.blake3).await?;
                     self.pinned.insert(tag);
                 }
             }
         }
-        let w = wants(&self.releases);
+        let active: Vec<_> = self
+            .releases
+            .iter()
+            .filter(|r| !retired.contains(&r.key))
+            .cloned()
+            .collect();
+        let w = wants(&active);
         let hashes: Vec<BlobHash> = w.iter().map(|w| w.hash).collect();
         self.queue.set_wanted(w);
         for h in hashes {

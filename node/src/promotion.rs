@@ -281,6 +281,33 @@ pub fn explain(
     out
 }
 
+/// Releases withdrawn by a recall that meets the recall rule under `root`: retired, so
+/// nodes stop mirroring them and `accord gc` may collect their blobs.
+pub fn retired(cat: &Catalogue, root: &TrustedRoot) -> std::collections::BTreeSet<String> {
+    cat.releases
+        .iter()
+        .filter(|e| !e.statements.is_empty())
+        .filter_map(|e| {
+            let envelope = e.signed_envelope().ok()?;
+            let statements = statements(e);
+            let d = evaluate(&PolicyInput {
+                root,
+                local_rules: &[],
+                jurisdiction: None,
+                release: &envelope,
+                recalls: &statements,
+                conditionals: &[],
+                production_version: None,
+                now: Timestamp::now(),
+            });
+            d.blockers
+                .iter()
+                .any(|b| matches!(b, accord_trust::Blocker::Recalled { .. }))
+                .then(|| e.key.clone())
+        })
+        .collect()
+}
+
 fn status_name(s: Status) -> &'static str {
     match s {
         Status::Live => "live",

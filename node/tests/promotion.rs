@@ -68,8 +68,10 @@ fn write(d: &Path, name: &str, bytes: usize, seed: u8) {
 }
 
 fn propose(d: &Path, version: &str) {
-    write(d, &format!("chart-{version}.tgz"), 300_000, 1);
-    write(d, &format!("image-{version}.tar"), 2_000_000, 2);
+    // Different content per version, so no blob is shared between releases.
+    let seed = version.bytes().fold(0u8, |a, b| a.wrapping_mul(7).wrapping_add(b));
+    write(d, &format!("chart-{version}.tgz"), 300_000, seed);
+    write(d, &format!("image-{version}.tar"), 2_000_000, seed.wrapping_add(1));
     ok(accord(
         d,
         &[
@@ -405,6 +407,24 @@ fn leads_co_sign_and_every_node_promotes_on_its_own() {
     ));
     assert!(r.stdout.contains("recalled"), "{}", r.stdout);
     ok(accord(d, &["audit", "verify", "--data-dir", "ca-data"]));
+
+    // The recalled release is retired: gc collects its blobs and keeps 1.3.0's.
+    let r = ok(accord(d, &["gc", "--data-dir", "uk-data"]));
+    assert!(
+        r.stdout
+            .contains("(1 recalled release(s)), 2 blob(s) deleted, 2 kept"),
+        "{}",
+        r.stdout
+    );
+    let r = refused(accord(
+        d,
+        &["fetch", KEY, "--out", "gone", "--data-dir", "uk-data"],
+    ));
+    assert!(r.stderr.contains("mirrored"), "{}", r.stderr);
+    ok(accord(
+        d,
+        &["fetch", old, "--out", "kept", "--data-dir", "uk-data"],
+    ));
 }
 
 /// UK installs root v2, which replaces CA's lead key. A signature by CA's old lead key

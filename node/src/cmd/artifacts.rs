@@ -442,8 +442,10 @@ pub fn gc(dir: &DataDir) -> Result<()> {
     }
     let (cat, _) = dir.catalogue()?;
     let (releases, _) = artifacts::releases(&cat);
+    let retired = crate::promotion::retired(&cat, &dir.root()?);
     let keep: std::collections::HashSet<String> = releases
         .iter()
+        .filter(|(b, _)| !retired.contains(&b.key))
         .flat_map(|(b, _)| {
             b.artifacts
                 .iter()
@@ -465,7 +467,8 @@ pub fn gc(dir: &DataDir) -> Result<()> {
         let after = store.list().await?.len();
         store.shutdown().await?;
         println!(
-            "gc: {unpinned} retired pin(s) removed, {} blob(s) deleted, {after} kept",
+            "gc: {unpinned} retired pin(s) removed ({} recalled release(s)), {} blob(s) deleted, {after} kept",
+            retired.len(),
             before.saturating_sub(after)
         );
         Ok(())

@@ -201,7 +201,8 @@ impl Node {
         }
         self.wants_dirty = false;
         let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
-        if let Err(e) = self.mirror.update_wants(&cat).await {
+        let retired = crate::promotion::retired(&cat, self.replica.root());
+        if let Err(e) = self.mirror.update_wants(&cat, &retired).await {
             warn!(error = %e, "cannot update the mirror queue");
         }
         self.mirror.dispatch();
