@@ -228,3 +228,114 @@ fn a_release_is_mirrored_to_every_node_resumes_after_sigkill_and_fetches_offline
         status.stdout
     );
 }
+
+/// EU's stored copy of a blob rots on disk (one byte at 4 MiB + 100). EU still announces
+/// the blob; CA, with EU as its only provider, gets the verified prefix and no further:
+/// iroh-blobs' provider checks what it reads against the BLAKE3 tree and resets the stream
+/// at the rotten chunk group (CA counts a failed fetch and backs off). When UK comes up, CA
+/// completes from UK with the rest only. EU's own export refuses the rotten blob: nothing
+/// unverified is readable. (A provider that *sends* corrupt bytes is caught by the
+/// receiver's verification: crates/mirror/tests/mirror.rs, with a hostile provider.)
+#[test]
+fn a_rotten_provider_stops_at_the_bad_chunk_and_the_blob_completes_from_another() {
+    const SIZE: usize = 12 << 20;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let mut c = cluster(d);
+    let files = d.join("release");
+    std::fs::create_dir_all(&files).expect("mkdir");
+    write_random(&files.join("image.tar"), SIZE, 9);
+    let hash = blake3::hash(&std::fs::read(files.join("image.tar")).expect("read"));
+    let image_held = |i: usize| -> u64 {
+        held(d, i)
+            .and_then(|h| h.into_iter().find(|(n, _, _)| n == "image.tar"))
+            .map(|(_, have, _)| have)
+            .unwrap_or(0)
+    };
+
+    c.start(0);
+    c.start(1);
+    wait_up(d, 0);
+    wait_up(d, 1);
+    ok(accord(
+        d,
+        &[
+            "release",
+            "propose",
+            "CAP-B01",
+            "1.4.0",
+            "release/image.tar",
+            "--data-dir",
+            "eu-data",
+        ],
+    ));
+    assert!(
+        eventually(60, || image_held(0) == SIZE as u64),
+        "UK never mirrored the image"
+    );
+    c.stop(0, false);
+    c.stop(1, false);
+
+    // Bit rot in EU's store: the data file, not the tree that vouches for it.
+    let data = d
+        .join("eu-data/blobs/data")
+        .join(format!("{}.data", hash.to_hex()));
+    let mut bytes = std::fs::read(&data).expect("EU's data file");
+    bytes[(4 << 20) + 100] ^= 0x40;
+    std::fs::write(&data, bytes).expect("rot");
+
+    // Nothing unverified leaves EU's store.
+    let r = refused(accord(
+        d,
+        &["fetch", KEY, "--out", "eu-out", "--data-dir", "eu-data"],
+    ));
+    assert!(!d.join("eu-out/image.tar").exists(), "{}", r.stderr);
+
+    // CA fetches from EU, the only provider up.
+    c.start(1);
+    c.start(2);
+    wait_up(d, 1);
+    wait_up(d, 2);
+    assert!(
+        eventually(60, || metric(d, 2, "accord_blob_fetch_failures_total")
+            >= 1.0
+            && image_held(2) >= 3 << 20),
+        "CA never got EU's verified prefix (holds {}):\nEU log:\n{}",
+        image_held(2),
+        std::fs::read_to_string(d.join("eu.log")).unwrap_or_default()
+    );
+    let kept = image_held(2);
+    assert!(
+        kept >= 3 << 20 && kept < SIZE as u64,
+        "CA should keep the verified prefix before the rotten byte, holds {kept}"
+    );
+
+    // UK comes back; CA completes from UK with the rest only.
+    c.start(0);
+    wait_up(d, 0);
+    assert!(
+        eventually(60, || image_held(2) == SIZE as u64),
+        "CA never completed the image from UK (holds {})",
+        image_held(2)
+    );
+    let from_uk = metric(
+        d,
+        2,
+        "accord_blob_bytes_fetched_total{jurisdiction=\"ca\",peer=\"uk\"}",
+    ) as u64;
+    println!("CA kept {kept} verified bytes from EU, then fetched {from_uk} bytes from UK");
+    assert!(
+        from_uk <= SIZE as u64 - kept + (64 << 10),
+        "CA refetched what it had: {from_uk} bytes from UK after keeping {kept}"
+    );
+    c.stop_all();
+    ok(accord(
+        d,
+        &["fetch", KEY, "--out", "ca-out", "--data-dir", "ca-data"],
+    ));
+    assert!(
+        std::fs::read(d.join("ca-out/image.tar")).expect("fetched")
+            == std::fs::read(files.join("image.tar")).expect("original"),
+        "CA's copy differs from the original"
+    );
+}

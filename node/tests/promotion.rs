@@ -69,9 +69,16 @@ fn write(d: &Path, name: &str, bytes: usize, seed: u8) {
 
 fn propose(d: &Path, version: &str) {
     // Different content per version, so no blob is shared between releases.
-    let seed = version.bytes().fold(0u8, |a, b| a.wrapping_mul(7).wrapping_add(b));
+    let seed = version
+        .bytes()
+        .fold(0u8, |a, b| a.wrapping_mul(7).wrapping_add(b));
     write(d, &format!("chart-{version}.tgz"), 300_000, seed);
-    write(d, &format!("image-{version}.tar"), 2_000_000, seed.wrapping_add(1));
+    write(
+        d,
+        &format!("image-{version}.tar"),
+        2_000_000,
+        seed.wrapping_add(1),
+    );
     ok(accord(
         d,
         &[
