@@ -353,6 +353,24 @@ fn print_status(v: &ReleaseView, me: &str) {
     }
 }
 
+/// Bytes the node has written into `out` for this release since `since`.
+fn written_so_far(out: &Path, view: &ReleaseView, since: std::time::SystemTime) -> u64 {
+    view.artifacts
+        .iter()
+        .map(|a| {
+            let temp = out.join(format!(".{}.accord-partial", a.name));
+            if let Ok(m) = std::fs::metadata(&temp) {
+                return m.len();
+            }
+            std::fs::metadata(out.join(&a.name))
+                .ok()
+                .filter(|m| m.modified().is_ok_and(|t| t >= since))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
 /// `accord fetch KEY --out DIR`.
 pub fn fetch(args: FetchArgs) -> Result<()> {
     let dir = DataDir::new(&args.data_dir.data_dir);
@@ -362,17 +380,30 @@ pub fn fetch(args: FetchArgs) -> Result<()> {
     let production = args.channel == "production";
     let started = Instant::now();
     if let Some(node) = Node::running(&dir) {
-        let spinner = ProgressBar::new_spinner();
-        spinner.set_message(format!("the node is writing {key}"));
-        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-        let r = node.post_json(
-            &format!("/v1/releases/{key}/export"),
-            &serde_json::json!({ "out": out, "channel": args.channel }),
-        );
-        spinner.finish_and_clear();
+        let view: ReleaseView = node.get(&format!("/v1/releases/{key}"))?;
+        let total: u64 = view.artifacts.iter().map(|a| a.size).sum();
+        let bar = bytes_bar(total, "the node is writing");
+        let since = std::time::SystemTime::now();
+        let request = {
+            let (node, key, body) = (
+                node.clone(),
+                key.clone(),
+                serde_json::json!({ "out": out, "channel": args.channel }),
+            );
+            std::thread::spawn(move || node.post_json(&format!("/v1/releases/{key}/export"), &body))
+        };
+        // The node writes each artifact to a temporary file beside its name, then renames it:
+        // watching those files is the progress.
+        while !request.is_finished() {
+            bar.set_position(written_so_far(&out, &view, since));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let r = request
+            .join()
+            .map_err(|_| anyhow::anyhow!("the export request thread failed"))?;
+        bar.finish_and_clear();
         r?;
         // Trust nothing in between: check the files here against the signed statement.
-        let view: ReleaseView = node.get(&format!("/v1/releases/{key}"))?;
         verify_written(&view, &out)?;
     } else {
         let (cat, _) = dir.catalogue()?;
