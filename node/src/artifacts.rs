@@ -150,6 +150,16 @@ impl ReleaseView {
         }
     }
 
+    /// Sets the per-jurisdiction lines, and from them where the release is live.
+    pub fn explained(&mut self, lines: Vec<crate::promotion::JurisdictionView>) {
+        self.promoted_on = lines
+            .iter()
+            .filter(|j| j.state == "live")
+            .map(|j| j.jurisdiction.clone())
+            .collect();
+        self.jurisdictions = lines;
+    }
+
     /// What is still missing on `jurisdiction`, one phrase per artifact.
     pub fn missing_on(&self, jurisdiction: &str) -> Vec<String> {
         self.artifacts

@@ -132,25 +132,7 @@ impl Promoter {
     /// The engine's inputs: every readable release with its signatures, statements and
     /// whether this node holds all of its artifacts.
     pub fn candidates(&self, cat: &Catalogue, views: &[ReleaseView]) -> Vec<Candidate> {
-        let me = self.jurisdiction.as_str();
-        cat.releases
-            .iter()
-            .filter_map(|e| {
-                let envelope = e.signed_envelope().ok()?;
-                let view = views.iter().find(|v| v.key == e.key)?;
-                let missing = view.missing_on(me);
-                Some(Candidate {
-                    key: e.key.clone(),
-                    envelope,
-                    statements: statements(e),
-                    mirror: if missing.is_empty() {
-                        Mirror::Complete
-                    } else {
-                        Mirror::Incomplete { missing }
-                    },
-                })
-            })
-            .collect()
+        candidates(cat, views, self.jurisdiction.as_str())
     }
 
     /// Notes this node owes the catalogue: its standing for each release it promoted,
@@ -279,6 +261,28 @@ pub fn explain(
         });
     }
     out
+}
+
+/// The engine's inputs as jurisdiction `me` sees them (the daemon and the offline CLI).
+pub fn candidates(cat: &Catalogue, views: &[ReleaseView], me: &str) -> Vec<Candidate> {
+    cat.releases
+        .iter()
+        .filter_map(|e| {
+            let envelope = e.signed_envelope().ok()?;
+            let view = views.iter().find(|v| v.key == e.key)?;
+            let missing = view.missing_on(me);
+            Some(Candidate {
+                key: e.key.clone(),
+                envelope,
+                statements: statements(e),
+                mirror: if missing.is_empty() {
+                    Mirror::Complete
+                } else {
+                    Mirror::Incomplete { missing }
+                },
+            })
+        })
+        .collect()
 }
 
 /// Releases withdrawn by a recall that meets the recall rule under `root`: retired, so

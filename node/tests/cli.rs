@@ -473,28 +473,7 @@ fn co_signing_offline_end_to_end() {
     );
 
     // Root v2 rotates CA's lead; the old CA signature stops counting under v2.
-    ok(accord(d, &["keys", "generate", "--out", "ca/lead2.key"]));
-    let spec = std::fs::read_to_string(d.join("root.toml"))
-        .expect("spec")
-        .replace("version = 1", "version = 2")
-        .replace("ca/lead.key.pub", "ca/lead2.key.pub");
-    std::fs::write(d.join("root2.toml"), spec).expect("spec2");
-    ok(accord(
-        d,
-        &["root", "new", "--spec", "root2.toml", "--out", "root2.json"],
-    ));
-    for j in ["uk", "eu", "au"] {
-        ok(accord(
-            d,
-            &[
-                "root",
-                "sign",
-                "root2.json",
-                "--key",
-                &format!("{j}/steering.key"),
-            ],
-        ));
-    }
+    successor_root(d, "ca/lead.key", "ca/lead2.key", &["uk", "eu", "au"]);
     let r = ok(accord(
         d,
         &["root", "verify", "root2.json", "--trusted", "root.json"],

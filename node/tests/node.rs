@@ -441,28 +441,7 @@ fn a_new_root_changes_who_may_connect_at_runtime() {
         "UK and CA never connected"
     );
 
-    ok(accord(d, &["keys", "generate", "--out", "ca/node2.key"]));
-    let spec = std::fs::read_to_string(d.join("root.toml"))
-        .expect("spec")
-        .replace("version = 1", "version = 2")
-        .replace("ca/node.key.pub", "ca/node2.key.pub");
-    std::fs::write(d.join("root2.toml"), spec).expect("spec");
-    ok(accord(
-        d,
-        &["root", "new", "--spec", "root2.toml", "--out", "root2.json"],
-    ));
-    for j in ["uk", "eu", "ca"] {
-        ok(accord(
-            d,
-            &[
-                "root",
-                "sign",
-                "root2.json",
-                "--key",
-                &format!("{j}/steering.key"),
-            ],
-        ));
-    }
+    successor_root(d, "ca/node.key", "ca/node2.key", &["uk", "eu", "ca"]);
     // Re-applying v1 is not a successor: refused, nothing changes.
     let r = refused(accord(
         d,

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use common::cluster::{Cluster, agent, api, cluster, eventually, wait_up};
-use common::{J, accord, ok, refused};
+use common::{J, accord, ok, refused, successor_root};
 
 const KEY: &str = "CAP-B01@1.4.0";
 
@@ -25,28 +25,25 @@ fn release_view(d: &Path, i: usize, key: &str) -> Option<serde_json::Value> {
     r.body_mut().read_json().ok()
 }
 
+/// Node `i`'s own line in the release's per-jurisdiction explanation.
+fn own_line(d: &Path, i: usize, key: &str) -> Option<serde_json::Value> {
+    release_view(d, i, key)?["jurisdictions"]
+        .as_array()?
+        .iter()
+        .find(|j| j["jurisdiction"] == J[i])
+        .cloned()
+}
+
 /// This node's own state for `key`: live, waiting, recalled, superseded.
 fn state(d: &Path, i: usize, key: &str) -> String {
-    release_view(d, i, key)
-        .and_then(|v| {
-            v["jurisdictions"]
-                .as_array()?
-                .iter()
-                .find(|j| j["jurisdiction"] == J[i])
-                .and_then(|j| j["state"].as_str().map(str::to_owned))
-        })
+    own_line(d, i, key)
+        .and_then(|j| j["state"].as_str().map(str::to_owned))
         .unwrap_or_else(|| "unknown".into())
 }
 
 fn reasons(d: &Path, i: usize, key: &str) -> String {
-    release_view(d, i, key)
-        .and_then(|v| {
-            v["jurisdictions"]
-                .as_array()?
-                .iter()
-                .find(|j| j["jurisdiction"] == J[i])
-                .map(|j| j["reasons"].to_string())
-        })
+    own_line(d, i, key)
+        .map(|j| j["reasons"].to_string())
         .unwrap_or_default()
 }
 
@@ -449,28 +446,7 @@ fn a_signature_by_a_key_removed_in_a_newer_root_no_longer_counts() {
         "not mirrored"
     );
 
-    ok(accord(d, &["keys", "generate", "--out", "ca/lead2.key"]));
-    let spec = std::fs::read_to_string(d.join("root.toml"))
-        .expect("spec")
-        .replace("version = 1", "version = 2")
-        .replace("ca/lead.key.pub", "ca/lead2.key.pub");
-    std::fs::write(d.join("root2.toml"), spec).expect("spec");
-    ok(accord(
-        d,
-        &["root", "new", "--spec", "root2.toml", "--out", "root2.json"],
-    ));
-    for j in ["uk", "eu", "ca"] {
-        ok(accord(
-            d,
-            &[
-                "root",
-                "sign",
-                "root2.json",
-                "--key",
-                &format!("{j}/steering.key"),
-            ],
-        ));
-    }
+    successor_root(d, "ca/lead.key", "ca/lead2.key", &["uk", "eu", "ca"]);
     ok(accord(
         d,
         &["root", "apply", "root2.json", "--data-dir", "uk-data"],

@@ -218,28 +218,7 @@ fn explain_offline(
     let state = dir.promotion_state()?;
     let me = accord_protocol::PrincipalId::new(me)?;
     let local_rules = dir.local_rules();
-    let candidates: Vec<accord_promote::Candidate> = cat
-        .releases
-        .iter()
-        .filter_map(|e| {
-            let view = views.iter().find(|v| v.key == e.key)?;
-            let missing = view.missing_on(me.as_str());
-            Some(accord_promote::Candidate {
-                key: e.key.clone(),
-                envelope: e.signed_envelope().ok()?,
-                statements: e
-                    .statements
-                    .values()
-                    .filter_map(|s| s.signed_envelope().ok())
-                    .collect(),
-                mirror: if missing.is_empty() {
-                    accord_promote::Mirror::Complete
-                } else {
-                    accord_promote::Mirror::Incomplete { missing }
-                },
-            })
-        })
-        .collect();
+    let candidates = crate::promotion::candidates(cat, views, me.as_str());
     let plan = accord_promote::plan(
         &state,
         &accord_promote::Context {
@@ -255,13 +234,8 @@ fn explain_offline(
             continue;
         };
         let mine = plan.explanations.iter().find(|x| x.key == v.key);
-        v.jurisdictions = crate::promotion::explain(e, v, &root, &me, mine);
-        v.promoted_on = v
-            .jurisdictions
-            .iter()
-            .filter(|j| j.state == "live")
-            .map(|j| j.jurisdiction.clone())
-            .collect();
+        let lines = crate::promotion::explain(e, v, &root, &me, mine);
+        v.explained(lines);
     }
     Ok(())
 }

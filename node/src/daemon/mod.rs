@@ -528,13 +528,8 @@ impl Node {
         let mut views = self.mirror.views(&cat, &self.jurisdiction, &self.names);
         for v in &mut views {
             if let Some(e) = cat.releases.iter().find(|e| e.key == v.key) {
-                v.jurisdictions = self.promoter.explain(e, v, root);
-                v.promoted_on = v
-                    .jurisdictions
-                    .iter()
-                    .filter(|j| j.state == "live")
-                    .map(|j| j.jurisdiction.clone())
-                    .collect();
+                let lines = self.promoter.explain(e, v, root);
+                v.explained(lines);
             }
         }
         views

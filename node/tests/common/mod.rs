@@ -109,6 +109,33 @@ pub fn signed_root(d: &Path) {
     }
 }
 
+/// Root v2: root.toml with `old` key file replaced by a freshly generated `new` one, signed
+/// by the steering keys of `signers` (a majority of both v1 and v2), written to root2.json.
+pub fn successor_root(d: &Path, old: &str, new: &str, signers: &[&str]) {
+    ok(accord(d, &["keys", "generate", "--out", new]));
+    let spec = std::fs::read_to_string(d.join("root.toml"))
+        .expect("spec")
+        .replace("version = 1", "version = 2")
+        .replace(&format!("{old}.pub"), &format!("{new}.pub"));
+    std::fs::write(d.join("root2.toml"), spec).expect("spec2");
+    ok(accord(
+        d,
+        &["root", "new", "--spec", "root2.toml", "--out", "root2.json"],
+    ));
+    for j in signers {
+        ok(accord(
+            d,
+            &[
+                "root",
+                "sign",
+                "root2.json",
+                "--key",
+                &format!("{j}/steering.key"),
+            ],
+        ));
+    }
+}
+
 /// `accord catalogue show CAP --data-dir DATA --json`, parsed.
 pub fn show_json(dir: &Path, data_dir: &str, cap: &str) -> serde_json::Value {
     let r = ok(accord(
