@@ -371,6 +371,26 @@ fn signatures(cat: &Catalogue) -> Vec<(String, (String, Envelope))> {
 fn subject_of(key: &str, statement: Option<&str>) -> String {
     match statement {
         None => key.to_owned(),
-        Some(id) => format!("{key} statement {}", &id[..id.len().min(12)]),
+        // The id is a map key another node wrote: cut on characters, never bytes.
+        Some(id) => format!(
+            "{key} statement {}",
+            id.chars().take(12).collect::<String>()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subject_of;
+
+    #[test]
+    fn ids_written_by_other_nodes_are_cut_on_characters() {
+        // 2-byte characters: a byte cut at 12 would split one and panic.
+        let id = "é".repeat(20);
+        assert_eq!(
+            subject_of("CAP-B01@1.4.0", Some(&id)),
+            format!("CAP-B01@1.4.0 statement {}", "é".repeat(12))
+        );
+        assert_eq!(subject_of("CAP-B01@1.4.0", None), "CAP-B01@1.4.0");
     }
 }

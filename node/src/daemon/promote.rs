@@ -366,8 +366,10 @@ impl Node {
     }
 }
 
-fn short(keyid: &str) -> &str {
-    &keyid[..keyid.len().min(8)]
+/// The first characters of a key id for messages; the id came from outside, so it is cut on
+/// character boundaries, never bytes.
+fn short(keyid: &str) -> String {
+    keyid.chars().take(8).collect()
 }
 
 /// Which catalogue entry an envelope's signatures belong to: the release whose payload it
@@ -422,4 +424,13 @@ fn locate(
         .map(|s| s.signatures.into_iter().map(|s| s.sig).collect())
         .unwrap_or_default();
     Ok((key, what.into(), existing))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn key_ids_from_a_request_are_cut_on_characters() {
+        assert_eq!(super::short("ééééééééé"), "éééééééé");
+        assert_eq!(super::short("ab"), "ab");
+    }
 }
