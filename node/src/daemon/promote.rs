@@ -118,6 +118,11 @@ impl Node {
                     .is_some_and(|s| s.recalled.is_some())
                 {
                     e.state = accord_promote::Status::Recalled;
+                } else if e.state == accord_promote::Status::Live {
+                    // Planned but not committed (the database refused): say so, not "live".
+                    e.state = accord_promote::Status::Waiting;
+                    e.reasons
+                        .push("promotion decided but not yet committed; retrying".into());
                 }
                 (e.key.clone(), e)
             })
