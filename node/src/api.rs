@@ -38,14 +38,15 @@ pub enum ApiRequest {
     Releases(oneshot::Sender<Vec<ReleaseView>>),
     /// Write a release's files into `out` (verified), from the staging or production channel.
     Export {
-        key: String,
+        /// `CAP@VER`, `CAP@VER#IDPREFIX` or `sha256:ID`.
+        selector: String,
         out: std::path::PathBuf,
         production: bool,
         reply: oneshot::Sender<Result<Vec<String>, String>>,
     },
     /// A release's statement with every approval collected so far (DSSE JSON).
     Statement {
-        key: String,
+        selector: String,
         reply: oneshot::Sender<Result<Vec<u8>, String>>,
     },
     /// Signatures on a release, recall or conditional statement, to check and record.
@@ -83,6 +84,8 @@ pub struct Metrics {
     pub sync_bytes_in: u64,
     pub sync_bytes_out: u64,
     pub rejected_messages: u64,
+    /// Messages that could not be verified yet (a peer behind, a missing dependency).
+    pub unverifiable_messages: u64,
     pub changes_applied: u64,
     pub last_change_unix: i64,
     pub rate_limited: u64,
@@ -95,6 +98,8 @@ pub struct Metrics {
     pub recalls: u64,
     pub hook_failures: u64,
     pub releases_live: u64,
+    /// `CAP@VER`s that more than one statement claims.
+    pub equivocations: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -145,9 +150,12 @@ pub fn router(tx: mpsc::Sender<ApiRequest>, token: String) -> Router {
         .route("/v1/peers", get(peers))
         .route("/v1/root", axum::routing::post(apply_root))
         .route("/v1/releases", get(releases).post(propose))
-        .route("/v1/releases/{key}", get(release))
-        .route("/v1/releases/{key}/export", axum::routing::post(export))
-        .route("/v1/releases/{key}/statement", get(statement))
+        .route("/v1/releases/{selector}", get(release))
+        .route(
+            "/v1/releases/{selector}/export",
+            axum::routing::post(export),
+        )
+        .route("/v1/releases/{selector}/statement", get(statement))
         .route("/v1/production", get(production))
         .route("/v1/signatures", axum::routing::post(signatures))
         .route("/v1/audit", get(audit))
@@ -255,19 +263,37 @@ async fn releases(State(api): State<Api>) -> Result<Json<Vec<ReleaseView>>, ApiE
 
 async fn release(
     State(api): State<Api>,
-    Path(key): Path<String>,
+    Path(selector): Path<String>,
 ) -> Result<Json<ReleaseView>, ApiError> {
-    api.ask(ApiRequest::Releases)
+    let sel: accord_protocol::Selector =
+        selector
+            .parse()
+            .map_err(|e: accord_protocol::ProtocolError| {
+                error(StatusCode::BAD_REQUEST, e.to_string())
+            })?;
+    let mut found: Vec<ReleaseView> = api
+        .ask(ApiRequest::Releases)
         .await?
         .into_iter()
-        .find(|r| r.key == key)
-        .map(Json)
-        .ok_or_else(|| {
-            error(
-                StatusCode::NOT_FOUND,
-                format!("no release {key} in the catalogue"),
-            )
-        })
+        .filter(|r| r.matches(&sel))
+        .collect();
+    match found.len() {
+        1 => Ok(Json(found.remove(0))),
+        0 => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no release {sel} in the catalogue"),
+        )),
+        n => {
+            let labels: Vec<String> = found.iter().map(ReleaseView::label).collect();
+            Err(error(
+                StatusCode::CONFLICT,
+                format!(
+                    "{sel} names {n} conflicting statements: {}; name one as CAP@VER#IDPREFIX",
+                    labels.join(", ")
+                ),
+            ))
+        }
+    }
 }
 
 /// The releases live in this node's production.
@@ -278,9 +304,12 @@ async fn production(State(api): State<Api>) -> Result<Json<Vec<ReleaseView>>, Ap
     Ok(Json(live))
 }
 
-async fn statement(State(api): State<Api>, Path(key): Path<String>) -> Result<Response, ApiError> {
+async fn statement(
+    State(api): State<Api>,
+    Path(selector): Path<String>,
+) -> Result<Response, ApiError> {
     match api
-        .ask(|reply| ApiRequest::Statement { key, reply })
+        .ask(|reply| ApiRequest::Statement { selector, reply })
         .await?
     {
         Ok(bytes) => Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response()),
@@ -371,7 +400,7 @@ struct ExportBody {
 
 async fn export(
     State(api): State<Api>,
-    Path(key): Path<String>,
+    Path(selector): Path<String>,
     headers: HeaderMap,
     Json(body): Json<ExportBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -388,7 +417,7 @@ async fn export(
     };
     match api
         .ask(|reply| ApiRequest::Export {
-            key,
+            selector,
             out: body.out,
             production,
             reply,
@@ -448,6 +477,14 @@ async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
     gauges.insert(
         "accord_catalogue_heads_age_seconds",
         ("gauge", age.to_string()),
+    );
+    gauges.insert(
+        "accord_sync_unverifiable_messages_total",
+        ("counter", m.unverifiable_messages.to_string()),
+    );
+    gauges.insert(
+        "accord_release_equivocations",
+        ("gauge", m.equivocations.to_string()),
     );
     gauges.insert(
         "accord_sync_rate_limited_total",

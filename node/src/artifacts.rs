@@ -6,24 +6,20 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use accord_catalogue::Catalogue;
-use accord_catalogue::schema::ReleaseEntry;
+use accord_catalogue::{Catalogue, Release};
 use accord_mirror::BlobStore;
-use accord_mirror::wants::{ReleaseBlobs, pin_tag, release_blobs};
+use accord_mirror::wants::{ReleaseBlobs, pin_tag};
 use accord_protocol::statement::Artifact;
+use accord_protocol::{ReleaseId, Selector, Statement, StatementKind};
+use accord_trust::RootChain;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-
-/// `CAP-B01@1.4.0`: how the catalogue and the CLI name a release.
-pub fn release_key(capability: &str, version: &semver::Version) -> String {
-    format!("{capability}@{version}")
-}
 
 /// Imports the proposal's files into the store, pinned, and checks that what was imported is
 /// exactly what the statement names (a file changed between hashing and import is refused).
 pub async fn import(
     store: &BlobStore,
-    key: &str,
+    release: &ReleaseId,
     artifacts: &[Artifact],
     files: &[PathBuf],
     mut progress: impl FnMut(&str, u64),
@@ -41,7 +37,7 @@ pub async fn import(
             .find(|f| f.file_name().and_then(|n| n.to_str()) == Some(a.name.as_str()))
             .with_context(|| format!("no file named {} was given", a.name))?;
         let (hash, size) = store
-            .import(file, &pin_tag(key, &a.name), |n| progress(&a.name, n))
+            .import(file, &pin_tag(release, &a.name), |n| progress(&a.name, n))
             .await?;
         if hash != a.blake3 || size != a.size {
             bail!(
@@ -57,18 +53,140 @@ pub async fn import(
     Ok(())
 }
 
-/// Every release in the catalogue whose envelope is a release statement; the others are
-/// reported and left alone.
-pub fn releases(cat: &Catalogue) -> (Vec<(ReleaseBlobs, &ReleaseEntry)>, Vec<String>) {
-    let mut ok = Vec::new();
-    let mut problems = Vec::new();
-    for r in &cat.releases {
-        match release_blobs(&r.key, &r.envelope) {
-            Ok(b) => ok.push((b, r)),
-            Err(e) => problems.push(e),
+/// A proposal checked before its files are imported: the statement parses as a release, and
+/// this node holds no other statement for the same `CAP@VER`.
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    pub id: ReleaseId,
+    pub label: String,
+    pub payload: Vec<u8>,
+    pub artifacts: Vec<Artifact>,
+}
+
+impl Proposal {
+    /// From the unsigned release envelope a proposer sends.
+    pub fn check(envelope: &[u8], cat: &Catalogue) -> Result<Proposal> {
+        let env = accord_protocol::Envelope::from_json(envelope)?;
+        let StatementKind::Release {
+            artifacts,
+            predicate,
+        } = Statement::from_envelope(&env)?
+        else {
+            bail!("not a release statement");
+        };
+        let id = ReleaseId::of_payload(&env.payload);
+        let key = accord_protocol::release::display_key(&predicate.capability, &predicate.version);
+        if let Some(other) = cat
+            .releases
+            .iter()
+            .find(|r| r.capability == predicate.capability && r.version == predicate.version)
+        {
+            if other.id == id {
+                bail!(
+                    "{key} is already in the catalogue (statement {})",
+                    id.short()
+                );
+            }
+            bail!(
+                "{key} already has a statement in the catalogue ({}); propose a new version instead of a second statement for the same one",
+                other.label()
+            );
+        }
+        Ok(Proposal {
+            label: format!("{key}#{}", id.short()),
+            id,
+            payload: env.payload,
+            artifacts,
+        })
+    }
+}
+
+/// What a channel serves for a selector: from the staging channel, the statement's
+/// artifacts as the catalogue holds them; from the production channel, exactly the
+/// artifacts this node pinned when it promoted that statement (ADR 0005 §1).
+pub fn channel_blobs(
+    cat: &Catalogue,
+    chain: &RootChain,
+    state: &accord_promote::State,
+    selector: &str,
+    production: bool,
+    me: &str,
+) -> Result<ReleaseBlobs> {
+    let sel: Selector = selector.parse()?;
+    if !production {
+        return Ok(blobs_of(select(cat, &sel, chain)?));
+    }
+    let live: Vec<(&ReleaseId, &accord_promote::Standing)> = state
+        .releases
+        .iter()
+        .filter(|(id, s)| s.recalled.is_none() && sel.matches(id, &s.capability, &s.version))
+        .collect();
+    match live.as_slice() {
+        [(id, standing)] => Ok(ReleaseBlobs {
+            id: **id,
+            label: format!("{}#{}", standing.key(), id.short()),
+            artifacts: standing.artifacts(),
+        }),
+        [] => bail!(
+            "{sel} is not promoted on {me} (the production channel serves promoted releases only)"
+        ),
+        _ => bail!("{sel} names more than one release live on {me}; name one by its id"),
+    }
+}
+
+/// The blobs of every release statement in the catalogue.
+pub fn releases(cat: &Catalogue) -> Vec<ReleaseBlobs> {
+    cat.releases.iter().map(blobs_of).collect()
+}
+
+pub fn blobs_of(r: &Release) -> ReleaseBlobs {
+    ReleaseBlobs {
+        id: r.id,
+        label: r.label(),
+        artifacts: r.artifacts.clone(),
+    }
+}
+
+/// The one release a selector names, or why not: unknown, or ambiguous (two statements
+/// claim the `CAP@VER`; the error lists them so the user can add `#IDPREFIX`).
+pub fn select<'c>(cat: &'c Catalogue, sel: &Selector, chain: &RootChain) -> Result<&'c Release> {
+    let found = cat.select(sel);
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => bail!("no release {sel} in the catalogue"),
+        many => {
+            let list: Vec<String> = many
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} (proposed by {})",
+                        r.label(),
+                        proposers(r, chain).join(", ")
+                    )
+                })
+                .collect();
+            bail!(
+                "{sel} names {} conflicting statements: {}; name one as CAP@VER#IDPREFIX",
+                many.len(),
+                list.join("; ")
+            )
         }
     }
-    (ok, problems)
+}
+
+/// Who wrote a statement into the catalogue: "eu (node key 1a2b…)" per author.
+pub fn proposers(r: &Release, chain: &RootChain) -> Vec<String> {
+    r.authors
+        .iter()
+        .map(|a| match accord_catalogue::signing::author_of(chain, a) {
+            Some(s) => format!(
+                "{} (node key {})",
+                s.principal(),
+                &s.key().id().short()[..8]
+            ),
+            None => format!("unknown actor {}", a.chars().take(8).collect::<String>()),
+        })
+        .collect()
 }
 
 /// One artifact of a release and how much of it each node holds (verified bytes).
@@ -82,11 +200,19 @@ pub struct ArtifactView {
     pub held: BTreeMap<String, u64>,
 }
 
-/// A release as one node sees it.
+/// A release statement as one node sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReleaseView {
+    /// SHA-256 of the statement payload: the release's identity.
+    pub id: ReleaseId,
+    /// `CAP@VER` (not unique when statements conflict; see `conflicts`).
     pub key: String,
-    /// The statement envelope (DSSE JSON), exactly as signed.
+    /// Who wrote the statement into the catalogue, e.g. "eu (node key 1a2b3c4d)".
+    pub proposed_by: Vec<String>,
+    /// Other statements claiming the same `CAP@VER`, as `CAP@VER#ID`.
+    #[serde(default)]
+    pub conflicts: Vec<String>,
+    /// The statement envelope (DSSE JSON) with every approval collected so far.
     pub envelope: serde_json::Value,
     pub signatures: usize,
     /// Jurisdictions whose signed promotion note says the release is live there.
@@ -104,27 +230,33 @@ pub struct ReleaseView {
 pub struct StatementView {
     /// Hex SHA-256 of the statement's payload.
     pub id: String,
+    pub kind: String,
     pub envelope: serde_json::Value,
 }
 
 impl ReleaseView {
     pub fn build(
-        blobs: &ReleaseBlobs,
-        entry: &ReleaseEntry,
+        r: &Release,
+        cat: &Catalogue,
+        chain: &RootChain,
         held: impl Fn(&[u8; 32]) -> BTreeMap<String, u64>,
     ) -> ReleaseView {
-        let envelope = serde_json::from_slice(&entry.envelope).unwrap_or(serde_json::Value::Null);
-        let signatures = envelope["signatures"]
-            .as_array()
-            .map(|a| a.len())
-            .unwrap_or(0)
-            + entry.approvals.len();
+        let env = r.signed_envelope();
+        let envelope = serde_json::from_slice(&env.to_json()).unwrap_or(serde_json::Value::Null);
         ReleaseView {
-            key: blobs.key.clone(),
+            id: r.id,
+            key: r.key(),
+            proposed_by: proposers(r, chain),
+            conflicts: cat
+                .releases
+                .iter()
+                .filter(|o| o.id != r.id && o.capability == r.capability && o.version == r.version)
+                .map(Release::label)
+                .collect(),
             envelope,
-            signatures,
+            signatures: env.signatures.len(),
             promoted_on: Vec::new(),
-            artifacts: blobs
+            artifacts: r
                 .artifacts
                 .iter()
                 .map(|a| ArtifactView {
@@ -136,17 +268,32 @@ impl ReleaseView {
                 })
                 .collect(),
             jurisdictions: Vec::new(),
-            statements: entry
-                .statements
+            statements: r
+                .about
                 .iter()
-                .filter_map(|(id, s)| {
-                    let env = s.signed_envelope().ok()?;
+                .filter_map(|s| {
                     Some(StatementView {
-                        id: id.clone(),
-                        envelope: serde_json::from_slice(&env.to_json()).ok()?,
+                        id: s.id.hex(),
+                        kind: s.kind.to_owned(),
+                        envelope: serde_json::from_slice(&s.signed_envelope().to_json()).ok()?,
                     })
                 })
                 .collect(),
+        }
+    }
+
+    /// `CAP@VER#<short id>`.
+    pub fn label(&self) -> String {
+        format!("{}#{}", self.key, self.id.short())
+    }
+
+    /// Whether a selector names this release.
+    pub fn matches(&self, sel: &Selector) -> bool {
+        match self.key.split_once('@') {
+            Some((cap, v)) => {
+                semver::Version::parse(v).is_ok_and(|v| sel.matches(&self.id, cap, &v))
+            }
+            None => false,
         }
     }
 
@@ -184,18 +331,10 @@ pub fn percent(have: u64, size: u64) -> u64 {
     have.saturating_mul(100).checked_div(size).unwrap_or(100)
 }
 
-/// Parses `CAP-B01@1.4.0`.
-pub fn parse_key(s: &str) -> Result<(String, semver::Version)> {
-    let (cap, v) = s
-        .split_once('@')
-        .with_context(|| format!("{s:?} is not CAPABILITY@VERSION (e.g. CAP-B01@1.4.0)"))?;
-    let v = semver::Version::parse(v)
-        .with_context(|| format!("{v:?} is not a semantic version (e.g. 1.4.0)"))?;
-    Ok((cap.to_owned(), v))
-}
-
 /// Writes every artifact of a release into `out`, each re-verified against the signed
 /// SHA-256 and BLAKE3 on the way out; refuses (writing nothing) unless all are complete.
+/// For the production channel `blobs` comes from the node's pinned promotion record, never
+/// from the catalogue's current view.
 pub async fn export(
     store: &BlobStore,
     blobs: &ReleaseBlobs,
@@ -218,7 +357,7 @@ pub async fn export(
     if !missing.is_empty() {
         bail!(
             "{} is not fully mirrored on this node yet: {}",
-            blobs.key,
+            blobs.label,
             missing.join("; ")
         );
     }
@@ -229,7 +368,7 @@ pub async fn export(
         let w = store
             .export_verified(&a.blake3, &a.sha256, &dest, |n| progress(&a.name, n))
             .await
-            .with_context(|| format!("{} of {}", a.name, blobs.key))?;
+            .with_context(|| format!("{} of {}", a.name, blobs.label))?;
         written.push(w);
     }
     Ok(written)

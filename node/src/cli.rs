@@ -381,9 +381,10 @@ pub struct DataDirArg {
 pub struct InitArgs {
     #[command(flatten)]
     pub data_dir: DataDirArg,
-    /// The cooperative's first root, obtained out of band.
-    #[arg(long, value_name = "ROOT")]
-    pub root: PathBuf,
+    /// The cooperative's first root, obtained out of band; repeat for each later root, in
+    /// order (`--root root-v1.json --root root-v2.json`), to start under a newer root.
+    #[arg(long, value_name = "ROOT", required = true)]
+    pub root: Vec<PathBuf>,
     /// This node's key (must be a `node` key of the root); KEY.pub must sit beside it.
     #[arg(long, value_name = "KEY")]
     pub node_key: PathBuf,

@@ -1,9 +1,12 @@
-//! A node's data directory: the trusted root, the node key, and the node database.
+//! A node's data directory: the trusted root chain, the node key, and the node database.
 //!
 //! ```text
-//! DIR/root.json        the first root, installed out of band by `accord init`
+//! DIR/node.redb        catalogue, signatures, sync state, the root chain (crates/store):
+//!                      what the node trusts
+//! DIR/roots/vN.json    the root chain as files, for commands that run beside a node
+//!                      (node.redb is locked while it runs); rewritten from node.redb
+//! DIR/root.json        the current root, for people
 //! DIR/node.key(.pub)   the node key (encrypted PKCS#8), its public key
-//! DIR/node.redb        catalogue, signatures, sync state (crates/store)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -13,7 +16,7 @@ use accord_catalogue::{Replica, Seed, genesis};
 use accord_protocol::Role;
 use accord_protocol::limits::MAX_ROOT_BYTES;
 use accord_store::NodeDb;
-use accord_trust::{PublicKey, SecretKey, TrustedRoot};
+use accord_trust::{PublicKey, RootChain, SecretKey, TrustedRoot};
 use anyhow::{Context, Result, bail};
 use automerge::{Automerge, ChangeHash};
 
@@ -39,11 +42,13 @@ impl DataDir {
         self.path.join(name)
     }
 
-    /// Creates the data directory: installs the first root, the node key, and the genesis
-    /// catalogue. Refuses a key that the root does not list as a `node` key.
+    /// Creates the data directory: installs the root chain (`roots[0]` is the cooperative's
+    /// first root, out of band; each later one must follow by the TUF rules), the node key,
+    /// and the genesis catalogue. Refuses a key that the current root does not list as a
+    /// `node` key.
     pub fn init(
         &self,
-        root: &Path,
+        roots: &[PathBuf],
         node_key: &Path,
         seed_text: &str,
         seed_name: &str,
@@ -51,9 +56,20 @@ impl DataDir {
         if self.file("node.redb").exists() {
             bail!("{} is already initialised", self.path.display());
         }
-        let root_bytes = read_limited(root, MAX_ROOT_BYTES)?;
-        let trusted = TrustedRoot::anchor(&root_bytes)
-            .with_context(|| format!("{} is not a valid first root", root.display()))?;
+        let (first, rest) = roots.split_first().context(
+            "give the cooperative's first root with --root (and each later one after it)",
+        )?;
+        let first_bytes = read_limited(first, MAX_ROOT_BYTES)?;
+        let mut chain = RootChain::anchor(&first_bytes)
+            .with_context(|| format!("{} is not a valid first root", first.display()))?;
+        for r in rest {
+            let bytes = read_limited(r, MAX_ROOT_BYTES)?;
+            let before = chain.current().version();
+            chain
+                .extend(&bytes)
+                .with_context(|| format!("{} does not follow root v{before}", r.display()))?;
+        }
+        let trusted = chain.current();
         let pub_path = crate::cmd::keys::pub_path(node_key);
         let public = PublicKey::read(&pub_path)
             .with_context(|| format!("cannot read the node's public key {}", pub_path.display()))?;
@@ -71,12 +87,11 @@ impl DataDir {
             ),
         };
         let seed = Seed::parse(seed_text, seed_name)?;
-        let anchor = hex::encode(trusted.envelope().payload_digest());
+        let anchor = hex::encode(chain.anchor_digest());
         let (doc, hash) = genesis::build(&seed, &anchor)?;
 
         std::fs::create_dir_all(&self.path)
             .with_context(|| format!("cannot create {}", self.path.display()))?;
-        write_atomic(&self.file("root.json"), &root_bytes, false)?;
         let key_bytes = std::fs::read(node_key)
             .with_context(|| format!("cannot read {}", node_key.display()))?;
         write_atomic(&self.file("node.key"), &key_bytes, true)?;
@@ -85,23 +100,102 @@ impl DataDir {
             public.to_pem().as_bytes(),
             false,
         )?;
+        let stored: Vec<(u64, Vec<u8>)> = chain
+            .roots()
+            .iter()
+            .map(|r| (r.version(), r.envelope().to_json()))
+            .collect();
         let db = NodeDb::open(&self.file("node.redb"))?;
         db.initialise(
             &doc.save(),
+            &stored,
             &[
                 ("genesis", &hash.0),
                 ("anchor", anchor.as_bytes()),
                 ("jurisdiction", jurisdiction.as_str().as_bytes()),
             ],
         )?;
+        self.write_chain_files(&chain)?;
         Ok(format!(
-            "initialised {} for {jurisdiction}: root v{}, node key {}, genesis {} ({} capabilities)",
+            "initialised {} for {jurisdiction}: root v{} (chain of {}), node key {}, genesis {} ({} capabilities)",
             self.path.display(),
-            trusted.version(),
+            chain.current().version(),
+            chain.roots().len(),
             public.id().short(),
             hex::encode(&hash.0[..8]),
             seed.capabilities.len()
         ))
+    }
+
+    /// Writes the chain as `roots/vN.json` and the current root as `root.json`.
+    pub fn write_chain_files(&self, chain: &RootChain) -> Result<()> {
+        let dir = self.file("roots");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        for r in chain.roots() {
+            let p = dir.join(format!("v{}.json", r.version()));
+            let bytes = r.envelope().to_json();
+            if std::fs::read(&p).ok().as_deref() != Some(bytes.as_slice()) {
+                write_atomic(&p, &bytes, false)?;
+            }
+        }
+        write_atomic(
+            &self.file("root.json"),
+            &chain.current().envelope().to_json(),
+            false,
+        )
+    }
+
+    /// The root chain the node database holds (what the node trusts).
+    pub fn db_chain(db: &NodeDb) -> Result<RootChain> {
+        let rows = db.root_chain()?;
+        let (first, rest) = rows
+            .split_first()
+            .context("node.redb holds no root chain (initialised by an older Accord?)")?;
+        let chain = RootChain::walk(&first.1, rest.iter().map(|(_, b)| b.as_slice()))
+            .context("the root chain in node.redb does not verify")?;
+        let anchor = db.get_meta("anchor")?.unwrap_or_default();
+        if anchor != hex::encode(chain.anchor_digest()).as_bytes() {
+            bail!("the root chain in node.redb does not start at this catalogue's first root");
+        }
+        Ok(chain)
+    }
+
+    /// The root chain from `roots/vN.json`, verified from the first root: for commands that
+    /// run beside a node (which holds node.redb's lock).
+    pub fn chain(&self) -> Result<RootChain> {
+        let dir = self.file("roots");
+        let mut versions: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
+            .with_context(|| {
+                format!(
+                    "{} is not an Accord data directory (no roots/; run 'accord init')",
+                    self.path.display()
+                )
+            })?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let v = name
+                    .strip_prefix('v')?
+                    .strip_suffix(".json")?
+                    .parse()
+                    .ok()?;
+                Some((v, e.path()))
+            })
+            .collect();
+        versions.sort();
+        let (first, rest) = versions
+            .split_first()
+            .with_context(|| format!("{} holds no root", dir.display()))?;
+        let mut chain = RootChain::anchor(&read_limited(&first.1, MAX_ROOT_BYTES)?)
+            .with_context(|| format!("{} is not a valid first root", first.1.display()))?;
+        for (_, p) in rest {
+            let bytes = read_limited(p, MAX_ROOT_BYTES)?;
+            chain
+                .extend(&bytes)
+                .with_context(|| format!("{} does not follow the chain", p.display()))?;
+        }
+        Ok(chain)
     }
 
     pub fn db(&self) -> Result<NodeDb> {
@@ -134,8 +228,9 @@ impl DataDir {
         }
     }
 
+    /// The current root of the chain.
     pub fn root(&self) -> Result<TrustedRoot> {
-        crate::cmd::root::load_trusted(&self.file("root.json"))
+        Ok(self.chain()?.current().clone())
     }
 
     fn genesis(db: &NodeDb) -> Result<ChangeHash> {
@@ -171,7 +266,7 @@ impl DataDir {
         Ok(schema::read(&doc))
     }
 
-    /// The jurisdiction whose node key this data dir holds (from the installed root).
+    /// The jurisdiction whose node key this data dir holds (from the current root).
     pub fn jurisdiction(&self) -> Result<String> {
         let public = accord_trust::PublicKey::read(&self.file("node.key.pub"))?;
         let root = self.root()?;
@@ -199,8 +294,9 @@ impl DataDir {
     pub fn replica_with(&self, key: SecretKey) -> Result<(Replica, NodeDb)> {
         let db = self.db()?;
         let genesis = Self::genesis(&db)?;
+        let chain = Self::db_chain(&db)?;
         let stored = db.load_catalogue()?;
-        let replica = Replica::open(genesis, stored, key, self.root()?)?;
+        let replica = Replica::open(genesis, stored, key, chain)?;
         Ok((replica, db))
     }
 }

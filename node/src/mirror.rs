@@ -13,6 +13,8 @@ use accord_mirror::provider::{AllowList, GatedProvider};
 use accord_mirror::wants::{ReleaseBlobs, pin_tag, wants};
 use accord_mirror::{Action, BlobHash, BlobStore, Limits, Local, MirrorQueue, Outcome};
 use accord_net::libp2p::PeerId;
+use accord_protocol::ReleaseId;
+use accord_trust::RootChain;
 use anyhow::{Context, Result};
 use iroh::address_lookup::MemoryLookup;
 use iroh::protocol::Router;
@@ -138,17 +140,13 @@ impl Mirror {
     pub async fn update_wants(
         &mut self,
         cat: &Catalogue,
-        retired: &std::collections::BTreeSet<String>,
+        retired: &std::collections::BTreeSet<ReleaseId>,
     ) -> Result<()> {
-        let (releases, problems) = artifacts::releases(cat);
-        for p in problems {
-            warn!(problem = %p, "a release in the catalogue cannot be mirrored");
-        }
-        self.releases = releases.into_iter().map(|(b, _)| b).collect();
+        self.releases = artifacts::releases(cat);
         for r in &self.releases {
             for a in &r.artifacts {
-                let tag = pin_tag(&r.key, &a.name);
-                if retired.contains(&r.key) {
+                let tag = pin_tag(&r.id, &a.name);
+                if retired.contains(&r.id) {
                     if self.pinned.remove(&tag) {
                         self.store.unpin(&tag).await?;
                     }
@@ -161,7 +159,7 @@ impl Mirror {
         let active: Vec<_> = self
             .releases
             .iter()
-            .filter(|r| !retired.contains(&r.key))
+            .filter(|r| !retired.contains(&r.id))
             .cloned()
             .collect();
         let w = wants(&active);
@@ -314,11 +312,14 @@ impl Mirror {
         self.queue.pending()
     }
 
-    /// Every release with what each node holds of each artifact (ours from the store's
-    /// state in the queue, the others' from their announcements).
+    /// Every release with what each node holds of each artifact. This node's own entry is
+    /// its own store's verified bytes and nothing else: a peer of the same jurisdiction
+    /// claiming to hold a blob never stands in for this node (ADR 0005 §5). Other
+    /// jurisdictions show the most any of their nodes announced.
     pub fn views(
         &self,
         cat: &Catalogue,
+        chain: &RootChain,
         me: &str,
         names: &HashMap<PeerId, String>,
     ) -> Vec<ReleaseView> {
@@ -327,27 +328,24 @@ impl Mirror {
             .into_iter()
             .map(|(h, (have, _))| (h, have))
             .collect();
-        let (releases, _) = artifacts::releases(cat);
-        releases
+        cat.releases
             .iter()
-            .map(|(b, e)| {
-                ReleaseView::build(b, e, |h| {
+            .map(|r| {
+                ReleaseView::build(r, cat, chain, |h| {
                     let mut held = BTreeMap::new();
-                    held.insert(me.to_owned(), mine.get(h).copied().unwrap_or(0));
                     let hex = hex::encode(h);
                     for (p, a) in &self.peers {
-                        if let Some(j) = names.get(p) {
-                            held.insert(j.clone(), a.held.get(&hex).copied().unwrap_or(0));
+                        if let Some(j) = names.get(p).filter(|j| j.as_str() != me) {
+                            let have = a.held.get(&hex).copied().unwrap_or(0);
+                            let e = held.entry(j.clone()).or_insert(0);
+                            *e = (*e).max(have);
                         }
                     }
+                    held.insert(me.to_owned(), mine.get(h).copied().unwrap_or(0));
                     held
                 })
             })
             .collect()
-    }
-
-    pub fn release(&self, key: &str) -> Option<&ReleaseBlobs> {
-        self.releases.iter().find(|r| r.key == key)
     }
 
     /// Stops serving, then closes the store (in that order: the provider reads the store).

@@ -1,16 +1,21 @@
 //! The node's side of promotion: it turns the catalogue and the mirror into the engine's
-//! inputs, audits every signature that arrives (counted or rejected, and why), writes the
-//! node's signed promotion notes, and explains per jurisdiction where a release stands.
-//! The decisions themselves are `accord_promote::plan`'s.
+//! inputs, audits every signature and every equivocation that arrives, writes the node's
+//! signed promotion notes, and explains per jurisdiction where a release stands. The
+//! decisions themselves are `accord_promote::plan`'s.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use accord_catalogue::schema::{Catalogue, ReleaseEntry};
-use accord_promote::{Candidate, Explanation, Mirror, Note, NoteState, State, Status};
-use accord_protocol::{Envelope, PrincipalId, Requirement, Timestamp};
+use accord_catalogue::Approval;
+use accord_catalogue::records::entry_key;
+use accord_catalogue::schema::{Authored, Catalogue, Release};
+use accord_promote::{Candidate, Explanation, Mirror, Note, NoteState, State};
+use accord_protocol::dsse::PAYLOAD_TYPE_IN_TOTO;
+use accord_protocol::{
+    Envelope, EnvelopeSignature, PrincipalId, ReleaseId, Requirement, Timestamp,
+};
 use accord_store::AuditEvent;
 use accord_store::audit::kind;
-use accord_trust::{PolicyInput, SecretKey, Tally, TrustedRoot, evaluate};
+use accord_trust::{PolicyInput, RootChain, SecretKey, Tally, TrustedRoot, evaluate};
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::ReleaseView;
@@ -30,7 +35,7 @@ pub struct RequirementView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JurisdictionView {
     pub jurisdiction: String,
-    /// live, recalled, waiting or superseded
+    /// live, recalled, waiting, superseded or conflict
     pub state: String,
     pub signatures: Vec<RequirementView>,
     /// Percent of the release's bytes held there, verified.
@@ -48,9 +53,11 @@ pub struct Promoter {
     pub jurisdiction: PrincipalId,
     pub local_rules: Vec<Requirement>,
     pub signer: SecretKey,
-    /// Signatures already audited, as "release|statement|signature-hex".
+    /// Approval records already audited (their catalogue keys).
     seen: HashSet<String>,
-    pub explanations: BTreeMap<String, Explanation>,
+    /// `CAP@VER` conflicts already audited, with the statements seen then.
+    seen_conflicts: HashSet<String>,
+    pub explanations: BTreeMap<ReleaseId, Explanation>,
 }
 
 impl Promoter {
@@ -66,41 +73,39 @@ impl Promoter {
             local_rules,
             signer,
             seen: HashSet::new(),
+            seen_conflicts: HashSet::new(),
             explanations: BTreeMap::new(),
         }
     }
 
     /// Marks what the catalogue already holds as audited (it was, when it arrived).
-    pub fn prime(&mut self, cat: &Catalogue) {
-        for (id, _) in signatures(cat) {
+    pub fn prime(&mut self, cat: &Catalogue, chain: &RootChain) {
+        for (id, _) in approvals(cat) {
             self.seen.insert(id);
         }
-    }
-
-    /// Marks signatures this node took in through its API as audited (they were, there).
-    pub fn prime_after_import(
-        &mut self,
-        key: &str,
-        statement: &str,
-        id: &str,
-        accepted: &[(String, Vec<u8>)],
-    ) {
-        let subject = subject_of(key, (statement != "release").then_some(id));
-        for (_, sig) in accepted {
-            self.seen.insert(format!("{subject}|{}", hex::encode(sig)));
+        for (id, _) in equivocations(cat, chain) {
+            self.seen_conflicts.insert(id);
         }
     }
 
-    /// Audits each signature that arrived since the last call: which principal and role it
-    /// counts for under `root`, or why it does not count.
-    pub fn new_signatures(&mut self, cat: &Catalogue, root: &TrustedRoot) -> Vec<AuditEvent> {
+    /// Marks approvals this node took in through its API as audited (they were, there).
+    pub fn prime_records(&mut self, records: &[Vec<u8>]) {
+        for r in records {
+            self.seen.insert(entry_key(r));
+        }
+    }
+
+    /// Audits each approval that arrived since the last call (which principal and role it
+    /// counts for under `root`, or why it does not), and each new conflict between
+    /// statements of one `CAP@VER`.
+    pub fn new_events(&mut self, cat: &Catalogue, chain: &RootChain) -> Vec<AuditEvent> {
+        let root = chain.current();
         let mut events = Vec::new();
-        for (id, (subject, env)) in signatures(cat) {
+        for (id, (subject, env)) in approvals(cat) {
             if !self.seen.insert(id) {
                 continue;
             }
-            let check = Tally::of(&env, root).checks.into_iter().next();
-            let event = match check {
+            let event = match Tally::of(&env, root).checks.into_iter().next() {
                 Some(c) if c.ignored.is_none() => AuditEvent::new(
                     kind::SIGNATURE,
                     subject,
@@ -126,39 +131,40 @@ impl Promoter {
             };
             events.push(event);
         }
+        for (id, event) in equivocations(cat, chain) {
+            if self.seen_conflicts.insert(id) {
+                events.push(event);
+            }
+        }
         events
     }
 
-    /// The engine's inputs: every readable release with its signatures, statements and
-    /// whether this node holds all of its artifacts.
+    /// The engine's inputs: every release statement with its signatures, statements and
+    /// whether this node's own store holds all of its artifacts.
     pub fn candidates(&self, cat: &Catalogue, views: &[ReleaseView]) -> Vec<Candidate> {
         candidates(cat, views, self.jurisdiction.as_str())
     }
 
-    /// Notes this node owes the catalogue: its standing for each release it promoted,
-    /// where the catalogue does not say so yet (also repairs a crash between the state's
-    /// commit and the note's).
-    pub fn notes_owed(&self, cat: &Catalogue, root: &TrustedRoot) -> Vec<(String, Vec<u8>)> {
-        let me = self.jurisdiction.as_str();
+    /// Notes this node owes the catalogue: its standing for each release it promoted, where
+    /// the catalogue's newest note from this jurisdiction does not say so yet (also repairs a
+    /// crash between the state's commit and the note's).
+    pub fn notes_owed(&self, cat: &Catalogue, chain: &RootChain) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        for (key, standing) in &self.state.releases {
+        for (id, standing) in &self.state.releases {
             let want = if standing.recalled.is_some() {
                 NoteState::Recalled
             } else {
                 NoteState::Live
             };
-            let current = cat
-                .releases
-                .iter()
-                .find(|e| &e.key == key)
-                .and_then(|e| e.promotions.get(me))
-                .and_then(|b| Note::verify(b, key, me, root).ok());
+            let Some(release) = cat.release(id) else {
+                continue;
+            };
+            let current = latest_notes(release, chain).remove(&self.jurisdiction);
             if current.is_some_and(|n| n.state == want) {
                 continue;
             }
             let note = Note {
-                release: key.clone(),
-                payload_sha256: standing.payload_sha256.clone(),
+                release: *id,
                 jurisdiction: self.jurisdiction.clone(),
                 state: want,
                 at: standing
@@ -166,9 +172,9 @@ impl Promoter {
                     .as_ref()
                     .map(|r| r.at)
                     .unwrap_or(standing.promoted_at),
-                root_version: root.version(),
+                root_version: chain.current().version(),
             };
-            out.push((key.clone(), note.sign(&self.signer)));
+            out.push(accord_promote::note::sign(&note, &self.signer));
         }
         out
     }
@@ -176,18 +182,27 @@ impl Promoter {
     /// Per jurisdiction, where a release stands (see [`explain`]).
     pub fn explain(
         &self,
-        entry: &ReleaseEntry,
+        release: &Release,
         view: &ReleaseView,
-        root: &TrustedRoot,
+        chain: &RootChain,
     ) -> Vec<JurisdictionView> {
         explain(
-            entry,
+            release,
             view,
-            root,
+            chain,
             &self.jurisdiction,
-            self.explanations.get(&entry.key),
+            self.explanations.get(&release.id),
         )
     }
+}
+
+/// The newest valid promotion note per jurisdiction for a release.
+pub fn latest_notes(release: &Release, chain: &RootChain) -> BTreeMap<PrincipalId, Note> {
+    accord_promote::note::latest(
+        &release.id,
+        release.notes.iter().map(|n| n.value.as_slice()),
+        chain,
+    )
 }
 
 /// Per jurisdiction: signatures by requirement, mirror progress, state and reasons.
@@ -195,26 +210,22 @@ impl Promoter {
 /// notes, their mirror announcements and the cooperative rule (their local rules are
 /// theirs and not visible here).
 pub fn explain(
-    entry: &ReleaseEntry,
+    release: &Release,
     view: &ReleaseView,
-    root: &TrustedRoot,
+    chain: &RootChain,
     me: &PrincipalId,
     mine: Option<&Explanation>,
 ) -> Vec<JurisdictionView> {
-    let Ok(envelope) = entry.signed_envelope() else {
-        return Vec::new();
-    };
-    let statements = statements(entry);
+    let root = chain.current();
+    let envelope = release.signed_envelope();
+    let statements = statements(release);
+    let notes = latest_notes(release, chain);
     let mut out = Vec::new();
     for j in root.body().principals.keys() {
         let own = j == me;
         let mirrored_percent = percent_held(view, j.as_str());
-        let note = entry
-            .promotions
-            .get(j.as_str())
-            .and_then(|b| Note::verify(b, &entry.key, j.as_str(), root).ok());
         let (decision, state, mut reasons) = match (own, mine) {
-            (true, Some(e)) => (e.decision.clone(), status_name(e.state), e.reasons.clone()),
+            (true, Some(e)) => (e.decision.clone(), e.state.as_str(), e.reasons.clone()),
             _ => {
                 let d = evaluate(&PolicyInput {
                     root,
@@ -231,7 +242,7 @@ pub fn explain(
                 (d, "waiting", reasons)
             }
         };
-        let (state, since) = match &note {
+        let (state, since) = match notes.get(j) {
             Some(n) if n.state == NoteState::Live => ("live", Some(n.at.to_string())),
             Some(n) => ("recalled", Some(n.at.to_string())),
             None => (state, None),
@@ -264,17 +275,20 @@ pub fn explain(
 }
 
 /// The engine's inputs as jurisdiction `me` sees them (the daemon and the offline CLI).
+/// `views` say what each node holds; `me`'s entry in them is this node's own store only.
 pub fn candidates(cat: &Catalogue, views: &[ReleaseView], me: &str) -> Vec<Candidate> {
     cat.releases
         .iter()
-        .filter_map(|e| {
-            let envelope = e.signed_envelope().ok()?;
-            let view = views.iter().find(|v| v.key == e.key)?;
+        .filter_map(|r| {
+            let view = views.iter().find(|v| v.id == r.id)?;
             let missing = view.missing_on(me);
             Some(Candidate {
-                key: e.key.clone(),
-                envelope,
-                statements: statements(e),
+                id: r.id,
+                capability: r.capability.clone(),
+                version: r.version.clone(),
+                artifacts: r.artifacts.clone(),
+                envelope: r.signed_envelope(),
+                statements: statements(r),
                 mirror: if missing.is_empty() {
                     Mirror::Complete
                 } else {
@@ -285,20 +299,19 @@ pub fn candidates(cat: &Catalogue, views: &[ReleaseView], me: &str) -> Vec<Candi
         .collect()
 }
 
-/// Releases withdrawn by a recall that meets the recall rule under `root`: retired, so
-/// nodes stop mirroring them and `accord gc` may collect their blobs.
-pub fn retired(cat: &Catalogue, root: &TrustedRoot) -> std::collections::BTreeSet<String> {
+/// Release statements withdrawn by a recall that meets the recall rule under `root`:
+/// retired, so nodes stop mirroring them and `accord gc` may collect their blobs.
+pub fn retired(cat: &Catalogue, root: &TrustedRoot) -> BTreeSet<ReleaseId> {
     cat.releases
         .iter()
-        .filter(|e| !e.statements.is_empty())
-        .filter_map(|e| {
-            let envelope = e.signed_envelope().ok()?;
-            let statements = statements(e);
+        .filter(|r| r.about.iter().any(|a| a.kind == "recall"))
+        .filter(|r| {
+            let statements = statements(r);
             let d = evaluate(&PolicyInput {
                 root,
                 local_rules: &[],
                 jurisdiction: None,
-                release: &envelope,
+                release: &r.signed_envelope(),
                 recalls: &statements,
                 conditionals: &[],
                 production_version: None,
@@ -307,90 +320,83 @@ pub fn retired(cat: &Catalogue, root: &TrustedRoot) -> std::collections::BTreeSe
             d.blockers
                 .iter()
                 .any(|b| matches!(b, accord_trust::Blocker::Recalled { .. }))
-                .then(|| e.key.clone())
         })
+        .map(|r| r.id)
         .collect()
-}
-
-fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Live => "live",
-        Status::Recalled => "recalled",
-        Status::Waiting => "waiting",
-        Status::Superseded => "superseded",
-    }
 }
 
 fn percent_held(view: &ReleaseView, j: &str) -> u64 {
-    let total: u64 = view.artifacts.iter().map(|a| a.size).sum();
-    let held: u64 = view
+    let total: u64 = view
         .artifacts
         .iter()
-        .map(|a| a.held.get(j).copied().unwrap_or(0).min(a.size))
-        .sum();
+        .fold(0u64, |t, a| t.saturating_add(a.size));
+    let held: u64 = view.artifacts.iter().fold(0u64, |t, a| {
+        t.saturating_add(a.held.get(j).copied().unwrap_or(0).min(a.size))
+    });
     crate::artifacts::percent(held, total)
 }
 
-/// The recall and conditional statements about a release, with their signatures; an
-/// unreadable one is skipped (the policy would ignore it anyway).
-fn statements(e: &ReleaseEntry) -> Vec<Envelope> {
-    e.statements
-        .values()
-        .filter_map(|s| s.signed_envelope().ok())
-        .collect()
+/// The recall and conditional statements about a release, with their signatures.
+fn statements(r: &Release) -> Vec<Envelope> {
+    r.about.iter().map(|a| a.signed_envelope()).collect()
 }
 
-/// Every signature in the catalogue, each as a one-signature envelope so it can be
-/// checked alone, keyed by where it sits and its bytes.
-fn signatures(cat: &Catalogue) -> Vec<(String, (String, Envelope))> {
+/// Every approval in the catalogue as a one-signature envelope over its statement, keyed
+/// by its record's catalogue key, with the subject the audit log names.
+fn approvals(cat: &Catalogue) -> Vec<(String, (String, Envelope))> {
     let mut out = Vec::new();
-    let mut add = |subject: String, env: Envelope| {
-        for s in &env.signatures {
-            let mut one = env.clone();
-            one.signatures = vec![s.clone()];
-            out.push((
-                format!("{subject}|{}", hex::encode(&s.sig)),
-                (subject.clone(), one),
-            ));
+    let mut add = |subject: String, payload: &[u8], list: &[Authored<Approval>]| {
+        for a in list {
+            let mut env = Envelope::new(PAYLOAD_TYPE_IN_TOTO, payload.to_vec());
+            env.signatures.push(EnvelopeSignature {
+                keyid: a.value.keyid.to_string(),
+                sig: a.value.sig.to_vec(),
+            });
+            out.push((entry_key(&a.value.to_bytes()), (subject.clone(), env)));
         }
     };
-    for e in &cat.releases {
-        if let Ok(env) = e.signed_envelope() {
-            add(subject_of(&e.key, None), env);
-        }
-        for (id, s) in &e.statements {
-            if let Ok(env) = s.signed_envelope() {
-                add(subject_of(&e.key, Some(id)), env);
-            }
+    for r in &cat.releases {
+        add(r.label(), &r.payload, &r.approvals);
+        for s in &r.about {
+            add(
+                format!("{} {} {}", r.label(), s.kind, s.id.short()),
+                &s.payload,
+                &s.approvals,
+            );
         }
     }
     out
 }
 
-/// How the audit log names a release or a statement about it.
-fn subject_of(key: &str, statement: Option<&str>) -> String {
-    match statement {
-        None => key.to_owned(),
-        // The id is a map key another node wrote: cut on characters, never bytes.
-        Some(id) => format!(
-            "{key} statement {}",
-            id.chars().take(12).collect::<String>()
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::subject_of;
-
-    #[test]
-    fn ids_written_by_other_nodes_are_cut_on_characters() {
-        // 2-byte characters: a byte cut at 12 would split one and panic.
-        let id = "é".repeat(20);
-        assert_eq!(
-            subject_of("CAP-B01@1.4.0", Some(&id)),
-            format!("CAP-B01@1.4.0 statement {}", "é".repeat(12))
-        );
-        assert_eq!(subject_of("CAP-B01@1.4.0", None), "CAP-B01@1.4.0");
-    }
+/// Every `CAP@VER` claimed by more than one statement, as an audit event keyed by the set
+/// of statements (a third statement is a new event).
+fn equivocations(cat: &Catalogue, chain: &RootChain) -> Vec<(String, AuditEvent)> {
+    cat.equivocations()
+        .into_iter()
+        .map(|(key, rs)| {
+            let ids: Vec<String> = rs.iter().map(|r| r.id.short()).collect();
+            let detail: Vec<String> = rs
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} proposed by {}",
+                        r.id.short(),
+                        crate::artifacts::proposers(r, chain).join(", ")
+                    )
+                })
+                .collect();
+            (
+                format!("{key}|{}", ids.join(",")),
+                AuditEvent::new(
+                    kind::EQUIVOCATION,
+                    key.clone(),
+                    format!(
+                        "{} statements claim {key}: {}; each counts only its own signatures",
+                        rs.len(),
+                        detail.join("; ")
+                    ),
+                ),
+            )
+        })
+        .collect()
 }

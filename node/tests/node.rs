@@ -362,9 +362,8 @@ async fn forging_peer(
         .as_slice()
         .try_into()
         .expect("32 bytes");
-    let root =
-        accord_trust::TrustedRoot::anchor(&std::fs::read(d.join("root.json")).expect("root"))
-            .expect("root");
+    let root = accord_trust::RootChain::anchor(&std::fs::read(d.join("root.json")).expect("root"))
+        .expect("root");
     let mut replica = accord_catalogue::Replica::open(
         automerge::ChangeHash(genesis),
         db.load_catalogue().expect("stored"),
@@ -410,7 +409,7 @@ async fn forging_peer(
                         Message::Request { request, .. } => Some(request),
                     };
                     if let Some(m) = incoming {
-                        replica.receive_message(&peer, &m.0).expect("UK's messages are honest");
+                        replica.receive_message(&peer, &m.0, 1_800_000_000).expect("UK's messages are honest");
                     }
                     if let Some(m) = outgoing(&mut replica) {
                         swarm.behaviour_mut().sync.send_request(&p, m);
@@ -447,7 +446,7 @@ fn a_new_root_changes_who_may_connect_at_runtime() {
         d,
         &["root", "apply", "root.json", "--data-dir", "uk-data"],
     ));
-    assert!(r.stderr.contains("rollback refused"), "{}", r.stderr);
+    assert!(r.stderr.contains("already installed"), "{}", r.stderr);
     assert_eq!(metric(d, 0, "accord_root_version"), 1.0);
 
     let r = ok(accord(

@@ -10,6 +10,8 @@ pub mod dsse;
 pub mod error;
 pub mod ids;
 pub mod limits;
+pub mod note;
+pub mod release;
 pub mod root;
 pub mod statement;
 pub mod time;
@@ -17,6 +19,8 @@ pub mod time;
 pub use dsse::{Envelope, EnvelopeSignature};
 pub use error::ProtocolError;
 pub use ids::{KeyId, PrincipalId, Role};
+pub use note::{Note, NoteState};
+pub use release::{ReleaseId, Selector};
 pub use root::{Principal, Requirement, RoleKeys, RootBody, Rule, Rules};
 pub use statement::{
     ConditionalPredicate, RecallPredicate, ReleasePredicate, ResourceDescriptor, Statement,

@@ -19,3 +19,9 @@ pub const MAX_ROOT_HOPS: usize = 256;
 pub const MAX_KEY_FILE_BYTES: usize = 16 * 1024;
 /// Length of names: capabilities, artifacts, principals.
 pub const MAX_NAME_LEN: usize = 255;
+/// A promotion note (a small DSSE envelope signed by one node key).
+pub const MAX_NOTE_BYTES: usize = 8 * 1024;
+/// An approval record in the catalogue (statement id, key id, signature).
+pub const MAX_APPROVAL_BYTES: usize = 1024;
+/// A root adoption record in the catalogue.
+pub const MAX_ACK_BYTES: usize = 1024;

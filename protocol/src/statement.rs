@@ -115,6 +115,32 @@ pub enum StatementKind {
     },
 }
 
+impl StatementKind {
+    /// For a recall or conditional: the id of the release statement it names.
+    pub fn names_release(&self) -> Option<crate::ReleaseId> {
+        match self {
+            StatementKind::Release { .. } => None,
+            StatementKind::Recall {
+                release_payload_sha256,
+                ..
+            }
+            | StatementKind::Conditional {
+                release_payload_sha256,
+                ..
+            } => crate::ReleaseId::parse_hex(release_payload_sha256).ok(),
+        }
+    }
+
+    /// `release`, `recall` or `conditional`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StatementKind::Release { .. } => "release",
+            StatementKind::Recall { .. } => "recall",
+            StatementKind::Conditional { .. } => "conditional",
+        }
+    }
+}
+
 /// A release artifact with its verified-shape digests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Artifact {
@@ -179,6 +205,24 @@ impl Statement {
         Envelope::new(PAYLOAD_TYPE_IN_TOTO, self.to_payload())
     }
 
+    /// Parses a statement payload (the exact signed bytes) on its own: how the catalogue
+    /// keeps statements (ADR 0005), with the in-toto payload type implied.
+    pub fn from_payload(payload: &[u8]) -> Result<StatementKind, ProtocolError> {
+        if payload.len() > crate::limits::MAX_ENVELOPE_BYTES {
+            return Err(ProtocolError::TooLarge {
+                what: "statement",
+                size: payload.len(),
+                limit: crate::limits::MAX_ENVELOPE_BYTES,
+            });
+        }
+        let st: Statement =
+            serde_json::from_slice(payload).map_err(|e| ProtocolError::Malformed {
+                what: "in-toto statement",
+                detail: e.to_string(),
+            })?;
+        st.kind()
+    }
+
     /// Parses the payload of an envelope; refuses any other payload type.
     pub fn from_envelope(env: &Envelope) -> Result<StatementKind, ProtocolError> {
         if env.payload_type != PAYLOAD_TYPE_IN_TOTO {
@@ -231,8 +275,17 @@ impl Statement {
                 check_name("capability id", &p.capability)?;
                 let mut names = BTreeSet::new();
                 let mut artifacts = Vec::with_capacity(self.subject.len());
+                let mut total: u64 = 0;
                 for s in &self.subject {
                     let a = artifact_from(s)?;
+                    // Sizes come from whoever wrote the statement: their sum must be a
+                    // number, or every later sum (progress, quotas) would overflow.
+                    total = total.checked_add(a.size).ok_or_else(|| {
+                        ProtocolError::invalid(
+                            "release",
+                            "artifact sizes add up to more than 2^64 bytes",
+                        )
+                    })?;
                     if !names.insert(a.name.clone()) {
                         return Err(ProtocolError::invalid(
                             "release",
@@ -419,6 +472,18 @@ mod tests {
             }
             other => panic!("wrong kind {other:?}"),
         }
+    }
+
+    #[test]
+    fn refuses_artifact_sizes_that_overflow() {
+        let mut a = artifact();
+        a.size = u64::MAX;
+        let mut b = artifact();
+        b.name = "image.tar".into();
+        b.size = 2;
+        let env = Statement::release(&[a, b], &predicate()).to_envelope();
+        let e = Statement::from_envelope(&env).expect_err("overflow accepted");
+        assert!(e.to_string().contains("2^64"), "{e}");
     }
 
     #[test]

@@ -44,7 +44,7 @@ impl Peer for Signed {
     }
     fn receive(&mut self, from: usize, bytes: &[u8]) {
         self.r
-            .receive_message(NODES[from], bytes)
+            .receive_message(NODES[from], bytes, 1_800_000_000)
             .expect("accepted");
     }
     fn heads(&self) -> Vec<automerge::ChangeHash> {
@@ -162,7 +162,13 @@ fn peers(s: &Setup, signed: bool) -> Vec<Box<dyn Peer>> {
                 };
                 let key = s.coop.signer(&format!("{n}.node")).expect("key");
                 Box::new(Signed {
-                    r: Replica::open(s.hash, stored, key, s.root.clone()).expect("open"),
+                    r: Replica::open(
+                        s.hash,
+                        stored,
+                        key,
+                        accord_trust::RootChain::from_trusted(s.root.clone()),
+                    )
+                    .expect("open"),
                 })
             } else {
                 let doc = Automerge::load(&s.genesis.save())
@@ -274,13 +280,20 @@ fn main() {
             ..Stored::default()
         };
         let key = s.coop.signer("uk.node").expect("key");
-        let mut r = Replica::open(s.hash, stored, key, s.root.clone()).expect("open");
+        let mut r = Replica::open(
+            s.hash,
+            stored,
+            key,
+            accord_trust::RootChain::from_trusted(s.root.clone()),
+        )
+        .expect("open");
         for (i, p) in uk.iter_mut().enumerate().skip(1) {
             for _ in 0..10 {
                 let mut quiet = true;
                 if let Some(m) = p.message(0) {
                     quiet = false;
-                    r.receive_message(NODES[i], &m).expect("recv");
+                    r.receive_message(NODES[i], &m, 1_800_000_000)
+                        .expect("recv");
                 }
                 if let Some(m) = r.generate_message(NODES[i]) {
                     quiet = false;
@@ -301,7 +314,13 @@ fn main() {
             ..Stored::default()
         };
         let key = s.coop.signer("uk.node").expect("key");
-        let r = Replica::open(s.hash, stored, key, s.root.clone()).expect("open");
+        let r = Replica::open(
+            s.hash,
+            stored,
+            key,
+            accord_trust::RootChain::from_trusted(s.root.clone()),
+        )
+        .expect("open");
         let (cat, _) = accord_catalogue::schema::read(r.doc());
         assert_eq!(cat.capabilities.len(), 36);
         best = best.min(t.elapsed().as_secs_f64() * 1e3);

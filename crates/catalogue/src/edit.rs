@@ -6,6 +6,7 @@ use automerge::transaction::{Transactable, Transaction};
 use automerge::{ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
 use crate::error::CatalogueError;
+use crate::records::{History, entry_key};
 use crate::schema::{Status, check_capability_id};
 
 /// Scalar fields of a capability that `set` accepts, besides `name` and `status`.
@@ -111,7 +112,7 @@ pub fn set(
             tx.put(&cap, field, value)?;
         }
         f if PLAIN_FIELDS.contains(&f) => {
-            if value.len() > 4096 {
+            if value.len() > crate::authority::MAX_TEXT_BYTES {
                 return Err(invalid(f, "longer than 4096 bytes"));
             }
             tx.put(&cap, f, value)?;
@@ -252,107 +253,20 @@ pub fn splice_name(
     Ok(())
 }
 
-/// Records a release's signed statement under `CAP@VERSION` (never overwritten).
-pub fn add_release(
+/// Adds an entry to a history map under the SHA-256 of its value (ADR 0005). Adding what is
+/// already there changes nothing, so the same statement proposed twice is one entry.
+pub fn add_history(
     tx: &mut Transaction<'_>,
-    key: &str,
-    envelope: &[u8],
-) -> Result<(), CatalogueError> {
-    let releases = map_in(tx, &ROOT, "releases")
-        .ok_or_else(|| CatalogueError::Damaged("no releases map".into()))?;
-    if map_in(tx, &releases, key).is_some() {
-        return Err(invalid(
-            "release",
-            format!("{key} is already in the catalogue"),
-        ));
+    map: History,
+    value: &[u8],
+) -> Result<String, CatalogueError> {
+    let obj = map_in(tx, &ROOT, map.key())
+        .ok_or_else(|| CatalogueError::Damaged(format!("no {} map", map.key())))?;
+    let key = entry_key(value);
+    if tx.get(&obj, key.as_str())?.is_none() {
+        tx.put(&obj, key.as_str(), ScalarValue::Bytes(value.to_vec()))?;
     }
-    let r = tx.put_object(&releases, key, ObjType::Map)?;
-    tx.put(&r, "envelope", ScalarValue::Bytes(envelope.to_vec()))?;
-    tx.put_object(&r, "approvals", ObjType::Map)?;
-    tx.put_object(&r, "promotions", ObjType::Map)?;
-    Ok(())
-}
-
-/// Adds one approval signature to a release, keyed by key id (concurrent approvals merge).
-pub fn add_approval(
-    tx: &mut Transaction<'_>,
-    key: &str,
-    keyid: &str,
-    signature: &[u8],
-) -> Result<(), CatalogueError> {
-    let r = release(tx, key)?;
-    let approvals = match map_in(tx, &r, "approvals") {
-        Some(a) => a,
-        None => tx.put_object(&r, "approvals", ObjType::Map)?,
-    };
-    tx.put(&approvals, keyid, ScalarValue::Bytes(signature.to_vec()))?;
-    Ok(())
-}
-
-/// Records a statement about a release (a recall or a conditional go-ahead) under the
-/// hex SHA-256 of its payload, so the same statement proposed twice is one entry.
-pub fn add_statement(
-    tx: &mut Transaction<'_>,
-    key: &str,
-    id: &str,
-    envelope: &[u8],
-) -> Result<(), CatalogueError> {
-    let r = release(tx, key)?;
-    let statements = match map_in(tx, &r, "statements") {
-        Some(s) => s,
-        None => tx.put_object(&r, "statements", ObjType::Map)?,
-    };
-    if map_in(tx, &statements, id).is_some() {
-        return Ok(());
-    }
-    let s = tx.put_object(&statements, id, ObjType::Map)?;
-    tx.put(&s, "envelope", ScalarValue::Bytes(envelope.to_vec()))?;
-    tx.put_object(&s, "approvals", ObjType::Map)?;
-    Ok(())
-}
-
-/// Adds one signature to a statement about a release.
-pub fn add_statement_approval(
-    tx: &mut Transaction<'_>,
-    key: &str,
-    id: &str,
-    keyid: &str,
-    signature: &[u8],
-) -> Result<(), CatalogueError> {
-    let r = release(tx, key)?;
-    let s = map_in(tx, &r, "statements")
-        .and_then(|st| map_in(tx, &st, id))
-        .ok_or_else(|| invalid("statement", format!("{key} has no statement {id}")))?;
-    let approvals = match map_in(tx, &s, "approvals") {
-        Some(a) => a,
-        None => tx.put_object(&s, "approvals", ObjType::Map)?,
-    };
-    tx.put(&approvals, keyid, ScalarValue::Bytes(signature.to_vec()))?;
-    Ok(())
-}
-
-/// Sets this jurisdiction's promotion note for a release (only its node writes it; readers
-/// verify the note's signature against that jurisdiction's node keys).
-pub fn set_promotion(
-    tx: &mut Transaction<'_>,
-    key: &str,
-    jurisdiction: &str,
-    note: &[u8],
-) -> Result<(), CatalogueError> {
-    let r = release(tx, key)?;
-    let promotions = match map_in(tx, &r, "promotions") {
-        Some(p) => p,
-        None => tx.put_object(&r, "promotions", ObjType::Map)?,
-    };
-    tx.put(&promotions, jurisdiction, ScalarValue::Bytes(note.to_vec()))?;
-    Ok(())
-}
-
-fn release(tx: &Transaction<'_>, key: &str) -> Result<automerge::ObjId, CatalogueError> {
-    let releases = map_in(tx, &ROOT, "releases")
-        .ok_or_else(|| CatalogueError::Damaged("no releases map".into()))?;
-    map_in(tx, &releases, key)
-        .ok_or_else(|| invalid("release", format!("{key} is not in the catalogue")))
+    Ok(key)
 }
 
 /// A batch of edits to one capability, as the CLI and the HTTP API receive it.

@@ -7,12 +7,13 @@ use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, Automerge, ChangeHash, ObjType, ROOT};
 
 use crate::error::CatalogueError;
+use crate::records::History;
 use crate::schema::SCHEMA;
 use crate::seed::Seed;
 
 /// The genesis actor: not a key. Changes by this actor are accepted only when their hash is
 /// one this node computed itself.
-pub const GENESIS_ACTOR: &[u8] = b"accord-genesis-v1";
+pub const GENESIS_ACTOR: &[u8] = b"accord-genesis-v2";
 /// 2026-01-01T00:00:00Z, fixed so the change bytes do not depend on when a node started.
 pub const GENESIS_TIME: i64 = 1_767_225_600;
 
@@ -96,7 +97,11 @@ pub fn build(
                         }
                     }
                 }
-                tx.put_object(ROOT, "releases", ObjType::Map)?;
+                // Every history map exists from the start, so no node ever creates a
+                // top-level object (two creations would shadow each other).
+                for h in History::ALL {
+                    tx.put_object(ROOT, h.key(), ObjType::Map)?;
+                }
                 Ok(())
             },
         )

@@ -1,31 +1,37 @@
 //! `Replica`: the catalogue's sans-I/O sync state machine.
 //!
-//! Inputs are local edits and bytes from peers; outputs are bytes for peers and a `Delta`
-//! of what to persist. No sockets, no files, no clock: the node and the simulations drive
-//! the same code.
+//! Inputs are local edits, bytes from peers, roots and the time; outputs are bytes for
+//! peers and a `Delta` of what to persist. No sockets, no files, no clock: the node and the
+//! simulations drive the same code.
 //!
-//! Receiving is all-or-nothing: the message's changes are loaded into a scratch fork, every
-//! change the fork gained is checked (signature by its author, author a `node` key of the
-//! current root, or the genesis this node computed itself), and only then does the fork
-//! become the document. A message with one bad change applies none.
+//! Receiving is all or nothing, and nothing is applied before it is verified. For a
+//! message's new changes, in causal order: every dependency is here or in the message
+//! (nothing waits in Automerge's queue), the author is a node key of the root chain, each
+//! author's newest change carries the author's signature and covers the others, a retired
+//! key's changes are vouched for by a current key's change (ADR 0005 §4), and every
+//! operation is one its author may write (`authority`). Only then are the changes applied,
+//! to a copy that replaces the document.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use accord_trust::{SecretKey, TrustedRoot};
+use accord_protocol::{PrincipalId, ReleaseId, Timestamp};
+use accord_trust::{KeyStanding, RootChain, SecretKey};
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 
-use crate::error::CatalogueError;
+use crate::authority::{self, Author, Checker, StatementClass};
+use crate::error::{CatalogueError, Refusal};
+use crate::records::{Ack, History};
 use crate::signing;
 use crate::wire::WireMessage;
 
 /// Largest sync message accepted or produced (a whole 10,000-change catalogue is ~0.2 MB).
 pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
-
-/// Signatures kept for changes that are not applied yet (see `Replica::pending`); each
-/// is a candidate tried by verification, so the list stays short.
-pub const MAX_PENDING_SIGNATURES: usize = 16;
+/// Most new changes one message may bring.
+pub const MAX_CHANGES_PER_MESSAGE: usize = 50_000;
+/// Most operations one message may bring.
+pub const MAX_OPS_PER_MESSAGE: usize = 2_000_000;
 
 /// A change to persist: its bytes and its author's signature (`None` only for genesis).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,11 +47,19 @@ pub struct Delta {
     pub changes: Vec<StoredChange>,
     /// Per-peer sync state (Automerge's encoded `sync::State`) for cheap reconnects.
     pub peer_states: Vec<(String, Vec<u8>)>,
+    /// Roots the chain gained, oldest first: (version, envelope bytes).
+    pub roots: Vec<(u64, Vec<u8>)>,
 }
 
 impl Delta {
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.peer_states.is_empty()
+        self.changes.is_empty() && self.peer_states.is_empty() && self.roots.is_empty()
+    }
+
+    fn extend(&mut self, other: Delta) {
+        self.changes.extend(other.changes);
+        self.peer_states.extend(other.peer_states);
+        self.roots.extend(other.roots);
     }
 }
 
@@ -65,12 +79,11 @@ pub struct Replica {
     doc: Automerge,
     key: SecretKey,
     actor: ActorId,
-    root: TrustedRoot,
+    chain: RootChain,
     genesis: ChangeHash,
     signatures: HashMap<ChangeHash, [u8; 64]>,
-    /// Signatures that arrived with changes Automerge queued for missing dependencies; they
-    /// are tried when such a change is applied. Bounded by `MAX_PENDING_SIGNATURES`.
-    pending: Vec<[u8; 64]>,
+    /// What each statement in the document is (recalls must name a release, and so on).
+    statements: HashMap<ReleaseId, StatementClass>,
     /// Live sync state per connected peer.
     peers: HashMap<String, sync::State>,
     /// Persisted states of peers not connected now.
@@ -81,32 +94,50 @@ impl std::fmt::Debug for Replica {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Replica")
             .field("node", self.key.id())
+            .field("root", &self.chain.current().version())
             .field("heads", &self.doc.get_heads().len())
             .finish()
     }
 }
 
+/// The new changes of one message, checked and in causal order.
+struct Checked {
+    changes: Vec<Change>,
+    signatures: HashMap<ChangeHash, [u8; 64]>,
+    chain: RootChain,
+    added: authority::Added,
+}
+
 impl Replica {
     /// Opens a replica from what is stored: `stored.snapshot` is the base document (the
     /// genesis document right after `accord init`), `genesis` the hash this node computed
-    /// for the cooperative's genesis change.
+    /// for the cooperative's genesis change, `chain` the roots this node trusts.
     pub fn open(
         genesis: ChangeHash,
         stored: Stored,
         key: SecretKey,
-        root: TrustedRoot,
+        chain: RootChain,
     ) -> Result<Replica, CatalogueError> {
-        let genesis_hash = genesis;
         let actor = signing::actor_of(key.public());
         let snapshot = stored
             .snapshot
             .as_deref()
             .ok_or_else(|| CatalogueError::Damaged("no stored catalogue snapshot".into()))?;
         let mut doc = Automerge::load(snapshot)?;
-        if doc.get_change_by_hash(&genesis_hash).is_none() {
+        if doc.get_change_by_hash(&genesis).is_none() {
             return Err(CatalogueError::Damaged(
                 "the stored catalogue does not descend from this cooperative's genesis".into(),
             ));
+        }
+        let schema = match doc.get(automerge::ROOT, "schema") {
+            Ok(Some((automerge::Value::Scalar(s), _))) => s.to_string(),
+            _ => String::new(),
+        };
+        if schema.trim_matches('"') != crate::schema::SCHEMA {
+            return Err(CatalogueError::Damaged(format!(
+                "the stored catalogue is {schema}, this Accord reads {}; initialise a new data directory (ADR 0005)",
+                crate::schema::SCHEMA
+            )));
         }
         let mut signatures: HashMap<ChangeHash, [u8; 64]> = stored
             .signatures
@@ -122,14 +153,15 @@ impl Replica {
         }
         doc.load_incremental(&joined)?;
         doc.set_actor(actor.clone());
+        let statements = authority::index(&doc);
         Ok(Replica {
             doc,
             key,
             actor,
-            root,
-            genesis: genesis_hash,
+            chain,
+            genesis,
             signatures,
-            pending: Vec::new(),
+            statements,
             peers: HashMap::new(),
             saved_peers: stored.peer_states,
         })
@@ -143,23 +175,39 @@ impl Replica {
         self.doc.get_heads()
     }
 
-    pub fn root(&self) -> &TrustedRoot {
-        &self.root
+    /// The chain's current root.
+    pub fn root(&self) -> &accord_trust::TrustedRoot {
+        self.chain.current()
     }
 
-    /// Adopts a newer root (already verified by the caller through `TrustedRoot::update`).
-    pub fn set_root(&mut self, root: TrustedRoot) {
-        self.root = root;
+    pub fn chain(&self) -> &RootChain {
+        &self.chain
     }
 
-    /// Makes a local edit as one signed change. `f` writes through the transaction;
-    /// an error from `f` leaves the document untouched.
+    /// This node's jurisdiction and key under the current root, or `None` once a root has
+    /// removed the key (the node may no longer write).
+    pub fn me(&self) -> Option<PrincipalId> {
+        match self.chain.node_key(self.key.id()) {
+            Some(KeyStanding::Current { principal, .. }) => Some(principal.clone()),
+            _ => None,
+        }
+    }
+
+    /// Makes a local edit as one signed change. The change passes the same authority check
+    /// a peer will apply to it; an error from `f` or from that check leaves the document
+    /// untouched.
     pub fn edit<F>(&mut self, now: i64, message: &str, f: F) -> Result<Delta, CatalogueError>
     where
         F: FnOnce(&mut Transaction<'_>) -> Result<(), CatalogueError>,
     {
-        let result = self
-            .doc
+        let Some(me) = self.me() else {
+            return Err(CatalogueError::Retired {
+                version: self.chain.current().version(),
+            });
+        };
+        let mut scratch = self.doc.fork();
+        scratch.set_actor(self.actor.clone());
+        let result = scratch
             .transact_with(
                 |_| {
                     CommitOptions::default()
@@ -172,12 +220,27 @@ impl Replica {
         let Some(hash) = result.hash else {
             return Ok(Delta::default());
         };
-        let change = self
-            .doc
+        let change = scratch
             .get_change_by_hash(&hash)
             .ok_or_else(|| CatalogueError::Damaged("committed change not found".into()))?;
+        let mut checker = Checker::new(&self.doc, self.chain.clone(), &self.statements);
+        checker
+            .check(
+                &change,
+                Author {
+                    principal: &me,
+                    key: self.key.public(),
+                },
+            )
+            .map_err(|reason| CatalogueError::InvalidValue {
+                field: "edit".into(),
+                detail: format!("peers would refuse it: {reason}"),
+            })?;
+        let Checker { chain, added, .. } = checker;
         let signature = signing::sign(&self.key, &hash);
         self.signatures.insert(hash, signature);
+        let roots = self.adopt(chain, &added);
+        self.doc = scratch;
         Ok(Delta {
             changes: vec![StoredChange {
                 hash: hash.0,
@@ -185,7 +248,132 @@ impl Replica {
                 signature: Some(signature),
             }],
             peer_states: Vec::new(),
+            roots,
         })
+    }
+
+    /// Installs the next root (verified by the TUF rules against the current one), records
+    /// it in the catalogue and acknowledges it, in one change. Refuses a root that no
+    /// longer lists this node's key: that node would be retired by its own hand.
+    pub fn adopt_root(&mut self, bytes: &[u8], now: i64) -> Result<Delta, CatalogueError> {
+        let mut next = self.chain.clone();
+        let advanced = next
+            .extend(bytes)
+            .map_err(|e| CatalogueError::InvalidValue {
+                field: "root".into(),
+                detail: e.to_string(),
+            })?;
+        if !advanced {
+            return Err(CatalogueError::InvalidValue {
+                field: "root".into(),
+                detail: format!(
+                    "root v{} is already installed (current is v{})",
+                    accord_trust::TrustedRoot::inspect(bytes)
+                        .map(|r| r.version())
+                        .unwrap_or(0),
+                    self.chain.current().version()
+                ),
+            });
+        }
+        if !matches!(
+            next.node_key(self.key.id()),
+            Some(KeyStanding::Current { .. })
+        ) {
+            return Err(CatalogueError::InvalidValue {
+                field: "root".into(),
+                detail: format!(
+                    "root v{} no longer lists this node's key as a node key; refusing to install it here",
+                    next.current().version()
+                ),
+            });
+        }
+        let version = next.current().version();
+        let entry = bytes.to_vec();
+        let ack = self.ack_for(&next, now)?;
+        self.edit(now, &format!("adopt root v{version}"), |tx| {
+            crate::edit::add_history(tx, History::Roots, &entry)?;
+            crate::edit::add_history(tx, History::Acks, &ack)?;
+            Ok(())
+        })
+    }
+
+    /// Records what the catalogue lacks of this node's own standing: the roots of its chain
+    /// and its acknowledgement of the current root. After `accord init` under a newer root,
+    /// after an offline root install, and after a root arrived in a message.
+    pub fn owed(&mut self, now: i64) -> Result<Delta, CatalogueError> {
+        let Some(me) = self.me() else {
+            return Ok(Delta::default());
+        };
+        let (cat, _) = crate::schema::read(&self.doc);
+        let recorded: HashSet<[u8; 32]> = cat
+            .roots
+            .iter()
+            .filter_map(|r| accord_trust::TrustedRoot::inspect(&r.value).ok())
+            .map(|r| r.envelope().payload_digest())
+            .collect();
+        let missing: Vec<Vec<u8>> = self
+            .chain
+            .roots()
+            .iter()
+            .filter(|r| !recorded.contains(&r.envelope().payload_digest()))
+            .map(|r| r.envelope().to_json())
+            .collect();
+        let current = self.chain.current();
+        let digest = hex::encode(current.envelope().payload_digest());
+        let acked = cat.acks.iter().any(|a| {
+            a.value.jurisdiction == me
+                && a.value.root == current.version()
+                && a.value.root_sha256 == digest
+        });
+        if missing.is_empty() && acked {
+            return Ok(Delta::default());
+        }
+        let ack = (!acked)
+            .then(|| self.ack_for(&self.chain, now))
+            .transpose()?;
+        let version = current.version();
+        self.edit(now, &format!("root v{version} recorded"), |tx| {
+            for r in &missing {
+                crate::edit::add_history(tx, History::Roots, r)?;
+            }
+            if let Some(a) = &ack {
+                crate::edit::add_history(tx, History::Acks, a)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn ack_for(&self, chain: &RootChain, now: i64) -> Result<Vec<u8>, CatalogueError> {
+        let jurisdiction = match chain.node_key(self.key.id()) {
+            Some(s) => s.principal().clone(),
+            None => {
+                return Err(CatalogueError::Retired {
+                    version: chain.current().version(),
+                });
+            }
+        };
+        Ok(Ack {
+            root: chain.current().version(),
+            root_sha256: hex::encode(chain.current().envelope().payload_digest()),
+            jurisdiction,
+            at: Timestamp::from_unix(now),
+        }
+        .to_bytes())
+    }
+
+    /// Adopts a chain a checked change extended; returns the roots to persist.
+    fn adopt(&mut self, chain: RootChain, added: &authority::Added) -> Vec<(u64, Vec<u8>)> {
+        for (id, class) in &added.statements {
+            self.statements.insert(*id, *class);
+        }
+        let roots = added
+            .roots
+            .iter()
+            .filter_map(|v| chain.get(*v))
+            .map(|r| (r.version(), r.envelope().to_json()))
+            .collect();
+        self.chain = chain;
+        roots
     }
 
     /// A peer connected: resume from its persisted state so history is not resent.
@@ -206,8 +394,8 @@ impl Replica {
         let bytes = state.encode();
         self.saved_peers.insert(peer.to_owned(), bytes.clone());
         Delta {
-            changes: Vec::new(),
             peer_states: vec![(peer.to_owned(), bytes)],
+            ..Delta::default()
         }
     }
 
@@ -222,7 +410,10 @@ impl Replica {
         // One signature per author covers all of that author's changes in the message: an
         // author's changes are hash-linked (each depends on its previous one), so the
         // signature over the newest one authenticates its ancestors (ADR 0003).
-        let whole_doc = msg.changes.iter().any(is_document_chunk);
+        let whole_doc = msg.changes.iter().any(|list| {
+            crate::chunks::split(list)
+                .is_ok_and(|cs| cs.iter().any(|(k, _)| *k == crate::chunks::Kind::Document))
+        });
         let sent: Vec<ChangeHash> = state.sent_hashes.difference(&before).copied().collect();
         let mut signatures: Vec<[u8; 64]> = self
             .newest_by_author(&sent, whole_doc)
@@ -247,139 +438,294 @@ impl Replica {
         Some(bytes)
     }
 
-    /// Applies a message from `peer`, all or nothing.
-    pub fn receive_message(&mut self, peer: &str, bytes: &[u8]) -> Result<Delta, CatalogueError> {
-        let refuse = |reason: String| CatalogueError::Refused {
+    /// Applies a message from `peer`, all or nothing. `now` stamps the acknowledgement this
+    /// node writes when the message brings a new root.
+    pub fn receive_message(
+        &mut self,
+        peer: &str,
+        bytes: &[u8],
+        now: i64,
+    ) -> Result<Delta, CatalogueError> {
+        let refuse = |kind: Refusal, reason: String| CatalogueError::Refused {
             peer: peer.to_owned(),
             reason,
+            kind,
         };
         if bytes.len() > MAX_MESSAGE_BYTES {
-            return Err(refuse(format!(
-                "{} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit",
-                bytes.len()
-            )));
+            return Err(refuse(
+                Refusal::Violation,
+                format!(
+                    "{} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit",
+                    bytes.len()
+                ),
+            ));
         }
         let wire = WireMessage::decode(bytes, peer)?;
-        let msg = sync::Message::decode(&wire.sync)
-            .map_err(|e| refuse(format!("not an Automerge sync message: {e}")))?;
-        let attached = wire.signatures;
+        let msg = sync::Message::decode(&wire.sync).map_err(|e| {
+            refuse(
+                Refusal::Violation,
+                format!("not an Automerge sync message: {e}"),
+            )
+        })?;
         if !self.peers.contains_key(peer) {
             self.connect(peer);
         }
         let mut state = self.peers.get(peer).cloned().unwrap_or_default();
 
+        let new = self
+            .new_changes(&msg)
+            .map_err(|r| refuse(Refusal::Violation, r))?;
         let mut delta = Delta::default();
-        if msg.changes.is_empty() {
+        if new.is_empty() {
             self.doc
                 .receive_sync_message(&mut state, msg)
-                .map_err(|e| refuse(format!("rejected by Automerge: {e}")))?;
+                .map_err(|e| refuse(Refusal::Violation, format!("rejected by Automerge: {e}")))?;
         } else {
+            let checked = match self.check(new, &wire.signatures) {
+                Ok(c) => c,
+                Err((Refusal::Unverifiable, reason)) => {
+                    // An honest peer can send this (a Bloom-filter false positive left a
+                    // dependency out, or it is behind on roots). Keep nothing of its
+                    // changes, but learn its heads and ask it to reset, so our next message
+                    // asks for exactly what is missing and it resends everything.
+                    let mut bare = msg;
+                    bare.changes = sync::ChunkList::from(Vec::<Vec<u8>>::new());
+                    if self.doc.receive_sync_message(&mut state, bare).is_ok() {
+                        state.needs_reset = true;
+                        self.peers.insert(peer.to_owned(), state);
+                    }
+                    return Err(refuse(Refusal::Unverifiable, reason));
+                }
+                Err((kind, reason)) => return Err(refuse(kind, reason)),
+            };
             let mut scratch = self.doc.fork();
-            let joined: Vec<u8> = msg.changes.iter().flatten().copied().collect();
+            scratch.set_actor(self.actor.clone());
             scratch
-                .load_incremental(&joined)
-                .map_err(|e| refuse(format!("changes do not load: {e}")))?;
-            let added: Vec<Change> = self.doc.get_changes_added(&scratch);
-            let signed = self.verify_added(&added, &attached).map_err(&refuse)?;
+                .apply_changes(checked.changes.iter().cloned())
+                .map_err(|e| refuse(Refusal::Violation, format!("changes do not apply: {e}")))?;
             scratch
                 .receive_sync_message(&mut state, msg)
-                .map_err(|e| refuse(format!("rejected by Automerge: {e}")))?;
-            scratch.set_actor(self.actor.clone());
+                .map_err(|e| refuse(Refusal::Violation, format!("rejected by Automerge: {e}")))?;
+            // Everything checked is in, and nothing unchecked came with it.
+            if checked
+                .changes
+                .iter()
+                .any(|c| scratch.get_change_by_hash(&c.hash()).is_none())
+                || !scratch.get_missing_deps(&[]).is_empty()
+                || self.doc.get_changes_added(&scratch).len() != checked.changes.len()
+            {
+                return Err(refuse(
+                    Refusal::Violation,
+                    "the message's changes did not apply as checked".into(),
+                ));
+            }
             self.doc = scratch;
-            for change in &added {
+            for (h, s) in &checked.signatures {
+                self.signatures.insert(*h, *s);
+            }
+            delta.roots = self.adopt(checked.chain, &checked.added);
+            for change in &checked.changes {
                 let hash = change.hash();
-                let signature = signed.get(&hash).copied();
-                if let Some(sig) = signature {
-                    self.signatures.insert(hash, sig);
-                }
                 delta.changes.push(StoredChange {
                     hash: hash.0,
                     bytes: change.raw_bytes().to_vec(),
-                    signature,
+                    signature: checked.signatures.get(&hash).copied(),
                 });
             }
         }
-        // Keep signatures of changes this message carried that are still waiting for their
-        // dependencies, so a later message that completes them does not need them again.
-        let used: std::collections::HashSet<[u8; 64]> =
-            delta.changes.iter().filter_map(|c| c.signature).collect();
-        for sig in attached {
-            if !used.contains(&sig) && !self.pending.contains(&sig) {
-                if self.pending.len() >= MAX_PENDING_SIGNATURES {
-                    self.pending.remove(0);
-                }
-                self.pending.push(sig);
-            }
-        }
         self.peers.insert(peer.to_owned(), state);
+        if !delta.roots.is_empty() {
+            // A root arrived: say so in the catalogue (this also vouches for the changes of
+            // keys it retired that this node holds).
+            let owed = self.owed(now)?;
+            delta.extend(owed);
+        }
         Ok(delta)
     }
 
-    /// Checks every change a message would add. Per author, the newest added change must
-    /// carry a valid signature by that author (a `node` key of the current root), and every
-    /// other added change of that author must be one of its ancestors, hence covered by the
-    /// signed hash. Returns the signatures to keep (one per author).
-    fn verify_added(
-        &self,
-        added: &[Change],
-        attached: &[[u8; 64]],
-    ) -> Result<HashMap<ChangeHash, [u8; 64]>, String> {
-        let by_hash: HashMap<ChangeHash, &Change> = added.iter().map(|c| (c.hash(), c)).collect();
-        let mut by_actor: HashMap<&[u8], Vec<&Change>> = HashMap::new();
-        for c in added {
-            by_actor.entry(c.actor_id().to_bytes()).or_default().push(c);
+    /// The changes a message brings that the document lacks, each once.
+    fn new_changes(&self, msg: &sync::Message) -> Result<Vec<Change>, String> {
+        let mut out: Vec<Change> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut keep = |c: Change, out: &mut Vec<Change>| {
+            if self.doc.get_change_by_hash(&c.hash()).is_none() && seen.insert(c.hash()) {
+                out.push(c);
+            }
+        };
+        for list in msg.changes.iter() {
+            for (kind, chunk) in crate::chunks::split(list)? {
+                if kind == crate::chunks::Kind::Document {
+                    let whole = Automerge::load(chunk)
+                        .map_err(|e| format!("the document it carries does not load: {e}"))?;
+                    for c in whole.get_changes(&[]) {
+                        keep(c, &mut out);
+                    }
+                } else {
+                    let c = Change::from_bytes(chunk.to_vec())
+                        .map_err(|e| format!("a change does not parse: {e}"))?;
+                    keep(c, &mut out);
+                }
+            }
+            if out.len() > MAX_CHANGES_PER_MESSAGE {
+                return Err(format!(
+                    "more than {MAX_CHANGES_PER_MESSAGE} new changes in one message"
+                ));
+            }
         }
+        let ops: usize = out.iter().map(Change::len).sum();
+        if ops > MAX_OPS_PER_MESSAGE {
+            return Err(format!(
+                "{ops} operations in one message (at most {MAX_OPS_PER_MESSAGE})"
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Verifies a message's new changes before any is applied (see the module docs).
+    fn check(&self, new: Vec<Change>, attached: &[[u8; 64]]) -> Result<Checked, (Refusal, String)> {
+        let violation = |r: String| (Refusal::Violation, r);
+        let short = |h: &ChangeHash| hex::encode(&h.0[..6]);
+        // Dependencies: here already, or in the message. Nothing waits in a queue.
+        let hashes: HashSet<ChangeHash> = new.iter().map(Change::hash).collect();
+        for c in &new {
+            for d in c.deps() {
+                if !hashes.contains(d) && self.doc.get_change_by_hash(d).is_none() {
+                    return Err((
+                        Refusal::Unverifiable,
+                        format!(
+                            "change {} depends on {}, which neither this node nor the message has",
+                            short(&c.hash()),
+                            short(d)
+                        ),
+                    ));
+                }
+            }
+        }
+        let order = causal_order(new);
+
+        // Authors and write authority, in causal order: roots an earlier change adds count
+        // for the changes after it.
+        let mut checker = Checker::new(&self.doc, self.chain.clone(), &self.statements);
+        let owned =
+            |chain: &RootChain| -> HashMap<[u8; 16], (PrincipalId, accord_trust::PublicKey)> {
+                signing::authors(chain)
+                    .into_iter()
+                    .map(|(a, s)| (a, (s.principal().clone(), s.key().clone())))
+                    .collect()
+            };
+        let mut known_authors = owned(&checker.chain);
+        let mut known_version = checker.chain.current().version();
+        for c in &order {
+            if checker.chain.current().version() != known_version {
+                known_authors = owned(&checker.chain);
+                known_version = checker.chain.current().version();
+            }
+            let actor = c.actor_id().to_bytes();
+            if c.hash() == self.genesis || actor == crate::genesis::GENESIS_ACTOR {
+                return Err(violation(format!(
+                    "change {} claims the genesis actor but is not this cooperative's genesis",
+                    short(&c.hash())
+                )));
+            }
+            let standing = <[u8; 16]>::try_from(actor)
+                .ok()
+                .and_then(|a| known_authors.get(&a));
+            let Some((principal, key)) = standing else {
+                return Err(violation(format!(
+                    "change {} is by actor {}, which is no node key of any root up to v{}",
+                    short(&c.hash()),
+                    hex::encode(actor),
+                    checker.chain.current().version()
+                )));
+            };
+            checker
+                .check(c, Author { principal, key })
+                .map_err(violation)?;
+        }
+
+        // Signatures: per author, the newest change verifies and covers the others.
+        let by_hash: HashMap<ChangeHash, &Change> = order.iter().map(|c| (c.hash(), c)).collect();
+        let mut by_actor: BTreeMap<Vec<u8>, Vec<&Change>> = BTreeMap::new();
+        for c in &order {
+            by_actor
+                .entry(c.actor_id().to_bytes().to_vec())
+                .or_default()
+                .push(c);
+        }
+        let authors = signing::authors(&checker.chain);
         let mut keep = HashMap::new();
-        for changes in by_actor.values() {
+        let mut current_changes: Vec<ChangeHash> = Vec::new();
+        let mut retired: Vec<(ChangeHash, String)> = Vec::new();
+        for (actor, changes) in &by_actor {
+            let Some(standing) = <[u8; 16]>::try_from(actor.as_slice())
+                .ok()
+                .and_then(|a| authors.get(&a))
+            else {
+                return Err(violation(format!(
+                    "actor {} is no node key of root v{}",
+                    hex::encode(actor),
+                    checker.chain.current().version()
+                )));
+            };
             let Some(newest) = changes.iter().max_by_key(|c| c.seq()) else {
                 continue;
             };
             let hash = newest.hash();
-            // The signature is matched by verifying: known ones first, then those attached
-            // and those kept from earlier messages.
-            let candidates: Vec<&[u8; 64]> = self
+            let sig = self
                 .signatures
                 .get(&hash)
                 .into_iter()
                 .chain(attached.iter())
-                .chain(self.pending.iter())
-                .collect();
-            let sig = candidates
-                .iter()
-                .find(|s| signing::check(newest, Some(s), &self.root, &self.genesis).is_ok())
-                .copied();
-            // When none verifies, report against the first candidate (or none) so the reason
-            // names what is wrong: the author, or the signature.
-            signing::check(
-                newest,
-                sig.or(candidates.first().copied()),
-                &self.root,
-                &self.genesis,
-            )?;
-            if let Some(s) = sig {
-                keep.insert(hash, *s);
+                .find(|s| signing::verify(standing.key(), &hash, s))
+                .copied()
+                .ok_or_else(|| {
+                    violation(format!(
+                        "change {} by {}'s node key {} arrived without a valid signature",
+                        short(&hash),
+                        standing.principal(),
+                        standing.key().id().short()
+                    ))
+                })?;
+            keep.insert(hash, sig);
+            let covered = ancestors(&[hash], &by_hash);
+            if let Some(stray) = changes.iter().find(|c| !covered.contains(&c.hash())) {
+                return Err(violation(format!(
+                    "change {} is not covered by its author's signature (not an ancestor of the signed change {})",
+                    short(&stray.hash()),
+                    short(&hash)
+                )));
             }
-            // Everything else by this author must be an ancestor of the signed change.
-            let mut covered = std::collections::HashSet::from([hash]);
-            let mut stack = vec![hash];
-            while let Some(h) = stack.pop() {
-                if let Some(c) = by_hash.get(&h) {
-                    for d in c.deps() {
-                        if covered.insert(*d) {
-                            stack.push(*d);
-                        }
-                    }
+            for c in changes {
+                match standing {
+                    KeyStanding::Current { .. } => current_changes.push(c.hash()),
+                    KeyStanding::Retired { principal, key, .. } => retired.push((
+                        c.hash(),
+                        format!("{principal}'s retired node key {}", key.id().short()),
+                    )),
                 }
             }
-            if let Some(stray) = changes.iter().find(|c| !covered.contains(&c.hash())) {
-                return Err(format!(
-                    "change {} is not covered by its author's signature (not an ancestor of the signed change {})",
-                    hex::encode(&stray.hash().0[..6]),
-                    hex::encode(&hash.0[..6])
+        }
+
+        // A retired key's changes count only when a current key's change vouches for them.
+        if !retired.is_empty() {
+            let vouched = ancestors(&current_changes, &by_hash);
+            if let Some((h, who)) = retired.iter().find(|(h, _)| !vouched.contains(h)) {
+                return Err((
+                    Refusal::Unverifiable,
+                    format!(
+                        "change {} by {who} is vouched for by no current node key (made after its key was retired, or sent by a node on an older root)",
+                        short(h)
+                    ),
                 ));
             }
         }
-        Ok(keep)
+        let Checker { chain, added, .. } = checker;
+        Ok(Checked {
+            changes: order,
+            signatures: keep,
+            chain,
+            added,
+        })
     }
 
     /// For each author among `hashes` (or among all changes when `all`), its newest change.
@@ -416,8 +762,57 @@ impl Replica {
     }
 }
 
-/// Automerge chunk header: 4 magic bytes, 4 checksum bytes, then the chunk type
-/// (0 = document).
-fn is_document_chunk(chunk: &[u8]) -> bool {
-    chunk.len() > 8 && chunk[..4] == [0x85, 0x6f, 0x4a, 0x83] && chunk[8] == 0
+/// `changes` in an order where each comes after its dependencies (Kahn's algorithm, ties
+/// broken by hash so every node gets the same order).
+fn causal_order(changes: Vec<Change>) -> Vec<Change> {
+    let hashes: HashSet<ChangeHash> = changes.iter().map(Change::hash).collect();
+    let mut waiting: HashMap<ChangeHash, usize> = HashMap::new();
+    let mut children: HashMap<ChangeHash, Vec<ChangeHash>> = HashMap::new();
+    for c in &changes {
+        let inside = c.deps().iter().filter(|d| hashes.contains(d)).count();
+        waiting.insert(c.hash(), inside);
+        for d in c.deps().iter().filter(|d| hashes.contains(d)) {
+            children.entry(*d).or_default().push(c.hash());
+        }
+    }
+    let mut by_hash: HashMap<ChangeHash, Change> =
+        changes.into_iter().map(|c| (c.hash(), c)).collect();
+    let mut ready: BTreeSet<ChangeHash> = waiting
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(h, _)| *h)
+        .collect();
+    let mut out = Vec::with_capacity(by_hash.len());
+    while let Some(h) = ready.pop_first() {
+        if let Some(c) = by_hash.remove(&h) {
+            out.push(c);
+        }
+        for child in children.get(&h).into_iter().flatten() {
+            if let Some(n) = waiting.get_mut(child) {
+                *n -= 1;
+                if *n == 0 {
+                    ready.insert(*child);
+                }
+            }
+        }
+    }
+    // A cycle is impossible (hashes cover dependencies); anything left is appended as is.
+    out.extend(by_hash.into_values());
+    out
+}
+
+/// `from` and all their ancestors among `changes`.
+fn ancestors(from: &[ChangeHash], changes: &HashMap<ChangeHash, &Change>) -> HashSet<ChangeHash> {
+    let mut covered: HashSet<ChangeHash> = from.iter().copied().collect();
+    let mut stack: Vec<ChangeHash> = from.to_vec();
+    while let Some(h) = stack.pop() {
+        if let Some(c) = changes.get(&h) {
+            for d in c.deps() {
+                if changes.contains_key(d) && covered.insert(*d) {
+                    stack.push(*d);
+                }
+            }
+        }
+    }
+    covered
 }

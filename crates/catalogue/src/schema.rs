@@ -1,9 +1,10 @@
 //! The typed view of the catalogue document, and how it is read back from Automerge.
 //!
-//! Layout of the document (keys are stable; values are validated on every read):
+//! Layout of the document (`accord/catalogue/v2`, ADR 0005; keys are stable, values are
+//! validated on every read):
 //!
 //! ```text
-//! ROOT { schema: "accord/catalogue/v1", anchor: hex sha256 of the first root's payload,
+//! ROOT { schema: "accord/catalogue/v2", anchor: hex sha256 of the first root's payload,
 //!        jurisdictions: { uk: { name } },
 //!        domains: { A: { name } },
 //!        working_groups: { WG1: { name, lead_jurisdiction, domains: [str] } },
@@ -12,27 +13,33 @@
 //!                                   lead_jurisdiction, functional_requirements: [Text],
 //!                                   non_functional_requirements: [Text], deliverables: [Text],
 //!                                   status } },
-//!        releases: { "CAP-B01@1.4.0": { envelope: Bytes, approvals: { keyid: Bytes(sig) },
-//!                                       promotions: { uk: Bytes(note) },
-//!                                       statements: { sha256(payload): { envelope: Bytes,
-//!                                                     approvals: { keyid: Bytes(sig) } } } } } }
+//!        statements: { sha256(v): Bytes(in-toto payload) },     release, recall, conditional
+//!        signatures: { sha256(v): Bytes(approval record) },
+//!        notes:      { sha256(v): Bytes(promotion note envelope) },
+//!        roots:      { sha256(v): Bytes(root envelope) },
+//!        acks:       { sha256(v): Bytes(root adoption record) } }
 //! ```
 //!
-//! Content written by other nodes is untrusted even when signed (a valid node can still
-//! write nonsense): an entry that does not fit is reported as a `Problem` and skipped,
-//! never a panic and never a silently wrong value.
+//! Content written by other nodes is untrusted even when it passed `authority` on receipt
+//! (the data dir may have been tampered with since): an entry that does not fit is reported
+//! as a `Problem` and skipped, never a panic and never a silently wrong value.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use accord_protocol::{Envelope, EnvelopeSignature, ProtocolError};
-use automerge::{ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use accord_protocol::dsse::PAYLOAD_TYPE_IN_TOTO;
+use accord_protocol::statement::Artifact;
+use accord_protocol::{
+    Envelope, EnvelopeSignature, Note, ReleaseId, Selector, Statement, StatementKind,
+};
+use automerge::{ObjId as ExId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::error::CatalogueError;
+use crate::records::{Ack, Approval, History, entry_key};
 
-pub const SCHEMA: &str = "accord/catalogue/v1";
+pub const SCHEMA: &str = "accord/catalogue/v2";
 
 /// Lifecycle of a capability (seeds: procurement framework, delivery stages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -126,59 +133,102 @@ pub struct Named {
     pub name: String,
 }
 
-/// A release as the catalogue holds it: the signed statement and what was added to it.
+/// A value in a history map with the actors (hex) of every change that wrote it: several
+/// nodes may write the same entry.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Authored<T> {
+    pub value: T,
+    pub authors: Vec<String>,
+}
+
+/// A release statement and everything the catalogue holds about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReleaseEntry {
-    pub key: String,
+pub struct Release {
+    /// SHA-256 of the statement payload: the release's identity.
+    pub id: ReleaseId,
+    pub capability: String,
+    pub version: semver::Version,
+    /// Actors (hex) of the changes that wrote the statement: who proposed it.
+    pub authors: Vec<String>,
+    /// The exact signed payload.
     #[serde(skip)]
-    pub envelope: Vec<u8>,
-    /// keyid -> signature bytes
+    pub payload: Vec<u8>,
     #[serde(skip)]
-    pub approvals: BTreeMap<String, Vec<u8>>,
-    /// jurisdiction -> signed promotion note bytes
+    pub artifacts: Vec<Artifact>,
+    /// Approval records naming this statement.
     #[serde(skip)]
-    pub promotions: BTreeMap<String, Vec<u8>>,
-    /// hex SHA-256 of the payload -> a recall or conditional statement about this release
+    pub approvals: Vec<Authored<Approval>>,
+    /// Recall and conditional statements naming this release.
     #[serde(skip)]
-    pub statements: BTreeMap<String, StatementEntry>,
+    pub about: Vec<AboutRelease>,
+    /// Promotion notes naming this release (unverified bytes; readers check them).
+    #[serde(skip)]
+    pub notes: Vec<Authored<Vec<u8>>>,
 }
 
-/// A statement about a release and the signatures collected for it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct StatementEntry {
-    pub envelope: Vec<u8>,
-    /// keyid -> signature bytes
-    pub approvals: BTreeMap<String, Vec<u8>>,
+/// A recall or conditional statement about a release, with its approvals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AboutRelease {
+    pub id: ReleaseId,
+    pub payload: Vec<u8>,
+    /// "recall" or "conditional"
+    pub kind: &'static str,
+    pub authors: Vec<String>,
+    pub approvals: Vec<Authored<Approval>>,
 }
 
-impl ReleaseEntry {
-    /// The release envelope with every collected approval as one more signature; whether
+impl Default for Release {
+    fn default() -> Self {
+        Release {
+            id: ReleaseId([0; 32]),
+            capability: String::new(),
+            version: semver::Version::new(0, 0, 0),
+            authors: Vec::new(),
+            payload: Vec::new(),
+            artifacts: Vec::new(),
+            approvals: Vec::new(),
+            about: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+}
+
+impl Release {
+    /// `CAP@VER`, for people (not unique when statements conflict).
+    pub fn key(&self) -> String {
+        accord_protocol::release::display_key(&self.capability, &self.version)
+    }
+
+    /// `CAP@VER#<12 hex>`: unique.
+    pub fn label(&self) -> String {
+        format!("{}#{}", self.key(), self.id.short())
+    }
+
+    /// The statement with every approval collected so far as a DSSE signature; whether
     /// each counts is the trust crate's decision, never this function's.
-    pub fn signed_envelope(&self) -> Result<Envelope, ProtocolError> {
-        with_approvals(&self.envelope, &self.approvals)
+    pub fn signed_envelope(&self) -> Envelope {
+        with_approvals(&self.payload, &self.approvals)
     }
 }
 
-impl StatementEntry {
-    pub fn signed_envelope(&self) -> Result<Envelope, ProtocolError> {
-        with_approvals(&self.envelope, &self.approvals)
+impl AboutRelease {
+    pub fn signed_envelope(&self) -> Envelope {
+        with_approvals(&self.payload, &self.approvals)
     }
 }
 
-fn with_approvals(
-    bytes: &[u8],
-    approvals: &BTreeMap<String, Vec<u8>>,
-) -> Result<Envelope, ProtocolError> {
-    let mut env = Envelope::from_json(bytes)?;
-    for (keyid, sig) in approvals {
-        if !env.signatures.iter().any(|s| s.sig == *sig) {
+fn with_approvals(payload: &[u8], approvals: &[Authored<Approval>]) -> Envelope {
+    let mut env = Envelope::new(PAYLOAD_TYPE_IN_TOTO, payload.to_vec());
+    for a in approvals {
+        let sig = a.value.sig.to_vec();
+        if !env.signatures.iter().any(|s| s.sig == sig) {
             env.signatures.push(EnvelopeSignature {
-                keyid: keyid.clone(),
-                sig: sig.clone(),
+                keyid: a.value.keyid.to_string(),
+                sig,
             });
         }
     }
-    Ok(env)
+    env
 }
 
 /// Something in the document that could not be read as the schema says.
@@ -196,12 +246,39 @@ pub struct Catalogue {
     pub domains: Vec<Named>,
     pub working_groups: Vec<WorkingGroup>,
     pub capabilities: Vec<Capability>,
-    pub releases: Vec<ReleaseEntry>,
+    /// Release statements, ordered by capability, version, then id.
+    pub releases: Vec<Release>,
+    /// Root envelopes recorded in the catalogue.
+    #[serde(skip)]
+    pub roots: Vec<Authored<Vec<u8>>>,
+    /// Which jurisdiction adopted which root.
+    pub acks: Vec<Authored<Ack>>,
 }
 
 impl Catalogue {
     pub fn capability(&self, id: &str) -> Option<&Capability> {
         self.capabilities.iter().find(|c| c.id == id)
+    }
+
+    pub fn release(&self, id: &ReleaseId) -> Option<&Release> {
+        self.releases.iter().find(|r| &r.id == id)
+    }
+
+    /// The releases a selector names (several when statements for one `CAP@VER` conflict).
+    pub fn select(&self, sel: &Selector) -> Vec<&Release> {
+        self.releases
+            .iter()
+            .filter(|r| sel.matches(&r.id, &r.capability, &r.version))
+            .collect()
+    }
+
+    /// Every `CAP@VER` that more than one release statement claims, with those statements.
+    pub fn equivocations(&self) -> Vec<(String, Vec<&Release>)> {
+        let mut by_key: BTreeMap<String, Vec<&Release>> = BTreeMap::new();
+        for r in &self.releases {
+            by_key.entry(r.key()).or_default().push(r);
+        }
+        by_key.into_iter().filter(|(_, v)| v.len() > 1).collect()
     }
 }
 
@@ -283,37 +360,148 @@ pub fn read<D: ReadDoc>(doc: &D) -> (Catalogue, Vec<Problem>) {
             id,
         });
     }
-    for (key, obj) in r.map_entries(&ROOT, "releases") {
-        let p = format!("releases.{key}");
-        let Some(envelope) = r.bytes_field(&obj, &p, "envelope") else {
-            continue;
-        };
-        let approvals = r.bytes_map(&obj, &p, "approvals");
-        let promotions = r.bytes_map(&obj, &p, "promotions");
-        let mut statements = BTreeMap::new();
-        for (id, s) in r.map_entries(&obj, "statements") {
-            let sp = format!("{p}.statements.{id}");
-            if let Some(envelope) = r.bytes_field(&s, &sp, "envelope") {
-                let approvals = r.bytes_map(&s, &sp, "approvals");
-                statements.insert(
-                    id,
-                    StatementEntry {
-                        envelope,
-                        approvals,
-                    },
-                );
-            }
-        }
-        cat.releases.push(ReleaseEntry {
-            key,
-            envelope,
-            approvals,
-            promotions,
-            statements,
-        });
-    }
+    read_history(&mut r, &mut cat);
     let problems = r.problems;
     (cat, problems)
+}
+
+/// The history maps: statements grouped into releases, with their approvals, recalls,
+/// conditionals and notes; roots and acks.
+fn read_history<D: ReadDoc>(r: &mut Reader<'_, D>, cat: &mut Catalogue) {
+    let mut abouts: Vec<(ReleaseId, AboutRelease)> = Vec::new();
+    for (id, entry) in r.history(History::Statements) {
+        let rid = ReleaseId::of_payload(&entry.value);
+        match Statement::from_payload(&entry.value) {
+            Ok(StatementKind::Release {
+                artifacts,
+                predicate,
+            }) => cat.releases.push(Release {
+                id: rid,
+                capability: predicate.capability,
+                version: predicate.version,
+                authors: entry.authors,
+                payload: entry.value,
+                artifacts,
+                ..Release::default()
+            }),
+            Ok(kind) => match kind.names_release() {
+                Some(target) => abouts.push((
+                    target,
+                    AboutRelease {
+                        id: rid,
+                        kind: kind.name(),
+                        payload: entry.value,
+                        authors: entry.authors,
+                        approvals: Vec::new(),
+                    },
+                )),
+                None => r.problem(&format!("statements.{id}"), "names no release"),
+            },
+            Err(e) => r.problem(&format!("statements.{id}"), e.to_string()),
+        }
+    }
+    cat.releases.sort_by(|a, b| {
+        (&a.capability, &a.version, &a.id).cmp(&(&b.capability, &b.version, &b.id))
+    });
+    for (target, about) in abouts {
+        match cat.releases.iter_mut().find(|x| x.id == target) {
+            Some(rel) => rel.about.push(about),
+            None => r.problem(
+                &format!("statements.{}", about.id.hex()),
+                format!(
+                    "names release {}, which the catalogue does not hold",
+                    target.short()
+                ),
+            ),
+        }
+    }
+    for (id, entry) in r.history(History::Signatures) {
+        let approval = match Approval::parse(&entry.value) {
+            Ok(a) => a,
+            Err(e) => {
+                r.problem(&format!("signatures.{id}"), e);
+                continue;
+            }
+        };
+        let authored = Authored {
+            value: approval,
+            authors: entry.authors,
+        };
+        let target = authored.value.statement;
+        if let Some(rel) = cat.releases.iter_mut().find(|x| x.id == target) {
+            rel.approvals.push(authored);
+        } else if let Some(about) = cat
+            .releases
+            .iter_mut()
+            .flat_map(|x| x.about.iter_mut())
+            .find(|a| a.id == target)
+        {
+            about.approvals.push(authored);
+        } else {
+            r.problem(
+                &format!("signatures.{id}"),
+                format!(
+                    "signs {}, which the catalogue does not hold",
+                    target.short()
+                ),
+            );
+        }
+    }
+    for (id, entry) in r.history(History::Notes) {
+        match Note::parse(&entry.value) {
+            Ok((_, note)) => match cat.releases.iter_mut().find(|x| x.id == note.release) {
+                Some(rel) => rel.notes.push(entry),
+                None => r.problem(
+                    &format!("notes.{id}"),
+                    format!(
+                        "names release {}, which the catalogue does not hold",
+                        note.release.short()
+                    ),
+                ),
+            },
+            Err(e) => r.problem(&format!("notes.{id}"), e.to_string()),
+        }
+    }
+    cat.roots = r
+        .history(History::Roots)
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    for (id, entry) in r.history(History::Acks) {
+        match Ack::parse(&entry.value) {
+            Ok(a) => cat.acks.push(Authored {
+                value: a,
+                authors: entry.authors,
+            }),
+            Err(e) => r.problem(&format!("acks.{id}"), e),
+        }
+    }
+}
+
+/// The value stored under `key` in a history map, if it is there and hashes to its key.
+pub fn history_value<D: ReadDoc>(doc: &D, map: History, key: &str) -> Option<Vec<u8>> {
+    let obj = match doc.get(ROOT, map.key()) {
+        Ok(Some((Value::Object(ObjType::Map), id))) => id,
+        _ => return None,
+    };
+    doc.get_all(&obj, key)
+        .ok()?
+        .into_iter()
+        .find_map(|(v, _)| match v {
+            Value::Scalar(s) => match s.as_ref() {
+                ScalarValue::Bytes(b) if entry_key(b) == key => Some(b.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+}
+
+/// The actor (hex) that made an operation.
+fn actor_of(id: &ExId) -> Option<String> {
+    match id {
+        ExId::Id(_, actor, _) => Some(hex::encode(actor.to_bytes())),
+        ExId::Root => None,
+    }
 }
 
 struct Reader<'a, D: ReadDoc> {
@@ -327,6 +515,44 @@ impl<D: ReadDoc> Reader<'_, D> {
             path: path.to_owned(),
             detail: detail.into(),
         });
+    }
+
+    /// Every entry of a history map whose value hashes to its key, with its authors;
+    /// anything else is reported.
+    fn history(&mut self, map: History) -> Vec<(String, Authored<Vec<u8>>)> {
+        let obj = match self.doc.get(ROOT, map.key()) {
+            Ok(Some((Value::Object(ObjType::Map), id))) => id,
+            _ => {
+                self.problem(map.key(), "is missing or not a map");
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for k in self.doc.keys(&obj).collect::<Vec<_>>() {
+            let mut value: Option<Vec<u8>> = None;
+            let mut authors = Vec::new();
+            for (v, id) in self.doc.get_all(&obj, k.as_str()).unwrap_or_default() {
+                if let Value::Scalar(s) = v
+                    && let ScalarValue::Bytes(b) = s.as_ref()
+                    && entry_key(b) == k
+                {
+                    value.get_or_insert_with(|| b.clone());
+                    authors.extend(actor_of(&id));
+                }
+            }
+            match value {
+                Some(value) => {
+                    authors.sort();
+                    authors.dedup();
+                    out.push((k, Authored { value, authors }));
+                }
+                None => self.problem(
+                    &format!("{}.{}", map.key(), k.chars().take(16).collect::<String>()),
+                    "holds no value that hashes to its key",
+                ),
+            }
+        }
+        out
     }
 
     fn root_str(&mut self, key: &str) -> String {
@@ -410,45 +636,6 @@ impl<D: ReadDoc> Reader<'_, D> {
                 },
                 Value::Object(ObjType::Text) => out.push(self.doc.text(&id).unwrap_or_default()),
                 _ => self.problem(&format!("{path}.{key}[{i}]"), "is not a string"),
-            }
-        }
-        out
-    }
-
-    fn bytes_field(&mut self, obj: &automerge::ObjId, path: &str, key: &str) -> Option<Vec<u8>> {
-        match self.doc.get(obj, key) {
-            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-                ScalarValue::Bytes(b) => Some(b.clone()),
-                _ => {
-                    self.problem(&format!("{path}.{key}"), "is not bytes");
-                    None
-                }
-            },
-            _ => {
-                self.problem(&format!("{path}.{key}"), "is missing or not bytes");
-                None
-            }
-        }
-    }
-
-    fn bytes_map(
-        &mut self,
-        obj: &automerge::ObjId,
-        path: &str,
-        key: &str,
-    ) -> BTreeMap<String, Vec<u8>> {
-        let m = match self.doc.get(obj, key) {
-            Ok(Some((Value::Object(ObjType::Map), id))) => id,
-            Ok(None) => return BTreeMap::new(),
-            _ => {
-                self.problem(&format!("{path}.{key}"), "is not a map");
-                return BTreeMap::new();
-            }
-        };
-        let mut out = BTreeMap::new();
-        for k in self.doc.keys(&m).collect::<Vec<_>>() {
-            if let Some(b) = self.bytes_field(&m, &format!("{path}.{key}"), &k) {
-                out.insert(k, b);
             }
         }
         out

@@ -41,6 +41,7 @@ impl WireMessage {
         let bad = |reason: &str| CatalogueError::Refused {
             peer: peer.to_owned(),
             reason: format!("malformed message: {reason}"),
+            kind: crate::error::Refusal::Violation,
         };
         let rest = match bytes.split_first() {
             Some((&VERSION, rest)) => rest,

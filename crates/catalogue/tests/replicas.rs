@@ -9,6 +9,7 @@ use accord_catalogue::schema::{self, Status};
 use accord_catalogue::signing;
 use accord_catalogue::wire::WireMessage;
 use accord_catalogue::{CatalogueError, Replica};
+use accord_testsupport::forge::{self, Forger};
 use automerge::sync::SyncDoc;
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ROOT, ReadDoc};
@@ -44,7 +45,11 @@ fn genesis_is_byte_identical_and_never_conflicts() {
         "domains",
         "working_groups",
         "capabilities",
-        "releases",
+        "statements",
+        "signatures",
+        "notes",
+        "roots",
+        "acks",
     ] {
         assert_eq!(
             doc.get_all(ROOT, top).expect("get").len(),
@@ -204,9 +209,9 @@ fn message_with_changes(uk: &mut Replica, eu: &mut Replica) -> Vec<u8> {
         if !msg.changes.is_empty() {
             return m;
         }
-        eu.receive_message("uk", &m).expect("eu accepts");
+        eu.receive_message("uk", &m, T).expect("eu accepts");
         if let Some(r) = eu.generate_message("uk") {
-            uk.receive_message("eu", &r).expect("uk accepts");
+            uk.receive_message("eu", &r, T).expect("uk accepts");
         }
     }
     panic!("no message with changes");
@@ -214,7 +219,7 @@ fn message_with_changes(uk: &mut Replica, eu: &mut Replica) -> Vec<u8> {
 
 fn assert_refused(eu: &mut Replica, bytes: &[u8], needle: &str) {
     let before = eu.heads();
-    match eu.receive_message("uk", bytes) {
+    match eu.receive_message("uk", bytes, T) {
         Err(CatalogueError::Refused { reason, .. }) => {
             assert!(reason.contains(needle), "{reason:?} lacks {needle:?}")
         }
@@ -236,12 +241,12 @@ fn unsigned_and_forged_changes_are_refused_and_honest_sync_continues() {
         signatures: vec![],
     }
     .encode();
-    assert_refused(&mut eu, &unsigned, "without its signature");
+    assert_refused(&mut eu, &unsigned, "without a valid signature");
 
     // Forged: one bit of the signature flipped.
     let mut forged = wire.clone();
     forged.signatures[0][5] ^= 1;
-    assert_refused(&mut eu, &forged.encode(), "does not verify");
+    assert_refused(&mut eu, &forged.encode(), "without a valid signature");
 
     // Garbage, truncation and oversize.
     assert_refused(&mut eu, b"definitely not a sync message", "malformed");
@@ -253,7 +258,7 @@ fn unsigned_and_forged_changes_are_refused_and_honest_sync_continues() {
     assert_refused(&mut eu, &bad_sync.encode(), "not an Automerge sync message");
 
     // The honest message still applies afterwards.
-    eu.receive_message("uk", &good)
+    eu.receive_message("uk", &good, T)
         .expect("honest message accepted");
     sync_pair(&mut uk, "uk", &mut eu, "eu");
     assert_eq!(uk.heads(), eu.heads());
@@ -272,17 +277,26 @@ fn changes_by_keys_that_are_not_node_keys_are_refused() {
     let (coop, root) = cooperative();
     let mut eu = replica(&coop, &root, "eu.node");
     // UK's lead key is in the root, but not as a node key; an outsider is not in it at all.
+    // Neither can even make an edit locally: the replica refuses to write for them.
     for (label, needle) in [
-        ("uk.lead", "only node keys write"),
-        ("outsider", "no key of root"),
+        ("uk.lead", "no node key of any root"),
+        ("outsider", "no node key of any root"),
     ] {
+        let key = coop.signer(label).expect("key");
         let mut rogue = replica(&coop, &root, label);
-        rogue
-            .edit(T, "rogue", |tx| {
-                edit::set(tx, "CAP-B01", "status", "retired")
-            })
-            .expect("edit");
-        let m = message_with_changes(&mut rogue, &mut eu);
+        assert!(matches!(
+            rogue.edit(T, "rogue", |tx| edit::set(
+                tx, "CAP-B01", "status", "retired"
+            )),
+            Err(CatalogueError::Retired { .. })
+        ));
+        let forger = Forger::new(key);
+        let c = forger.change(eu.doc(), T, |tx| {
+            let caps = forge::top(tx, "capabilities");
+            let b01 = tx.get(&caps, "CAP-B01")?.expect("b01").1;
+            tx.put(&b01, "status", "retired")
+        });
+        let m = forger.message(vec![c.hash()], &[c]);
         assert_refused(&mut eu, &m, needle);
     }
     assert_eq!(
@@ -343,7 +357,7 @@ fn a_change_claiming_another_nodes_actor_is_refused() {
         sync: msg.encode(),
         signatures: vec![signing::sign(&uk_key, &hash)],
     };
-    assert_refused(&mut eu, &wire.encode(), "does not verify");
+    assert_refused(&mut eu, &wire.encode(), "without a valid signature");
 }
 
 #[test]

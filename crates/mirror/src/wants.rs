@@ -1,31 +1,21 @@
-//! From releases to the blobs a node must hold. A release's envelope is untrusted catalogue
-//! content: one that does not parse as a release statement wants nothing and is reported.
-//! Signatures are not required to mirror: artifacts travel while the leads are still
-//! signing, so that promotion is not held up by a download once the last signature lands.
+//! From releases to the blobs a node must hold. Signatures are not required to mirror:
+//! artifacts travel while the leads are still signing, so that promotion is not held up by
+//! a download once the last signature lands.
 
 use std::collections::BTreeMap;
 
-use accord_protocol::{Envelope, Statement, StatementKind};
+use accord_protocol::ReleaseId;
+use accord_protocol::statement::Artifact;
 
 use crate::queue::{BlobHash, Want};
 
-/// The artifacts of one release, by name.
+/// The artifacts of one release statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseBlobs {
-    pub key: String,
-    pub artifacts: Vec<accord_protocol::statement::Artifact>,
-}
-
-/// Parses a release's envelope; `None` with the reason when it is not a release statement.
-pub fn release_blobs(key: &str, envelope: &[u8]) -> Result<ReleaseBlobs, String> {
-    let env = Envelope::from_json(envelope).map_err(|e| format!("{key}: {e}"))?;
-    match Statement::from_envelope(&env).map_err(|e| format!("{key}: {e}"))? {
-        StatementKind::Release { artifacts, .. } => Ok(ReleaseBlobs {
-            key: key.to_owned(),
-            artifacts,
-        }),
-        _ => Err(format!("{key}: not a release statement")),
-    }
+    pub id: ReleaseId,
+    /// `CAP@VER#<short id>`, for people and logs.
+    pub label: String,
+    pub artifacts: Vec<Artifact>,
 }
 
 /// Every blob the given releases want, merged by hash (two releases may share a file).
@@ -41,13 +31,13 @@ pub fn wants<'a>(releases: impl IntoIterator<Item = &'a ReleaseBlobs>) -> Vec<Wa
                     wanted_by: Default::default(),
                 })
                 .wanted_by
-                .insert(format!("{}/{}", r.key, a.name));
+                .insert(format!("{}/{}", r.label, a.name));
         }
     }
     by_hash.into_values().collect()
 }
 
-/// The tag that pins one artifact of one release in the blob store.
-pub fn pin_tag(release_key: &str, artifact: &str) -> String {
-    format!("{}{release_key}/{artifact}", crate::store::RELEASE_TAG)
+/// The tag that pins one artifact of one release statement in the blob store.
+pub fn pin_tag(release: &ReleaseId, artifact: &str) -> String {
+    format!("{}{}/{artifact}", crate::store::RELEASE_TAG, release.hex())
 }

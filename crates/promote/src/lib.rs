@@ -15,22 +15,36 @@ pub mod note;
 
 use std::collections::BTreeMap;
 
-use accord_protocol::{Envelope, PrincipalId, Requirement, Timestamp};
+use accord_protocol::statement::Artifact;
+use accord_protocol::{Envelope, PrincipalId, ReleaseId, Requirement, Timestamp};
 use accord_trust::{Blocker, Decision, PolicyInput, TrustedRoot, evaluate};
 use serde::{Deserialize, Serialize};
 
-pub use note::{Note, NoteError, NoteState};
+pub use accord_protocol::{Note, NoteState};
+pub use note::NoteError;
 
-/// A release as the node sees it right now.
+/// A release statement as the node sees it right now.
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    /// `CAP@VERSION`
-    pub key: String,
+    /// SHA-256 of the statement payload: the release's identity.
+    pub id: ReleaseId,
+    pub capability: String,
+    pub version: semver::Version,
+    /// The artifacts the statement names (what production will serve if promoted).
+    pub artifacts: Vec<Artifact>,
     /// The release envelope with every approval collected so far as a signature.
     pub envelope: Envelope,
     /// Recall and conditional statements about it, with their signatures.
     pub statements: Vec<Envelope>,
+    /// Whether this node's own store holds every artifact, verified.
     pub mirror: Mirror,
+}
+
+impl Candidate {
+    /// `CAP@VER`.
+    pub fn key(&self) -> String {
+        accord_protocol::release::display_key(&self.capability, &self.version)
+    }
 }
 
 /// Whether the release's artifacts are all here and verified.
@@ -46,31 +60,83 @@ pub enum Mirror {
 
 /// What the node has done, persisted (serde JSON) so it survives restarts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct State {
     /// Capability -> highest version ever promoted here. Never goes down, not even on a
     /// recall: a recalled 1.5.0 does not bring back 1.4.0.
     #[serde(default)]
     pub high_water: BTreeMap<String, semver::Version>,
-    /// Release key -> its standing here.
+    /// Release statement -> its standing here, pinned at promotion.
     #[serde(default)]
-    pub releases: BTreeMap<String, Standing>,
+    pub releases: BTreeMap<ReleaseId, Standing>,
     /// Releases whose `on_promote` hook has not yet succeeded.
     #[serde(default)]
-    pub hooks_owed: BTreeMap<String, u32>,
+    pub hooks_owed: BTreeMap<ReleaseId, u32>,
 }
 
+/// A release this node promoted, and exactly what it promoted: the statement's capability,
+/// version and artifacts as they were at the moment of promotion. Production serves this
+/// record, never the catalogue's current view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Standing {
     pub capability: String,
     pub version: semver::Version,
-    pub payload_sha256: String,
     pub promoted_at: Timestamp,
+    pub artifacts: Vec<Pinned>,
     /// Set when a recall took the release out of production.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recalled: Option<Recalled>,
 }
 
+impl Standing {
+    /// `CAP@VER`.
+    pub fn key(&self) -> String {
+        accord_protocol::release::display_key(&self.capability, &self.version)
+    }
+
+    /// The pinned artifacts as protocol artifacts (digests checked when pinned).
+    pub fn artifacts(&self) -> Vec<Artifact> {
+        self.artifacts.iter().filter_map(Pinned::artifact).collect()
+    }
+}
+
+/// One artifact of a promoted release, pinned: name, size and both digests (hex).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pinned {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub blake3: String,
+}
+
+impl Pinned {
+    pub fn of(a: &Artifact) -> Pinned {
+        Pinned {
+            name: a.name.clone(),
+            size: a.size,
+            sha256: hex::encode(a.sha256),
+            blake3: hex::encode(a.blake3),
+        }
+    }
+
+    fn artifact(&self) -> Option<Artifact> {
+        let mut sha256 = [0u8; 32];
+        let mut blake3 = [0u8; 32];
+        hex::decode_to_slice(&self.sha256, &mut sha256).ok()?;
+        hex::decode_to_slice(&self.blake3, &mut blake3).ok()?;
+        Some(Artifact {
+            name: self.name.clone(),
+            sha256,
+            blake3,
+            size: self.size,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Recalled {
     pub at: Timestamp,
     pub reason: String,
@@ -80,21 +146,21 @@ pub struct Recalled {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Promote {
-        key: String,
+        id: ReleaseId,
         capability: String,
         version: semver::Version,
-        payload_sha256: String,
+        artifacts: Vec<Artifact>,
     },
     Recall {
-        key: String,
+        id: ReleaseId,
         reason: String,
     },
 }
 
 impl Action {
-    pub fn key(&self) -> &str {
+    pub fn id(&self) -> &ReleaseId {
         match self {
-            Action::Promote { key, .. } | Action::Recall { key, .. } => key,
+            Action::Promote { id, .. } | Action::Recall { id, .. } => id,
         }
     }
 }
@@ -102,6 +168,8 @@ impl Action {
 /// Where a release stands on this node, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
+    pub id: ReleaseId,
+    /// `CAP@VER`
     pub key: String,
     pub state: Status,
     /// Every reason it is not promoted here yet (empty once promoted).
@@ -121,6 +189,21 @@ pub enum Status {
     Waiting,
     /// Fully approved and mirrored, but a newer version is already in production here.
     Superseded,
+    /// Another statement claims the same `CAP@VER`: this one was not, and will not be,
+    /// promoted while that conflict stands.
+    Conflict,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Live => "live",
+            Status::Recalled => "recalled",
+            Status::Waiting => "waiting",
+            Status::Superseded => "superseded",
+            Status::Conflict => "conflict",
+        }
+    }
 }
 
 /// The node-specific inputs of a plan.
@@ -153,10 +236,10 @@ impl State {
     pub fn apply(&mut self, action: &Action, now: Timestamp) {
         match action {
             Action::Promote {
-                key,
+                id,
                 capability,
                 version,
-                payload_sha256,
+                artifacts,
             } => {
                 let hw = self
                     .high_water
@@ -166,110 +249,189 @@ impl State {
                     *hw = version.clone();
                 }
                 self.releases.insert(
-                    key.clone(),
+                    *id,
                     Standing {
                         capability: capability.clone(),
                         version: version.clone(),
-                        payload_sha256: payload_sha256.clone(),
                         promoted_at: now,
+                        artifacts: artifacts.iter().map(Pinned::of).collect(),
                         recalled: None,
                     },
                 );
-                self.hooks_owed.insert(key.clone(), 0);
+                self.hooks_owed.insert(*id, 0);
             }
-            Action::Recall { key, reason } => {
-                if let Some(s) = self.releases.get_mut(key) {
+            Action::Recall { id, reason } => {
+                if let Some(s) = self.releases.get_mut(id) {
                     s.recalled = Some(Recalled {
                         at: now,
                         reason: reason.clone(),
                     });
                 }
-                self.hooks_owed.remove(key);
+                self.hooks_owed.remove(id);
             }
         }
     }
 
-    /// Whether `key` is in production here (promoted and not recalled).
-    pub fn is_live(&self, key: &str) -> bool {
-        self.releases.get(key).is_some_and(|s| s.recalled.is_none())
+    /// Whether the statement `id` is in production here (promoted and not recalled).
+    pub fn is_live(&self, id: &ReleaseId) -> bool {
+        self.releases.get(id).is_some_and(|s| s.recalled.is_none())
+    }
+
+    /// The statement of `capability@version` live here, if any (at most one: a second
+    /// statement of the same version is never promoted).
+    pub fn live(
+        &self,
+        capability: &str,
+        version: &semver::Version,
+    ) -> Option<(&ReleaseId, &Standing)> {
+        self.releases.iter().find(|(_, s)| {
+            s.recalled.is_none() && s.capability == capability && &s.version == version
+        })
     }
 }
 
 /// Decides what to do about every candidate. Within a capability the newest promotable
-/// version wins: older ones become `Superseded`, never promoted over it.
+/// version wins: older ones become `Superseded`, never promoted over it. Two statements of
+/// one `CAP@VER` are never both promoted (ADR 0005 §6).
 pub fn plan(state: &State, ctx: &Context<'_>, candidates: &[Candidate]) -> Plan {
     let mut high_water = state.high_water.clone();
     let mut actions = Vec::new();
     let mut explanations = Vec::new();
 
-    let mut order: Vec<(&Candidate, Option<(String, semver::Version)>)> = candidates
-        .iter()
-        .map(|c| (c, identity(&c.envelope)))
-        .collect();
+    // Statements per CAP@VER, and whether one of them already stands here.
+    let mut claims: BTreeMap<(String, semver::Version), Vec<ReleaseId>> = BTreeMap::new();
+    for c in candidates {
+        claims
+            .entry((c.capability.clone(), c.version.clone()))
+            .or_default()
+            .push(c.id);
+    }
+    let stood = |cap: &str, v: &semver::Version, other_than: &ReleaseId| {
+        state
+            .releases
+            .iter()
+            .find(|(id, s)| *id != other_than && s.capability == cap && &s.version == v)
+            .map(|(id, _)| *id)
+    };
+
+    let mut order: Vec<&Candidate> = candidates.iter().collect();
     // Newest first within a capability, so one plan never promotes 1.4.0 and then 1.5.0.
-    order.sort_by(|(a, ia), (b, ib)| match (ia, ib) {
-        (Some((ca, va)), Some((cb, vb))) => ca.cmp(cb).then(vb.cmp(va)),
-        _ => a.key.cmp(&b.key),
+    order.sort_by(|a, b| {
+        a.capability
+            .cmp(&b.capability)
+            .then(b.version.cmp(&a.version))
+            .then(a.id.cmp(&b.id))
     });
 
-    for (c, id) in order {
-        let standing = state.releases.get(&c.key);
-        let decide = |production: Option<&semver::Version>| {
-            evaluate(&PolicyInput {
-                root: ctx.root,
-                local_rules: ctx.local_rules,
-                jurisdiction: Some(ctx.jurisdiction),
-                release: &c.envelope,
-                recalls: &c.statements,
-                conditionals: &c.statements,
-                production_version: production,
-                now: ctx.now,
+    let decide = |c: &Candidate, production: Option<&semver::Version>| {
+        evaluate(&PolicyInput {
+            root: ctx.root,
+            local_rules: ctx.local_rules,
+            jurisdiction: Some(ctx.jurisdiction),
+            release: &c.envelope,
+            recalls: &c.statements,
+            conditionals: &c.statements,
+            production_version: production,
+            now: ctx.now,
+        })
+    };
+
+    // Statements whose CAP@VER has more than one promotable statement and none standing:
+    // promote neither (a recall of all but one lets the last through).
+    let mut contested: BTreeMap<ReleaseId, Vec<ReleaseId>> = BTreeMap::new();
+    for ((cap, v), ids) in &claims {
+        if ids.len() < 2
+            || ids
+                .iter()
+                .any(|id| stood(cap, v, id).is_some() || state.releases.contains_key(id))
+        {
+            continue;
+        }
+        let ready: Vec<ReleaseId> = ids
+            .iter()
+            .filter(|id| {
+                candidates.iter().any(|c| {
+                    &c.id == *id
+                        && c.mirror == Mirror::Complete
+                        && decide(c, high_water.get(cap)).promotable
+                })
             })
+            .copied()
+            .collect();
+        if ready.len() > 1 {
+            for id in &ready {
+                contested.insert(*id, ready.clone());
+            }
+        }
+    }
+
+    for c in order {
+        let key = c.key();
+        let explain = |state: Status, reasons: Vec<String>, decision: Decision| Explanation {
+            id: c.id,
+            key: key.clone(),
+            state,
+            reasons,
+            mirror: c.mirror.clone(),
+            decision,
         };
-        match standing {
+        match state.releases.get(&c.id) {
             Some(s) if s.recalled.is_some() => {
-                let decision = decide(None);
                 let why = s
                     .recalled
                     .as_ref()
                     .map(|r| r.reason.clone())
                     .unwrap_or_default();
-                explanations.push(Explanation {
-                    key: c.key.clone(),
-                    state: Status::Recalled,
-                    reasons: vec![format!("recalled: {why}")],
-                    mirror: c.mirror.clone(),
-                    decision,
-                });
+                explanations.push(explain(
+                    Status::Recalled,
+                    vec![format!("recalled: {why}")],
+                    decide(c, None),
+                ));
             }
             Some(_) => {
                 // Live: only a recall that meets its rule takes it out.
-                let decision = decide(None);
+                let decision = decide(c, None);
                 let recall = decision.blockers.iter().find_map(|b| match b {
                     Blocker::Recalled { reason } => Some(reason.clone()),
                     _ => None,
                 });
-                let state = match recall {
+                let status = match recall {
                     Some(reason) => {
-                        actions.push(Action::Recall {
-                            key: c.key.clone(),
-                            reason: reason.clone(),
-                        });
+                        actions.push(Action::Recall { id: c.id, reason });
                         Status::Recalled
                     }
                     None => Status::Live,
                 };
-                explanations.push(Explanation {
-                    key: c.key.clone(),
-                    state,
-                    reasons: Vec::new(),
-                    mirror: c.mirror.clone(),
-                    decision,
-                });
+                explanations.push(explain(status, Vec::new(), decision));
             }
             None => {
-                let production = id.as_ref().and_then(|(cap, _)| high_water.get(cap));
-                let decision = decide(production);
+                let production = high_water.get(&c.capability);
+                let decision = decide(c, production);
+                if let Some(other) = stood(&c.capability, &c.version, &c.id) {
+                    explanations.push(explain(
+                        Status::Conflict,
+                        vec![format!(
+                            "another statement of {key} ({}) was promoted here; this one ({}) never will be",
+                            other.short(),
+                            c.id.short()
+                        )],
+                        decision,
+                    ));
+                    continue;
+                }
+                if let Some(rivals) = contested.get(&c.id) {
+                    let ids: Vec<String> = rivals.iter().map(ReleaseId::short).collect();
+                    explanations.push(explain(
+                        Status::Conflict,
+                        vec![format!(
+                            "{} statements of {key} are fully approved ({}); none is promoted until all but one are recalled",
+                            rivals.len(),
+                            ids.join(", ")
+                        )],
+                        decision,
+                    ));
+                    continue;
+                }
                 let mut reasons: Vec<String> =
                     decision.blockers.iter().map(ToString::to_string).collect();
                 if let Mirror::Incomplete { missing } = &c.mirror {
@@ -278,49 +440,27 @@ pub fn plan(state: &State, ctx: &Context<'_>, candidates: &[Candidate]) -> Plan 
                 let superseded = decision.blockers.len() == 1
                     && matches!(decision.blockers[0], Blocker::NotNewer { .. })
                     && c.mirror == Mirror::Complete;
-                let state = if reasons.is_empty() {
-                    match (&id, &decision.release) {
-                        (Some((capability, version)), Some(summary)) => {
-                            high_water.insert(capability.clone(), version.clone());
-                            actions.push(Action::Promote {
-                                key: c.key.clone(),
-                                capability: capability.clone(),
-                                version: version.clone(),
-                                payload_sha256: summary.payload_sha256.clone(),
-                            });
-                            Status::Live
-                        }
-                        // A promotable decision always has a parsed release.
-                        _ => Status::Waiting,
-                    }
+                let status = if reasons.is_empty() && decision.promotable {
+                    high_water.insert(c.capability.clone(), c.version.clone());
+                    actions.push(Action::Promote {
+                        id: c.id,
+                        capability: c.capability.clone(),
+                        version: c.version.clone(),
+                        artifacts: c.artifacts.clone(),
+                    });
+                    Status::Live
                 } else if superseded {
                     Status::Superseded
                 } else {
                     Status::Waiting
                 };
-                explanations.push(Explanation {
-                    key: c.key.clone(),
-                    state,
-                    reasons,
-                    mirror: c.mirror.clone(),
-                    decision,
-                });
+                explanations.push(explain(status, reasons, decision));
             }
         }
     }
-    explanations.sort_by(|a, b| a.key.cmp(&b.key));
+    explanations.sort_by(|a, b| (&a.key, &a.id).cmp(&(&b.key, &b.id)));
     Plan {
         actions,
         explanations,
-    }
-}
-
-/// Capability and version of a release envelope, if it is one.
-fn identity(env: &Envelope) -> Option<(String, semver::Version)> {
-    match accord_protocol::Statement::from_envelope(env).ok()? {
-        accord_protocol::StatementKind::Release { predicate, .. } => {
-            Some((predicate.capability, predicate.version))
-        }
-        _ => None,
     }
 }

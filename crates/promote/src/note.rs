@@ -1,95 +1,75 @@
-//! The `promoted` note: a node's signed word that a release is live (or was recalled) in
-//! its jurisdiction. It replicates through the catalogue so every node can show where a
-//! release is live; each reader checks the signature against the node keys the root lists
-//! for that jurisdiction, so one node cannot speak for another.
+//! Signing and reading promotion notes (`accord_protocol::Note`): a node's signed word that
+//! a release is live (or was recalled) in its jurisdiction. Each reader checks the note
+//! against the root chain: a node key of the jurisdiction the note speaks for must have
+//! signed it, so no node can speak for another. A key retired by a later root still
+//! vouches for the notes it signed before.
 
-use accord_protocol::{Envelope, PrincipalId, Role, Timestamp};
-use accord_trust::{SecretKey, TrustedRoot};
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-pub const NOTE_TYPE: &str = "application/vnd.accord.promotion+json";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Note {
-    pub release: String,
-    /// Hex SHA-256 of the release payload that was promoted.
-    pub payload_sha256: String,
-    pub jurisdiction: PrincipalId,
-    pub state: NoteState,
-    pub at: Timestamp,
-    pub root_version: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NoteState {
-    Live,
-    Recalled,
-}
+use accord_protocol::{Note, PrincipalId, ReleaseId, Role};
+use accord_trust::{RootChain, SecretKey, sign_envelope};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NoteError {
-    #[error("promotion note is not a DSSE envelope: {0}")]
-    Envelope(String),
-    #[error("promotion note has payload type {0:?}")]
-    PayloadType(String),
-    #[error("promotion note payload is malformed: {0}")]
-    Payload(String),
-    #[error("promotion note is filed under {filed} but speaks for {claims}")]
-    WrongPlace { filed: String, claims: String },
+    #[error("promotion note: {0}")]
+    Malformed(String),
     #[error("promotion note for {0} is not signed by that jurisdiction's node key")]
     NotSigned(String),
-    #[error("promotion note is about {found}, not {expected}")]
-    WrongRelease { found: String, expected: String },
 }
 
-impl Note {
-    /// Signs the note with the node key; the bytes go into the catalogue.
-    pub fn sign(&self, key: &SecretKey) -> Vec<u8> {
-        // Plain strings, integers and a timestamp always serialise.
-        let payload = serde_json::to_vec(self).unwrap_or_default();
-        let mut env = Envelope::new(NOTE_TYPE, payload);
-        accord_trust::sign_envelope(&mut env, key);
-        env.to_json()
-    }
+/// Signs `note` with the node key: the bytes that go into the catalogue's `notes` map.
+pub fn sign(note: &Note, key: &SecretKey) -> Vec<u8> {
+    let mut env = note.to_envelope();
+    sign_envelope(&mut env, key);
+    env.to_json()
+}
 
-    /// Reads a note found in the catalogue under `releases.{release}.promotions.{filed}`
-    /// and checks that a node key of `filed` signed it under `root`.
-    pub fn verify(
-        bytes: &[u8],
-        release: &str,
-        filed: &str,
-        root: &TrustedRoot,
-    ) -> Result<Note, NoteError> {
-        let env = Envelope::from_json(bytes).map_err(|e| NoteError::Envelope(e.to_string()))?;
-        if env.payload_type != NOTE_TYPE {
-            return Err(NoteError::PayloadType(env.payload_type));
-        }
-        let note: Note =
-            serde_json::from_slice(&env.payload).map_err(|e| NoteError::Payload(e.to_string()))?;
-        if note.jurisdiction.as_str() != filed {
-            return Err(NoteError::WrongPlace {
-                filed: filed.to_owned(),
-                claims: note.jurisdiction.to_string(),
-            });
-        }
-        if note.release != release {
-            return Err(NoteError::WrongRelease {
-                found: note.release,
-                expected: release.to_owned(),
-            });
-        }
-        let pae = env.pae();
-        let signed = env.signatures.iter().any(|s| {
-            root.body().keys.iter().any(|(id, _)| {
-                matches!(root.body().place_of(id), Some((p, Role::Node)) if p.as_str() == filed)
-                    && root.key(id).is_some_and(|k| k.verify(&pae, &s.sig))
-            })
-        });
-        if !signed {
-            return Err(NoteError::NotSigned(filed.to_owned()));
-        }
-        Ok(note)
+/// Reads a note and checks that a node key of the jurisdiction it speaks for, in some root
+/// of `chain`, signed it.
+pub fn verify(bytes: &[u8], chain: &RootChain) -> Result<Note, NoteError> {
+    let (env, note) = Note::parse(bytes).map_err(|e| NoteError::Malformed(e.to_string()))?;
+    let pae = env.pae();
+    let signed = env.signatures.iter().any(|s| {
+        chain.roots().iter().any(|root| {
+            root.body()
+                .principals
+                .get(&note.jurisdiction)
+                .is_some_and(|p| {
+                    p.roles.get(&Role::Node).is_some_and(|rk| {
+                        rk.keys
+                            .iter()
+                            .any(|id| root.key(id).is_some_and(|k| k.verify(&pae, &s.sig)))
+                    })
+                })
+        })
+    });
+    if !signed {
+        return Err(NoteError::NotSigned(note.jurisdiction.to_string()));
     }
+    Ok(note)
+}
+
+/// Of the notes about `release`, the newest valid one per jurisdiction (a recall after a
+/// promotion, a later promotion after an earlier one).
+pub fn latest<'a>(
+    release: &ReleaseId,
+    notes: impl IntoIterator<Item = &'a [u8]>,
+    chain: &RootChain,
+) -> BTreeMap<PrincipalId, Note> {
+    let mut out: BTreeMap<PrincipalId, Note> = BTreeMap::new();
+    for bytes in notes {
+        let Ok(n) = verify(bytes, chain) else {
+            continue;
+        };
+        if &n.release != release {
+            continue;
+        }
+        let newer = out
+            .get(&n.jurisdiction)
+            .is_none_or(|o| (n.at, n.state) > (o.at, o.state));
+        if newer {
+            out.insert(n.jurisdiction.clone(), n);
+        }
+    }
+    out
 }

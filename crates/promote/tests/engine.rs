@@ -5,9 +5,9 @@ use accord_promote::{Action, Candidate, Context, Mirror, Note, NoteState, State,
 use accord_protocol::statement::{
     ConditionalPredicate, PREDICATE_CONDITIONAL, PREDICATE_RECALL, RecallPredicate, ReleaseRef,
 };
-use accord_protocol::{Envelope, PrincipalId, Requirement, Role, Statement};
+use accord_protocol::{Envelope, PrincipalId, ReleaseId, Requirement, Role, Statement};
 use accord_trust::testkit::{Cooperative, NOW, anchored, release};
-use accord_trust::{TrustedRoot, sign_envelope};
+use accord_trust::{RootChain, TrustedRoot, sign_envelope};
 
 const ALL: [&str; 5] = ["uk.lead", "eu.lead", "ca.lead", "au.lead", "uk.security"];
 
@@ -21,7 +21,10 @@ fn signed(coop: &Cooperative, version: &str, signers: &[&str]) -> Envelope {
 
 fn candidate(version: &str, env: Envelope) -> Candidate {
     Candidate {
-        key: format!("CAP-B01@{version}"),
+        id: ReleaseId::of_payload(&env.payload),
+        capability: "CAP-B01".into(),
+        version: semver::Version::parse(version).expect("version"),
+        artifacts: accord_trust::testkit::artifacts(),
         envelope: env,
         statements: vec![],
         mirror: Mirror::Complete,
@@ -123,10 +126,12 @@ fn a_complete_release_is_promoted_once_and_stays_live() {
     let mut state = State::default();
     let p = plan(&state, &ctx(&root, &j, &[]), std::slice::from_ref(&c));
     assert_eq!(p.actions.len(), 1);
-    assert!(matches!(&p.actions[0], Action::Promote { key, .. } if key == "CAP-B01@1.4.0"));
+    assert!(matches!(&p.actions[0], Action::Promote { id, .. } if *id == c.id));
     state.apply(&p.actions[0], NOW);
-    assert!(state.is_live("CAP-B01@1.4.0"));
-    assert_eq!(state.hooks_owed.get("CAP-B01@1.4.0"), Some(&0));
+    assert!(state.is_live(&c.id));
+    assert_eq!(state.hooks_owed.get(&c.id), Some(&0));
+    // What production serves is pinned in the state: the statement's artifacts, as signed.
+    assert_eq!(state.releases[&c.id].artifacts(), c.artifacts);
 
     // Persisted and read back, the state plans nothing more.
     let state = State::from_json(&state.to_json()).expect("state");
@@ -149,7 +154,7 @@ fn an_older_version_is_never_promoted_over_a_newer_one() {
         &[old.clone(), new.clone()],
     );
     assert_eq!(p.actions.len(), 1);
-    assert_eq!(p.actions[0].key(), "CAP-B01@1.5.0");
+    assert_eq!(p.actions[0].id(), &new.id);
 
     // The newer first, then the older arrives fully signed: superseded, never promoted.
     let mut state = State::default();
@@ -189,12 +194,12 @@ fn a_recall_takes_a_live_release_out_and_the_high_water_mark_stays() {
     assert_eq!(
         p.actions,
         vec![Action::Recall {
-            key: "CAP-B01@1.5.0".into(),
+            id: c.id,
             reason: "CVE-2026-0001".into()
         }]
     );
     state.apply(&p.actions[0], NOW);
-    assert!(!state.is_live("CAP-B01@1.5.0"));
+    assert!(!state.is_live(&c.id));
     assert!(state.hooks_owed.is_empty());
     assert_eq!(state.high_water["CAP-B01"].to_string(), "1.5.0");
 
@@ -316,23 +321,104 @@ fn a_conditional_lets_the_release_go_to_the_consenting_jurisdictions_only() {
 #[test]
 fn promotion_notes_speak_only_for_their_own_jurisdiction() {
     let (coop, root) = anchored().expect("coop");
+    let chain = RootChain::from_trusted(root);
+    let release = ReleaseId::of_payload(b"a release statement");
     let note = Note {
-        release: "CAP-B01@1.4.0".into(),
-        payload_sha256: "00".repeat(32),
+        release,
         jurisdiction: uk(),
         state: NoteState::Live,
         at: NOW,
         root_version: 1,
     };
-    let bytes = note.sign(&coop.signer("uk.node").expect("key"));
+    let bytes = accord_promote::note::sign(&note, &coop.signer("uk.node").expect("key"));
     assert_eq!(
-        Note::verify(&bytes, "CAP-B01@1.4.0", "uk", &root),
+        accord_promote::note::verify(&bytes, &chain),
         Ok(note.clone())
     );
-    // Filed under another jurisdiction, about another release, or signed by EU's node.
-    assert!(Note::verify(&bytes, "CAP-B01@1.4.0", "eu", &root).is_err());
-    assert!(Note::verify(&bytes, "CAP-B01@1.5.0", "uk", &root).is_err());
-    let forged = note.sign(&coop.signer("eu.node").expect("key"));
-    assert!(Note::verify(&forged, "CAP-B01@1.4.0", "uk", &root).is_err());
-    assert!(Note::verify(b"garbage", "CAP-B01@1.4.0", "uk", &root).is_err());
+    // Signed by EU's node, it does not speak for UK.
+    let forged = accord_promote::note::sign(&note, &coop.signer("eu.node").expect("key"));
+    assert!(accord_promote::note::verify(&forged, &chain).is_err());
+    assert!(accord_promote::note::verify(b"garbage", &chain).is_err());
+    // The newest note per jurisdiction wins: a recall after the promotion.
+    let recalled = Note {
+        state: NoteState::Recalled,
+        at: NOW.plus_days(1),
+        ..note.clone()
+    };
+    let later = accord_promote::note::sign(&recalled, &coop.signer("uk.node").expect("key"));
+    let latest = accord_promote::note::latest(
+        &release,
+        [bytes.as_slice(), forged.as_slice(), later.as_slice()],
+        &chain,
+    );
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[&uk()].state, NoteState::Recalled);
+}
+
+/// Two statements claim CAP-B01@1.4.0 (one proposed during a partition). Each counts only
+/// its own signatures; only one that meets the rule is promoted; when both do at once,
+/// neither is; once one is live, the other never is.
+#[test]
+fn equivocating_statements_never_both_reach_production() {
+    let (coop, root) = anchored().expect("coop");
+    let j = uk();
+    let approved = candidate("1.4.0", signed(&coop, "1.4.0", &ALL));
+    let mut rival_env = signed(&coop, "1.4.0", &[]);
+    // Same CAP@VER, other bytes: a different statement.
+    rival_env.payload = String::from_utf8(rival_env.payload.clone())
+        .expect("utf8")
+        .replace("eu supplier ci", "eu, partitioned")
+        .into_bytes();
+    let mut rival = candidate("1.4.0", rival_env.clone());
+    assert_ne!(rival.id, approved.id);
+    // The approved statement's signatures do not count for the rival.
+    rival.envelope.signatures = approved.envelope.signatures.clone();
+
+    let p = plan(
+        &State::default(),
+        &ctx(&root, &j, &[]),
+        &[approved.clone(), rival.clone()],
+    );
+    assert_eq!(
+        p.actions,
+        vec![Action::Promote {
+            id: approved.id,
+            capability: "CAP-B01".into(),
+            version: semver::Version::new(1, 4, 0),
+            artifacts: approved.artifacts.clone(),
+        }]
+    );
+    let mut state = State::default();
+    state.apply(&p.actions[0], NOW);
+
+    // Later the leads sign the rival too: it is never promoted beside the live one.
+    let mut signed_rival = rival_env.clone();
+    for s in ALL {
+        sign_envelope(&mut signed_rival, &coop.signer(s).expect("signer"));
+    }
+    let rival = candidate("1.4.0", signed_rival);
+    let p = plan(
+        &state,
+        &ctx(&root, &j, &[]),
+        &[approved.clone(), rival.clone()],
+    );
+    assert!(p.actions.is_empty());
+    let e = p
+        .explanations
+        .iter()
+        .find(|e| e.id == rival.id)
+        .expect("rival");
+    assert_eq!(e.state, Status::Conflict);
+    assert!(e.reasons[0].contains("never will be"), "{:?}", e.reasons);
+
+    // On a node that had promoted neither, both fully approved at once: neither goes.
+    let p = plan(&State::default(), &ctx(&root, &j, &[]), &[approved, rival]);
+    assert!(p.actions.is_empty());
+    assert!(
+        p.explanations
+            .iter()
+            .all(|e| e.state == Status::Conflict && e.reasons[0].contains("recalled")),
+        "{:?}",
+        p.explanations
+    );
 }

@@ -19,6 +19,8 @@ pub mod kind {
     pub const ROOT: &str = "root";
     pub const REJECTED: &str = "rejected";
     pub const HOOK: &str = "hook";
+    /// Two statements claim one `CAP@VER` (ADR 0005 §6).
+    pub const EQUIVOCATION: &str = "equivocation";
 }
 
 /// The signed part of an entry.

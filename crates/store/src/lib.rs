@@ -21,6 +21,8 @@ const SIGNATURES: TableDefinition<[u8; 32], [u8; 64]> = TableDefinition::new("ch
 const PEERS: TableDefinition<&str, &[u8]> = TableDefinition::new("peer_sync_state");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
 const PROMOTION: TableDefinition<&str, &[u8]> = TableDefinition::new("promotion");
+/// The root chain this node trusts: version -> exact envelope bytes (ADR 0005 §4).
+const ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("root_chain");
 
 pub mod audit;
 pub use audit::{AuditEntry, AuditEvent, ChainBreak, verify_chain};
@@ -62,6 +64,7 @@ impl NodeDb {
             tx.open_table(PEERS)?;
             tx.open_table(AUDIT)?;
             tx.open_table(PROMOTION)?;
+            tx.open_table(ROOTS)?;
             Ok(())
         })?;
         Ok(me)
@@ -91,15 +94,21 @@ impl NodeDb {
             .map(|g| g.value().to_vec()))
     }
 
-    /// Initialises the catalogue with its genesis snapshot and metadata, in one transaction.
+    /// Initialises the catalogue with its genesis snapshot, the root chain it trusts and
+    /// metadata, in one transaction.
     pub fn initialise(
         &self,
         genesis_snapshot: &[u8],
+        chain: &[(u64, Vec<u8>)],
         meta: &[(&str, &[u8])],
     ) -> Result<(), StoreError> {
         self.write(|tx| {
             let mut s = tx.open_table(SNAPSHOT)?;
             s.insert("doc", genesis_snapshot)?;
+            let mut r = tx.open_table(ROOTS)?;
+            for (v, bytes) in chain {
+                r.insert(*v, bytes.as_slice())?;
+            }
             let mut m = tx.open_table(META)?;
             for (k, v) in meta {
                 m.insert(*k, *v)?;
@@ -166,6 +175,33 @@ impl NodeDb {
             let mut peers = tx.open_table(PEERS)?;
             for (p, s) in &delta.peer_states {
                 peers.insert(p.as_str(), s.as_slice())?;
+            }
+            let mut roots = tx.open_table(ROOTS)?;
+            for (v, bytes) in &delta.roots {
+                roots.insert(*v, bytes.as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The root chain, oldest first (exact envelope bytes).
+    pub fn root_chain(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = tx.open_table(ROOTS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Appends roots to the chain (an offline `accord root apply`), durably.
+    pub fn append_roots(&self, roots: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let mut t = tx.open_table(ROOTS)?;
+            for (v, bytes) in roots {
+                t.insert(*v, bytes.as_slice())?;
             }
             Ok(())
         })

@@ -24,15 +24,20 @@ fn deltas_survive_reopen_and_compaction() {
     let path = dir.path().join("node.redb");
     let (doc, hash) = genesis::build(&seed, &anchor(&root)).expect("genesis");
     let db = NodeDb::open(&path).expect("open");
-    db.initialise(&doc.save(), &[("genesis", &hash.0)])
-        .expect("init");
+    db.initialise(
+        &doc.save(),
+        &[(1, root.envelope().to_json())],
+        &[("genesis", &hash.0)],
+    )
+    .expect("init");
+    assert_eq!(db.root_chain().expect("chain").len(), 1);
 
     let open = |db: &NodeDb| {
         Replica::open(
             hash,
             db.load_catalogue().expect("load"),
             coop.signer("uk.node").expect("key"),
-            root.clone(),
+            accord_trust::RootChain::from_trusted(root.clone()),
         )
         .expect("replica")
     };
@@ -69,18 +74,21 @@ fn deltas_survive_reopen_and_compaction() {
         hash,
         stored,
         coop.signer("eu.node").expect("key"),
-        root.clone(),
+        accord_trust::RootChain::from_trusted(root.clone()),
     )
     .expect("eu");
     for _ in 0..10 {
         let mut quiet = true;
         if let Some(m) = reloaded.generate_message("eu") {
             quiet = false;
-            eu.receive_message("uk", &m).expect("eu accepts");
+            eu.receive_message("uk", &m, 1_800_000_000)
+                .expect("eu accepts");
         }
         if let Some(m) = eu.generate_message("uk") {
             quiet = false;
-            reloaded.receive_message("eu", &m).expect("uk accepts");
+            reloaded
+                .receive_message("eu", &m, 1_800_000_000)
+                .expect("uk accepts");
         }
         if quiet {
             break;

@@ -5,6 +5,7 @@
 //! functions of their inputs, time included; only `keys` and `spec` read files, and only
 //! when asked to.
 
+pub mod chain;
 pub mod error;
 pub mod keys;
 pub mod policy;
@@ -14,6 +15,7 @@ pub mod spec;
 pub mod tally;
 pub mod testkit;
 
+pub use chain::{KeyStanding, RootChain};
 pub use error::TrustError;
 pub use keys::{PublicKey, SecretKey};
 pub use policy::{Blocker, Decision, PolicyInput, evaluate};

@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use accord_mirror::BlobStore;
 use accord_protocol::statement::ProvenanceRef;
-use accord_protocol::{Statement, StatementKind, Timestamp};
+use accord_protocol::{Selector, Statement, StatementKind, Timestamp};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::artifacts::{self, ReleaseView, parse_key, percent};
+use crate::artifacts::{self, ReleaseView, percent};
 use crate::cli::{FetchArgs, PassphraseArgs};
 use crate::client::Node;
 use crate::datadir::DataDir;
@@ -91,8 +91,13 @@ pub fn propose(p: Proposal, dir: &DataDir, pass: &PassphraseArgs) -> Result<()> 
     else {
         bail!("internal: the statement built is not a release");
     };
-    let key = artifacts::release_key(&predicate.capability, &predicate.version);
-    let total: u64 = arts.iter().map(|a| a.size).sum();
+    let id = accord_protocol::ReleaseId::of_payload(&env.payload);
+    let key = format!(
+        "{}#{}",
+        accord_protocol::release::display_key(&predicate.capability, &predicate.version),
+        id.short()
+    );
+    let total: u64 = arts.iter().fold(0u64, |t, a| t.saturating_add(a.size));
     if let Some(node) = Node::running(dir) {
         let spinner = ProgressBar::new_spinner();
         spinner.set_message(format!(
@@ -111,20 +116,30 @@ pub fn propose(p: Proposal, dir: &DataDir, pass: &PassphraseArgs) -> Result<()> 
         let pass = crate::passphrase::existing(pass, "the node key")?;
         let (mut replica, db) = dir.replica(&pass)?;
         let (cat, _) = accord_catalogue::schema::read(replica.doc());
-        if cat.releases.iter().any(|r| r.key == key) {
-            bail!("{key} is already in the catalogue");
-        }
+        let proposal = artifacts::Proposal::check(&env.to_json(), &cat)?;
         let rt = runtime()?;
         rt.block_on(async {
             let store = BlobStore::open(&dir.path.join("blobs")).await?;
             let bar = bytes_bar(total, "importing");
-            let r = artifacts::import(&store, &key, &arts, &files, across_files(&bar, &arts)).await;
+            let r = artifacts::import(
+                &store,
+                &proposal.id,
+                &arts,
+                &files,
+                across_files(&bar, &arts),
+            )
+            .await;
             bar.finish_and_clear();
             store.shutdown().await?;
             r
         })?;
         let delta = replica.edit(Timestamp::now().unix(), &format!("propose {key}"), |tx| {
-            accord_catalogue::edit::add_release(tx, &key, &env.to_json())
+            accord_catalogue::edit::add_history(
+                tx,
+                accord_catalogue::History::Statements,
+                &proposal.payload,
+            )
+            .map(|_| ())
         })?;
         db.apply(&delta)?;
     }
@@ -153,6 +168,7 @@ pub fn propose(p: Proposal, dir: &DataDir, pass: &PassphraseArgs) -> Result<()> 
             pr.issuer.as_deref().unwrap_or("?")
         );
     }
+    println!("statement {id}");
     println!(
         "each lead signs it with 'accord release sign {key}' (or offline via export-statement)"
     );
@@ -181,27 +197,27 @@ fn views(dir: &DataDir) -> Result<Vec<ReleaseView>> {
     if let Some(node) = Node::running(dir) {
         return node.get("/v1/releases");
     }
-    let (cat, _) = dir.catalogue()?;
+    let (cat, problems) = dir.catalogue()?;
+    for p in problems {
+        eprintln!("warning: {}: {}", p.path, p.detail);
+    }
     let me = dir.jurisdiction()?;
+    let chain = dir.chain()?;
     let rt = runtime()?;
     rt.block_on(async {
         let store = BlobStore::open(&dir.path.join("blobs")).await?;
-        let (releases, problems) = artifacts::releases(&cat);
-        for p in problems {
-            eprintln!("warning: {p}");
-        }
         let mut out = Vec::new();
-        for (b, e) in releases {
+        for r in &cat.releases {
             let mut held = std::collections::HashMap::new();
-            for a in &b.artifacts {
+            for a in &r.artifacts {
                 held.insert(a.blake3, store.local(&a.blake3).await?.bytes);
             }
-            out.push(ReleaseView::build(&b, e, |h| {
+            out.push(ReleaseView::build(r, &cat, &chain, |h| {
                 [(me.clone(), held.get(h).copied().unwrap_or(0))].into()
             }));
         }
         store.shutdown().await?;
-        explain_offline(dir, &cat, &me, &mut out)?;
+        explain_offline(dir, &cat, &chain, &me, &mut out)?;
         Ok(out)
     })
 }
@@ -211,10 +227,10 @@ fn views(dir: &DataDir) -> Result<Vec<ReleaseView>> {
 fn explain_offline(
     dir: &DataDir,
     cat: &accord_catalogue::Catalogue,
+    chain: &accord_trust::RootChain,
     me: &str,
     views: &mut [ReleaseView],
 ) -> Result<()> {
-    let root = dir.root()?;
     let state = dir.promotion_state()?;
     let me = accord_protocol::PrincipalId::new(me)?;
     let local_rules = dir.local_rules();
@@ -222,7 +238,7 @@ fn explain_offline(
     let plan = accord_promote::plan(
         &state,
         &accord_promote::Context {
-            root: &root,
+            root: chain.current(),
             local_rules: &local_rules,
             jurisdiction: &me,
             now: accord_protocol::Timestamp::now(),
@@ -230,11 +246,11 @@ fn explain_offline(
         &candidates,
     );
     for v in views.iter_mut() {
-        let Some(e) = cat.releases.iter().find(|e| e.key == v.key) else {
+        let Some(r) = cat.release(&v.id) else {
             continue;
         };
-        let mine = plan.explanations.iter().find(|x| x.key == v.key);
-        let lines = crate::promotion::explain(e, v, &root, &me, mine);
+        let mine = plan.explanations.iter().find(|x| x.id == v.id);
+        let lines = crate::promotion::explain(r, v, chain, &me, mine);
         v.explained(lines);
     }
     Ok(())
@@ -244,8 +260,8 @@ fn explain_offline(
 pub fn status(release: Option<&str>, dir: &DataDir, json: bool) -> Result<()> {
     let mut all = views(dir)?;
     if let Some(k) = release {
-        parse_key(k)?;
-        all.retain(|v| v.key == k);
+        let sel: Selector = k.parse()?;
+        all.retain(|v| v.matches(&sel));
         if all.is_empty() {
             bail!("no release {k} in the catalogue");
         }
@@ -264,8 +280,9 @@ pub fn status(release: Option<&str>, dir: &DataDir, json: bool) -> Result<()> {
 /// The human form of a release's status: artifacts, then one block per jurisdiction.
 fn print_status(v: &ReleaseView, me: &str) {
     println!(
-        "{}: {} signature(s); live on: {}",
+        "{} (statement {}): {} signature(s); live on: {}",
         v.key,
+        v.id.short(),
         v.signatures,
         if v.promoted_on.is_empty() {
             "none".to_owned()
@@ -273,6 +290,14 @@ fn print_status(v: &ReleaseView, me: &str) {
             v.promoted_on.join(", ")
         }
     );
+    println!("  proposed by: {}", v.proposed_by.join(", "));
+    if !v.conflicts.is_empty() {
+        println!(
+            "  CONFLICT: other statements claim {}: {} — each counts only its own signatures",
+            v.key,
+            v.conflicts.join(", ")
+        );
+    }
     println!("  artifacts:");
     let w = v.artifacts.iter().map(|a| a.name.len()).max().unwrap_or(0);
     for a in &v.artifacts {
@@ -327,9 +352,134 @@ fn print_status(v: &ReleaseView, me: &str) {
     }
 }
 
-/// Bytes the node has written into `out` for this release since `since`.
-fn written_so_far(out: &Path, view: &ReleaseView, since: std::time::SystemTime) -> u64 {
-    view.artifacts
+/// `accord fetch RELEASE --out DIR`.
+pub fn fetch(args: FetchArgs) -> Result<()> {
+    let dir = DataDir::new(&args.data_dir.data_dir);
+    let sel: Selector = args.release.parse()?;
+    let out = std::path::absolute(&args.out).context("cannot resolve --out")?;
+    let production = args.channel == "production";
+    let started = Instant::now();
+    let label = if let Some(node) = Node::running(&dir) {
+        // What the node will write: for production, the artifacts it pinned at promotion.
+        let views: Vec<ReleaseView> = node.get("/v1/releases")?;
+        let me = dir.jurisdiction()?;
+        let target = written_target(&views, &sel, production, &me)?;
+        let total: u64 = target.1.iter().fold(0u64, |t, a| t.saturating_add(a.size));
+        let bar = bytes_bar(total, "the node is writing");
+        let since = std::time::SystemTime::now();
+        let request = {
+            let (node, selector, body) = (
+                node.clone(),
+                target.0.clone(),
+                serde_json::json!({ "out": out, "channel": args.channel }),
+            );
+            std::thread::spawn(move || {
+                node.post_json(&format!("/v1/releases/{selector}/export"), &body)
+            })
+        };
+        // The node writes each artifact to a temporary file beside its name, then renames it:
+        // watching those files is the progress.
+        while !request.is_finished() {
+            bar.set_position(written_so_far(&out, &target.1, since));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let r = request
+            .join()
+            .map_err(|_| anyhow::anyhow!("the export request thread failed"))?;
+        bar.finish_and_clear();
+        r?;
+        // Trust nothing in between: check the files here against the digests.
+        verify_written(&target.1, &out)?;
+        target.0
+    } else {
+        let (cat, _) = dir.catalogue()?;
+        let me = dir.jurisdiction()?;
+        let blobs = artifacts::channel_blobs(
+            &cat,
+            &dir.chain()?,
+            &dir.promotion_state()?,
+            &args.release,
+            production,
+            &me,
+        )?;
+        let total: u64 = blobs
+            .artifacts
+            .iter()
+            .fold(0u64, |t, a| t.saturating_add(a.size));
+        let rt = runtime()?;
+        rt.block_on(async {
+            let store = BlobStore::open(&dir.path.join("blobs")).await?;
+            let bar = bytes_bar(total, "verifying and writing");
+            let r =
+                artifacts::export(&store, &blobs, &out, across_files(&bar, &blobs.artifacts)).await;
+            bar.finish_and_clear();
+            store.shutdown().await?;
+            r
+        })?;
+        blobs.label
+    };
+    println!(
+        "wrote {label} ({} channel) to {} in {:.2} s, every file verified against the signed digests",
+        args.channel,
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// An artifact as the CLI checks what a node wrote.
+struct Expected {
+    name: String,
+    size: u64,
+    sha256: String,
+    blake3: String,
+}
+
+/// Which statement a running node will write for `sel`, and its artifacts: for
+/// production, the one live on this node (its line says "live"), else the one statement
+/// the selector names.
+fn written_target(
+    views: &[ReleaseView],
+    sel: &Selector,
+    production: bool,
+    me: &str,
+) -> Result<(String, Vec<Expected>)> {
+    let mut found: Vec<&ReleaseView> = views.iter().filter(|v| v.matches(sel)).collect();
+    if production {
+        found.retain(|v| v.promoted_on.iter().any(|j| j == me));
+    }
+    let v = match found.as_slice() {
+        [one] => *one,
+        [] if production => bail!(
+            "{sel} is not promoted on {me} (the production channel serves promoted releases only)"
+        ),
+        [] => bail!("no release {sel} in the catalogue"),
+        many => {
+            let labels: Vec<String> = many.iter().map(|v| v.label()).collect();
+            bail!(
+                "{sel} names {} conflicting statements: {}; name one as CAP@VER#IDPREFIX",
+                many.len(),
+                labels.join(", ")
+            )
+        }
+    };
+    Ok((
+        v.id.to_string(),
+        v.artifacts
+            .iter()
+            .map(|a| Expected {
+                name: a.name.clone(),
+                size: a.size,
+                sha256: a.sha256.clone(),
+                blake3: a.blake3.clone(),
+            })
+            .collect(),
+    ))
+}
+
+/// Bytes the node has written into `out` since `since`.
+fn written_so_far(out: &Path, artifacts: &[Expected], since: std::time::SystemTime) -> u64 {
+    artifacts
         .iter()
         .map(|a| {
             let temp = out.join(format!(".{}.accord-partial", a.name));
@@ -345,84 +495,9 @@ fn written_so_far(out: &Path, view: &ReleaseView, since: std::time::SystemTime) 
         .sum()
 }
 
-/// `accord fetch KEY --out DIR`.
-pub fn fetch(args: FetchArgs) -> Result<()> {
-    let dir = DataDir::new(&args.data_dir.data_dir);
-    let (capability, version) = parse_key(&args.release)?;
-    let key = artifacts::release_key(&capability, &version);
-    let out = std::path::absolute(&args.out).context("cannot resolve --out")?;
-    let production = args.channel == "production";
-    let started = Instant::now();
-    if let Some(node) = Node::running(&dir) {
-        let view: ReleaseView = node.get(&format!("/v1/releases/{key}"))?;
-        let total: u64 = view.artifacts.iter().map(|a| a.size).sum();
-        let bar = bytes_bar(total, "the node is writing");
-        let since = std::time::SystemTime::now();
-        let request = {
-            let (node, key, body) = (
-                node.clone(),
-                key.clone(),
-                serde_json::json!({ "out": out, "channel": args.channel }),
-            );
-            std::thread::spawn(move || node.post_json(&format!("/v1/releases/{key}/export"), &body))
-        };
-        // The node writes each artifact to a temporary file beside its name, then renames it:
-        // watching those files is the progress.
-        while !request.is_finished() {
-            bar.set_position(written_so_far(&out, &view, since));
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        let r = request
-            .join()
-            .map_err(|_| anyhow::anyhow!("the export request thread failed"))?;
-        bar.finish_and_clear();
-        r?;
-        // Trust nothing in between: check the files here against the signed statement.
-        verify_written(&view, &out)?;
-    } else {
-        let (cat, _) = dir.catalogue()?;
-        let me = dir.jurisdiction()?;
-        let entry = cat
-            .releases
-            .iter()
-            .find(|r| r.key == key)
-            .with_context(|| {
-                format!(
-                    "no release {key} in the catalogue of {}",
-                    dir.path.display()
-                )
-            })?;
-        if production && !dir.promotion_state()?.is_live(&key) {
-            bail!(
-                "{key} is not promoted on {me} (the production channel serves promoted releases only)"
-            );
-        }
-        let blobs = accord_mirror::wants::release_blobs(&key, &entry.envelope)
-            .map_err(|e| anyhow::anyhow!(e))?;
-        let total: u64 = blobs.artifacts.iter().map(|a| a.size).sum();
-        let rt = runtime()?;
-        rt.block_on(async {
-            let store = BlobStore::open(&dir.path.join("blobs")).await?;
-            let bar = bytes_bar(total, "verifying and writing");
-            let r =
-                artifacts::export(&store, &blobs, &out, across_files(&bar, &blobs.artifacts)).await;
-            bar.finish_and_clear();
-            store.shutdown().await?;
-            r
-        })?;
-    }
-    println!(
-        "wrote {key} ({} channel) to {} in {:.2} s, every file verified against the signed digests",
-        args.channel,
-        out.display(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
 /// Re-hashes what the node wrote and compares with the statement's digests.
-fn verify_written(view: &ReleaseView, out: &Path) -> Result<()> {
-    for a in &view.artifacts {
+fn verify_written(artifacts: &[Expected], out: &Path) -> Result<()> {
+    for a in artifacts {
         let path = out.join(&a.name);
         let (sha, b3, size) = super::release::digest_file(&path)?;
         if hex::encode(sha) != a.sha256 || hex::encode(b3) != a.blake3 || size != a.size {
@@ -446,17 +521,26 @@ pub fn gc(dir: &DataDir) -> Result<()> {
         );
     }
     let (cat, _) = dir.catalogue()?;
-    let (releases, _) = artifacts::releases(&cat);
+    let releases = artifacts::releases(&cat);
     let retired = crate::promotion::retired(&cat, &dir.root()?);
-    let keep: std::collections::HashSet<String> = releases
+    // What production serves stays, whatever the catalogue says now.
+    let state = dir.promotion_state()?;
+    let mut keep: std::collections::HashSet<String> = releases
         .iter()
-        .filter(|(b, _)| !retired.contains(&b.key))
-        .flat_map(|(b, _)| {
+        .filter(|b| !retired.contains(&b.id))
+        .flat_map(|b| {
             b.artifacts
                 .iter()
-                .map(|a| accord_mirror::wants::pin_tag(&b.key, &a.name))
+                .map(|a| accord_mirror::wants::pin_tag(&b.id, &a.name))
         })
         .collect();
+    for (id, s) in state.releases.iter().filter(|(_, s)| s.recalled.is_none()) {
+        keep.extend(
+            s.artifacts
+                .iter()
+                .map(|a| accord_mirror::wants::pin_tag(id, &a.name)),
+        );
+    }
     let rt = runtime()?;
     rt.block_on(async {
         let store = BlobStore::open(&dir.path.join("blobs")).await?;

@@ -21,14 +21,21 @@ fn rows(dir: &DataDir) -> Result<Vec<(u64, Vec<u8>)>> {
     }
 }
 
-/// The whole log, verified: order, hash chain, and signatures by this jurisdiction's node keys.
+/// The whole log, verified: order, hash chain, and signatures by this jurisdiction's node
+/// keys in any root of the chain (a row signed before a node key was rotated still counts).
 pub fn verified(dir: &DataDir) -> Result<Vec<AuditEntry>> {
-    let root = dir.root()?;
+    let chain = dir.chain()?;
     let me = dir.jurisdiction()?;
     let rows = rows(dir)?;
-    let entries = verify_chain(&rows, |id| match root.body().place_of(id) {
-        Some((p, Role::Node)) if p.as_str() == me => root.key(id).cloned(),
-        _ => None,
+    let entries = verify_chain(&rows, |id| {
+        chain
+            .roots()
+            .iter()
+            .rev()
+            .find_map(|root| match root.body().place_of(id) {
+                Some((p, Role::Node)) if p.as_str() == me => root.key(id).cloned(),
+                _ => None,
+            })
     })
     .with_context(|| format!("the audit log of {} is broken", dir.path.display()))?;
     Ok(entries)

@@ -10,7 +10,6 @@ use accord_protocol::{Envelope, PrincipalId, Statement, StatementKind};
 use accord_trust::{SecretKey, sign_envelope};
 use anyhow::{Context, Result, bail};
 
-use crate::artifacts::{parse_key, release_key};
 use crate::cli::{OnlineSigner, PassphraseArgs};
 use crate::client::Node;
 use crate::datadir::DataDir;
@@ -34,9 +33,17 @@ fn node(data_dir: Option<&Path>) -> Result<(Node, DataDir)> {
 }
 
 /// The release's statement as the node holds it, with the signatures collected so far.
-fn statement_of(node: &Node, key: &str) -> Result<Envelope> {
-    let v: serde_json::Value = node.get(&format!("/v1/releases/{key}/statement"))?;
+fn statement_of(node: &Node, selector: &accord_protocol::Selector) -> Result<Envelope> {
+    let v: serde_json::Value = node.get(&format!(
+        "/v1/releases/{}/statement",
+        url_selector(selector)
+    ))?;
     Ok(Envelope::from_json(&serde_json::to_vec(&v)?)?)
+}
+
+/// A selector as a URL path segment (`#` would start a fragment).
+pub fn url_selector(sel: &accord_protocol::Selector) -> String {
+    sel.to_string().replace('#', "%23")
 }
 
 /// Shows exactly what is about to be signed and asks; `--yes` skips the question.
@@ -112,10 +119,9 @@ pub fn sign_online(
     data_dir: Option<&Path>,
     pass: &PassphraseArgs,
 ) -> Result<()> {
-    let (capability, version) = parse_key(target)?;
-    let key = release_key(&capability, &version);
+    let sel: accord_protocol::Selector = target.parse()?;
     let (node, _) = node(data_dir)?;
-    let env = statement_of(&node, &key)?;
+    let env = statement_of(&node, &sel)?;
     let secret = super::keys::load_secret(key_path, pass)?;
     confirm(&env, &secret, yes)?;
     sign_and_send(&node, env, &secret)
@@ -123,19 +129,18 @@ pub fn sign_online(
 
 /// `accord release export-statement CAP@VER --out FILE`.
 pub fn export_statement(release: &str, out: &Path, dir: &DataDir) -> Result<()> {
-    let (capability, version) = parse_key(release)?;
-    let key = release_key(&capability, &version);
+    let sel: accord_protocol::Selector = release.parse()?;
     let env = match Node::running(dir) {
-        Some(node) => statement_of(&node, &key)?,
+        Some(node) => statement_of(&node, &sel)?,
         None => {
             let (cat, _) = dir.catalogue()?;
-            cat.releases
-                .iter()
-                .find(|r| r.key == key)
-                .with_context(|| format!("no release {key} in the catalogue"))?
-                .signed_envelope()?
+            crate::artifacts::select(&cat, &sel, &dir.chain()?)?.signed_envelope()
         }
     };
+    let key = format!(
+        "{sel} (statement {})",
+        accord_protocol::ReleaseId::of_payload(&env.payload).short()
+    );
     write_atomic(out, &env.to_json(), false)?;
     println!(
         "wrote {} ({key}, {} signature(s) so far); sign it offline with 'accord release sign {} --key KEY --out SIG', then 'accord release import-signature SIG' at any node",
@@ -180,8 +185,7 @@ pub fn about_online(
     consenting: &[String],
     signer: &OnlineSigner,
 ) -> Result<()> {
-    let (capability, version) = parse_key(release)?;
-    let key = release_key(&capability, &version);
+    let sel: accord_protocol::Selector = release.parse()?;
     let Some(key_path) = &signer.key else {
         bail!("--key is required to sign at a node (or pass --out to write an unsigned statement)");
     };
@@ -190,7 +194,9 @@ pub fn about_online(
         .iter()
         .map(|c| PrincipalId::new(c.trim()))
         .collect::<Result<_, _>>()?;
-    let view: crate::artifacts::ReleaseView = node.get(&format!("/v1/releases/{key}"))?;
+    let view: crate::artifacts::ReleaseView =
+        node.get(&format!("/v1/releases/{}", url_selector(&sel)))?;
+    let key = view.label();
     let pending = view.statements.iter().find_map(|s| {
         let env = Envelope::from_json(&serde_json::to_vec(&s.envelope).ok()?).ok()?;
         match (Statement::from_envelope(&env).ok()?, kind) {
@@ -209,7 +215,7 @@ pub fn about_online(
             let Some(reason) = reason else {
                 bail!("no pending statement of this kind for {key}: give --reason to start one");
             };
-            let release_env = statement_of(&node, &key)?;
+            let release_env = statement_of(&node, &accord_protocol::Selector::Id(view.id))?;
             super::release::about_release(
                 &release_env,
                 kind,

@@ -5,7 +5,7 @@ use std::path::Path;
 use accord_protocol::Envelope;
 use accord_protocol::limits::MAX_ROOT_BYTES;
 use accord_trust::{RootSpec, TrustedRoot, root_envelope, sign_envelope};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::Refused;
 use crate::cli::RootCommand;
@@ -99,20 +99,40 @@ fn apply(root: &Path, dir: &DataDir) -> Result<()> {
         );
         return Ok(());
     }
-    let current = dir.root()?;
-    let next = current.update(&bytes).with_context(|| {
+    // The node is not running: extend the chain in node.redb (what the node trusts) and its
+    // files. The node records the root in the catalogue when it next starts.
+    let db = dir.db()?;
+    let mut chain = DataDir::db_chain(&db)?;
+    let current = chain.current().version();
+    let advanced = chain.extend(&bytes).with_context(|| {
         format!(
-            "{} is not a valid successor of the installed root v{}",
-            root.display(),
-            current.version()
+            "{} is not a valid successor of the installed root v{current}",
+            root.display()
         )
     })?;
-    write_atomic(&dir.path.join("root.json"), &bytes, false)?;
+    if !advanced {
+        bail!(
+            "root v{current} is already installed in {}",
+            dir.path.display()
+        );
+    }
+    let next = chain.current();
+    let me = accord_trust::PublicKey::read(&dir.path.join("node.key.pub"))?;
+    if !matches!(
+        chain.node_key(me.id()),
+        Some(accord_trust::KeyStanding::Current { .. })
+    ) {
+        bail!(
+            "root v{} no longer lists this node's key as a node key; refusing to install it here",
+            next.version()
+        );
+    }
+    db.append_roots(&[(next.version(), next.envelope().to_json())])?;
+    dir.write_chain_files(&chain)?;
     println!(
-        "installed root v{} in {} (was v{})",
+        "installed root v{} in {} (was v{current})",
         next.version(),
         dir.path.display(),
-        current.version()
     );
     Ok(())
 }

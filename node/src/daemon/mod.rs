@@ -11,7 +11,7 @@ use accord_net::libp2p::request_response::{self, Message};
 use accord_net::libp2p::swarm::SwarmEvent;
 use accord_net::libp2p::{Multiaddr, PeerId, Swarm};
 use accord_net::{BLOBS_TOPIC, Behaviour, BehaviourEvent, HEADS_TOPIC, SyncMessage, SyncReply};
-use accord_protocol::Role;
+use accord_protocol::{ReleaseId, Role};
 use accord_store::NodeDb;
 use accord_trust::TrustedRoot;
 use anyhow::{Context, Result, bail};
@@ -33,33 +33,28 @@ pub use promote::Imported;
 enum Internal {
     /// A proposal's files are in the blob store: record the release.
     Imported {
-        key: String,
-        envelope: Vec<u8>,
+        id: ReleaseId,
+        label: String,
+        payload: Vec<u8>,
         result: std::result::Result<(), String>,
         reply: tokio::sync::oneshot::Sender<std::result::Result<String, String>>,
     },
     /// One run of the `on_promote` hook finished.
     HookDone {
-        key: String,
+        id: ReleaseId,
         result: std::result::Result<(), String>,
     },
     /// Time to try a failed hook again.
-    RetryHook { key: String },
+    RetryHook { id: ReleaseId },
 }
 
 /// Every node key in the root except ours, as PeerId -> jurisdiction: who may connect.
 pub fn node_peers(root: &TrustedRoot, me: &PeerId) -> Result<HashMap<PeerId, String>> {
     let mut out = HashMap::new();
-    for (pid, p) in &root.body().principals {
-        if let Some(rk) = p.roles.get(&Role::Node) {
-            for id in &rk.keys {
-                if let Some(k) = root.key(id) {
-                    let peer = accord_net::peer_id(&k.raw())?;
-                    if &peer != me {
-                        out.insert(peer, pid.to_string());
-                    }
-                }
-            }
+    for (principal, key) in root.node_keys() {
+        let peer = accord_net::peer_id(&key.raw())?;
+        if &peer != me {
+            out.insert(peer, principal.to_string());
         }
     }
     Ok(out)
@@ -69,7 +64,9 @@ struct Node {
     jurisdiction: String,
     me: PeerId,
     data_dir: std::path::PathBuf,
-    key_id: accord_protocol::KeyId,
+    dir: DataDir,
+    /// Set when a root this node adopted removed its own key: it stops.
+    retired: bool,
     /// PeerId -> jurisdiction, for the peers the root lists.
     names: HashMap<PeerId, String>,
     limiter: accord_net::rate::RateLimiter<PeerId>,
@@ -95,6 +92,46 @@ impl Node {
     fn persist(&mut self, delta: &accord_catalogue::Delta) {
         if let Err(e) = self.db.apply(delta) {
             warn!(error = %e, "could not persist catalogue changes");
+        }
+        if !delta.roots.is_empty() {
+            self.roots_advanced(delta);
+        }
+    }
+
+    /// The chain gained roots (committed with the delta): the allow-list, the mirror's
+    /// peers and the files follow; a root that removed this node's key retires it.
+    fn roots_advanced(&mut self, delta: &accord_catalogue::Delta) {
+        let chain = self.replica.chain().clone();
+        if let Err(e) = self.dir.write_chain_files(&chain) {
+            warn!(error = %format!("{e:#}"), "could not write the root chain files");
+        }
+        let root = chain.current();
+        for (v, _) in &delta.roots {
+            info!(root = v, "adopted a new root");
+            self.audit(&[accord_store::AuditEvent::new(
+                accord_store::audit::kind::ROOT,
+                format!("root v{v}"),
+                "adopted: verified against the previous root (TUF rules)",
+            )]);
+        }
+        match node_peers(root, &self.me) {
+            Ok(names) => {
+                let allowed: Vec<PeerId> = names.keys().copied().collect();
+                accord_net::set_allowed(&mut self.swarm, &allowed);
+                self.mirror.set_peers(&names);
+                self.names = names;
+            }
+            Err(e) => warn!(error = %e, "a node key of the new root is unusable"),
+        }
+        self.promote_dirty = true;
+        self.wants_dirty = true;
+        if self.replica.me().is_none() {
+            tracing::error!(
+                root = root.version(),
+                "root v{} no longer lists this node's key: this node is retired and stops; initialise a new data directory with the jurisdiction's new node key",
+                root.version()
+            );
+            self.retired = true;
         }
     }
 
@@ -125,7 +162,10 @@ impl Node {
             let _ = self.swarm.disconnect_peer_id(peer);
             return false;
         }
-        match self.replica.receive_message(&peer.to_string(), bytes) {
+        match self
+            .replica
+            .receive_message(&peer.to_string(), bytes, Timestamp::now().unix())
+        {
             Ok(delta) => {
                 let changed = !delta.changes.is_empty();
                 if changed {
@@ -139,6 +179,14 @@ impl Node {
                     self.promote_dirty = true;
                     self.announce();
                 }
+                true
+            }
+            Err(e) if !e.is_violation() => {
+                // An honest peer can send this (it is behind on roots, or a Bloom filter hid
+                // a dependency): no blame. The replica asked for a reset; our next message
+                // requests what is missing.
+                self.metrics.unverifiable_messages += 1;
+                info!(%peer, reason = %e, "a sync message cannot be verified yet; asking again");
                 true
             }
             Err(e) => {
@@ -202,6 +250,7 @@ impl Node {
         self.wants_dirty = false;
         let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
         let retired = crate::promotion::retired(&cat, self.replica.root());
+        self.metrics.equivocations = cat.equivocations().len() as u64;
         if let Err(e) = self.mirror.update_wants(&cat, &retired).await {
             warn!(error = %e, "cannot update the mirror queue");
         }
@@ -231,70 +280,83 @@ impl Node {
     fn internal(&mut self, msg: Internal) {
         match msg {
             Internal::Imported {
-                key,
-                envelope,
+                id,
+                label,
+                payload,
                 result,
                 reply,
             } => {
                 let answer = result.and_then(|()| {
                     self.replica
-                        .edit(Timestamp::now().unix(), &format!("propose {key}"), |tx| {
-                            accord_catalogue::edit::add_release(tx, &key, &envelope)
+                        .edit(Timestamp::now().unix(), &format!("propose {label}"), |tx| {
+                            accord_catalogue::edit::add_history(
+                                tx,
+                                accord_catalogue::History::Statements,
+                                &payload,
+                            )
+                            .map(|_| ())
                         })
                         .map_err(|e| e.to_string())
                         .map(|delta| {
                             self.committed_locally(&delta);
-                            info!(release = %key, "release proposed");
+                            info!(release = %label, "release proposed");
                             self.audit(&[accord_store::AuditEvent::new(
                                 accord_store::audit::kind::PROPOSED,
-                                &key,
-                                "proposed here; artifacts imported and pinned",
+                                &label,
+                                format!(
+                                    "proposed here (statement {id}); artifacts imported and pinned"
+                                ),
                             )]);
-                            key.clone()
+                            label.clone()
                         })
                 });
                 let _ = reply.send(answer);
             }
-            Internal::HookDone { key, result } => self.hook_done(key, result),
-            Internal::RetryHook { key } => {
-                if self.promoter.state.is_live(&key)
-                    && self.promoter.state.hooks_owed.contains_key(&key)
+            Internal::HookDone { id, result } => self.hook_done(id, result),
+            Internal::RetryHook { id } => {
+                if self.promoter.state.is_live(&id)
+                    && self.promoter.state.hooks_owed.contains_key(&id)
                 {
-                    self.run_hook(&key);
+                    self.run_hook(&id);
                 }
             }
         }
     }
 
     /// Starts importing a proposal's files; the release is recorded when they are in.
+    /// A statement for a `CAP@VER` this node already holds is refused here (propose a new
+    /// version); one made elsewhere during a partition is kept beside it (ADR 0005 §6).
     fn propose(
         &mut self,
         envelope: Vec<u8>,
         files: Vec<std::path::PathBuf>,
         reply: tokio::sync::oneshot::Sender<std::result::Result<String, String>>,
     ) {
-        let (key, artifacts) = match Self::proposal(&envelope) {
-            Ok(k) => k,
+        let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
+        let proposal = match crate::artifacts::Proposal::check(&envelope, &cat) {
+            Ok(p) => p,
             Err(e) => {
-                let _ = reply.send(Err(e));
+                let _ = reply.send(Err(format!("{e:#}")));
                 return;
             }
         };
-        let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
-        if cat.releases.iter().any(|r| r.key == key) {
-            let _ = reply.send(Err(format!("{key} is already in the catalogue")));
-            return;
-        }
         let store = self.mirror.store.clone();
         let internal = self.internal.clone();
         tokio::spawn(async move {
-            let result = crate::artifacts::import(&store, &key, &artifacts, &files, |_, _| {})
-                .await
-                .map_err(|e| format!("{e:#}"));
+            let result = crate::artifacts::import(
+                &store,
+                &proposal.id,
+                &proposal.artifacts,
+                &files,
+                |_, _| {},
+            )
+            .await
+            .map_err(|e| format!("{e:#}"));
             let _ = internal
                 .send(Internal::Imported {
-                    key,
-                    envelope,
+                    id: proposal.id,
+                    label: proposal.label,
+                    payload: proposal.payload,
                     result,
                     reply,
                 })
@@ -302,45 +364,28 @@ impl Node {
         });
     }
 
-    /// A proposal's release key and artifacts, from its statement (parsed once).
-    fn proposal(
-        envelope: &[u8],
-    ) -> std::result::Result<(String, Vec<accord_protocol::statement::Artifact>), String> {
-        let env = accord_protocol::Envelope::from_json(envelope).map_err(|e| e.to_string())?;
-        match accord_protocol::Statement::from_envelope(&env).map_err(|e| e.to_string())? {
-            accord_protocol::StatementKind::Release {
-                artifacts,
-                predicate,
-            } => Ok((
-                crate::artifacts::release_key(&predicate.capability, &predicate.version),
-                artifacts,
-            )),
-            _ => Err("not a release statement".into()),
-        }
-    }
-
     fn export(
         &mut self,
-        key: String,
+        selector: String,
         out: std::path::PathBuf,
         production: bool,
         reply: tokio::sync::oneshot::Sender<std::result::Result<Vec<String>, String>>,
     ) {
         let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
-        if !cat.releases.iter().any(|r| r.key == key) {
-            let _ = reply.send(Err(format!("no release {key} in the catalogue")));
-            return;
-        }
-        if production && !self.promoter.state.is_live(&key) {
-            let _ = reply.send(Err(format!(
-                "{key} is not promoted on {} (the production channel serves promoted releases only)",
-                self.jurisdiction
-            )));
-            return;
-        }
-        let Some(blobs) = self.mirror.release(&key).cloned() else {
-            let _ = reply.send(Err(format!("{key} has no readable release statement")));
-            return;
+        let blobs = crate::artifacts::channel_blobs(
+            &cat,
+            self.replica.chain(),
+            &self.promoter.state,
+            &selector,
+            production,
+            &self.jurisdiction,
+        );
+        let blobs = match blobs {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = reply.send(Err(format!("{e:#}")));
+                return;
+            }
         };
         let store = self.mirror.store.clone();
         tokio::spawn(async move {
@@ -488,15 +533,16 @@ impl Node {
             ApiRequest::Releases(reply) => {
                 let _ = reply.send(self.release_views());
             }
-            ApiRequest::Statement { key, reply } => {
+            ApiRequest::Statement { selector, reply } => {
                 let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
-                let answer = match cat.releases.iter().find(|r| r.key == key) {
-                    Some(e) => e
-                        .signed_envelope()
-                        .map(|e| e.to_json())
-                        .map_err(|e| format!("{key}'s statement is unreadable: {e}")),
-                    None => Err(format!("no release {key} in the catalogue")),
-                };
+                let answer = selector
+                    .parse::<accord_protocol::Selector>()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|sel| {
+                        crate::artifacts::select(&cat, &sel, self.replica.chain())
+                            .map(|r| r.signed_envelope().to_json())
+                    })
+                    .map_err(|e| format!("{e:#}"));
                 let _ = reply.send(answer);
             }
             ApiRequest::Signatures { envelope, reply } => {
@@ -506,11 +552,11 @@ impl Node {
                 let _ = reply.send(self.db.audit_rows().map_err(|e| e.to_string()));
             }
             ApiRequest::Export {
-                key,
+                selector,
                 out,
                 production,
                 reply,
-            } => self.export(key, out, production, reply),
+            } => self.export(selector, out, production, reply),
             ApiRequest::ApplyRoot { bytes, reply } => {
                 let answer = self.apply_root(&bytes).map_err(|e| format!("{e:#}"));
                 if let Err(e) = &answer {
@@ -524,44 +570,27 @@ impl Node {
     /// Every release with its mirror progress and, per jurisdiction, where it stands.
     fn release_views(&self) -> Vec<crate::artifacts::ReleaseView> {
         let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
-        let root = self.replica.root();
-        let mut views = self.mirror.views(&cat, &self.jurisdiction, &self.names);
+        let chain = self.replica.chain();
+        let mut views = self
+            .mirror
+            .views(&cat, chain, &self.jurisdiction, &self.names);
         for v in &mut views {
-            if let Some(e) = cat.releases.iter().find(|e| e.key == v.key) {
-                let lines = self.promoter.explain(e, v, root);
+            if let Some(r) = cat.release(&v.id) {
+                let lines = self.promoter.explain(r, v, chain);
                 v.explained(lines);
             }
         }
         views
     }
 
-    /// Installs a successor root: verified against the current one (TUF rules), written to
-    /// the data dir, and from then on it decides who may connect and whose changes count.
+    /// Installs a successor root: verified against the current one (TUF rules), recorded
+    /// and acknowledged in the catalogue (so it reaches every node), committed with the
+    /// chain; from then on it decides who may connect and whose changes count.
     fn apply_root(&mut self, bytes: &[u8]) -> Result<u64> {
-        let next = self.replica.root().update(bytes)?;
-        let names = node_peers(&next, &self.me)?;
-        match next.body().place_of(&self.key_id) {
-            Some((p, Role::Node)) if p.as_str() == self.jurisdiction => {}
-            _ => bail!(
-                "root v{} no longer lists this node's key as {}'s node key; refusing to install it here",
-                next.version(),
-                self.jurisdiction
-            ),
-        }
-        crate::files::write_atomic(&self.data_dir.join("root.json"), bytes, false)?;
-        let version = next.version();
-        self.replica.set_root(next);
-        let allowed: Vec<PeerId> = names.keys().copied().collect();
-        accord_net::set_allowed(&mut self.swarm, &allowed);
-        self.mirror.set_peers(&names);
-        self.names = names;
-        self.promote_dirty = true;
+        let delta = self.replica.adopt_root(bytes, Timestamp::now().unix())?;
+        let version = self.replica.root().version();
+        self.committed_locally(&delta);
         info!(root = version, "installed a new root");
-        self.audit(&[accord_store::AuditEvent::new(
-            accord_store::audit::kind::ROOT,
-            format!("root v{version}"),
-            "installed: verified against the previous root (TUF rules)",
-        )]);
         Ok(version)
     }
 
@@ -612,7 +641,9 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
     let key_id = key.id().clone();
     let me = accord_net::peer_id(&key.public().raw())?;
     let signer = accord_trust::SecretKey::from_seed(&seed)?;
-    let (replica, db) = dir.replica_with(key)?;
+    let (mut replica, db) = dir.replica_with(key)?;
+    reconcile_root_file(&dir, &mut replica, &db)?;
+    dir.write_chain_files(replica.chain())?;
     let state = match db.promotion_state()? {
         Some(b) => accord_promote::State::from_json(&b)
             .context("the promotion state in node.redb is unreadable")?,
@@ -624,7 +655,10 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         cfg.local_rules.clone(),
         signer,
     );
-    promoter.prime(&accord_catalogue::schema::read(replica.doc()).0);
+    promoter.prime(
+        &accord_catalogue::schema::read(replica.doc()).0,
+        replica.chain(),
+    );
     let root = replica.root().clone();
     match root.body().place_of(&key_id) {
         Some((p, Role::Node)) if p.as_str() == cfg.jurisdiction => {}
@@ -708,7 +742,8 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         jurisdiction: cfg.jurisdiction.clone(),
         me,
         data_dir: cfg.data_dir.clone(),
-        key_id,
+        dir: dir.clone(),
+        retired: false,
         names,
         limiter: accord_net::rate::RateLimiter::new(cfg.limits.budget()),
         metrics: Metrics::default(),
@@ -726,6 +761,12 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         on_promote: cfg.on_promote.clone(),
     };
     node.resume_hooks();
+    // What the catalogue lacks of this node's standing: its roots and its acknowledgement
+    // (after `accord init` under a newer root, or an offline `accord root apply`).
+    match node.replica.owed(Timestamp::now().unix()) {
+        Ok(delta) => node.committed_locally(&delta),
+        Err(e) => warn!(error = %e, "could not record this node's root in the catalogue"),
+    }
     let mut anti_entropy = tokio::time::interval(Duration::from_secs(cfg.anti_entropy_secs));
     // Reconnect to missing bootstrap peers with exponential backoff (1 s doubling to 60 s),
     // reset whenever every bootstrap peer is connected.
@@ -763,6 +804,9 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         }
         node.refresh_mirror().await;
         node.reconcile();
+        if node.retired {
+            break;
+        }
     }
     let peers: Vec<PeerId> = node.swarm.connected_peers().copied().collect();
     for p in peers {
@@ -774,6 +818,51 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         warn!(error = %e, "blob store did not close cleanly");
     }
     info!("node stopped; state committed");
+    if node.retired {
+        bail!(
+            "root v{} no longer lists this node's key: this node is retired",
+            node.replica.root().version()
+        );
+    }
+    Ok(())
+}
+
+/// `root.json` is for people; node.redb's chain is what the node trusts. A newer
+/// `root.json` (dropped in by an operator) is adopted if it follows the chain; an older or
+/// different one — a restored backup — stops the node rather than be silently ignored.
+fn reconcile_root_file(dir: &DataDir, replica: &mut Replica, db: &NodeDb) -> Result<()> {
+    let path = dir.path.join("root.json");
+    let Ok(bytes) = crate::files::read_limited(&path, accord_protocol::limits::MAX_ROOT_BYTES)
+    else {
+        return Ok(());
+    };
+    let file = TrustedRoot::inspect(&bytes)
+        .with_context(|| format!("{} is not a root document", path.display()))?;
+    let current = replica.root().clone();
+    if file.version() > current.version() {
+        let delta = replica
+            .adopt_root(&bytes, Timestamp::now().unix())
+            .with_context(|| {
+                format!(
+                    "{} is root v{} but does not follow the installed v{}",
+                    path.display(),
+                    file.version(),
+                    current.version()
+                )
+            })?;
+        db.apply(&delta)?;
+        info!(root = file.version(), "adopted the newer root.json");
+    } else if file.version() < current.version()
+        || file.envelope().payload != current.envelope().payload
+    {
+        bail!(
+            "{} is root v{}, but this node has applied root v{} (node.redb): a restored backup? Put back root v{} or delete root.json; a node never rolls its root back",
+            path.display(),
+            file.version(),
+            current.version(),
+            current.version()
+        );
+    }
     Ok(())
 }
 

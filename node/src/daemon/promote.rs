@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use accord_catalogue::{Approval, History};
 use accord_promote::{Action, Context};
-use accord_protocol::{Envelope, Role, Statement, StatementKind, Timestamp};
+use accord_protocol::{Envelope, KeyId, ReleaseId, Role, Statement, Timestamp};
 use accord_store::AuditEvent;
 use accord_store::audit::kind;
 use accord_trust::Tally;
@@ -17,7 +18,8 @@ use super::{Internal, Node};
 /// What `POST /v1/signatures` did with an envelope.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Imported {
-    /// The release the signatures are for, and which statement ("release", "recall …").
+    /// The release the signatures are for (`CAP@VER#ID`), and which statement ("release",
+    /// "recall …").
     pub release: String,
     pub statement: String,
     /// "lead of uk (key 1a2b3c4d)" for each signature added.
@@ -29,6 +31,11 @@ pub struct Imported {
 /// Hooks back off 2, 4, 8 … seconds, at most five minutes apart.
 fn hook_backoff(attempts: u32) -> Duration {
     Duration::from_secs(2u64.saturating_pow(attempts.min(8)).min(300))
+}
+
+/// How the audit log and the logs name a promoted release: `CAP@VER#ID`.
+fn label(standing: &accord_promote::Standing, id: &ReleaseId) -> String {
+    format!("{}#{}", standing.key(), id.short())
 }
 
 impl Node {
@@ -43,15 +50,18 @@ impl Node {
 
     /// Runs the engine if anything changed since the last run.
     pub(super) fn reconcile(&mut self) {
-        if !self.promote_dirty {
+        if !self.promote_dirty || self.retired {
             return;
         }
         self.promote_dirty = false;
-        let root = self.replica.root().clone();
+        let chain = self.replica.chain().clone();
+        let root = chain.current().clone();
         let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
-        let events = self.promoter.new_signatures(&cat, &root);
+        let events = self.promoter.new_events(&cat, &chain);
         self.audit(&events);
-        let views = self.mirror.views(&cat, &self.jurisdiction, &self.names);
+        let views = self
+            .mirror
+            .views(&cat, &chain, &self.jurisdiction, &self.names);
         let candidates = self.promoter.candidates(&cat, &views);
         let now = Timestamp::now();
         let plan = accord_promote::plan(
@@ -68,17 +78,36 @@ impl Node {
             let mut next = self.promoter.state.clone();
             next.apply(action, now);
             let event = match action {
-                Action::Promote { key, .. } => AuditEvent::new(
-                    kind::PROMOTED,
-                    key,
-                    format!(
-                        "promoted to {}'s production under root v{}: every rule met, every artifact verified here",
-                        self.jurisdiction,
-                        root.version()
-                    ),
-                ),
-                Action::Recall { key, reason } => {
-                    AuditEvent::new(kind::RECALLED, key, format!("recalled: {reason}"))
+                Action::Promote {
+                    id,
+                    capability,
+                    version,
+                    artifacts,
+                } => {
+                    let pinned: Vec<String> = artifacts
+                        .iter()
+                        .map(|a| format!("{} sha256:{}", a.name, hex::encode(a.sha256)))
+                        .collect();
+                    AuditEvent::new(
+                        kind::PROMOTED,
+                        format!("{capability}@{version}#{}", id.short()),
+                        format!(
+                            "promoted statement {id} to {}'s production under root v{}: every rule met, every artifact verified here; serves {}",
+                            self.jurisdiction,
+                            root.version(),
+                            pinned.join(", ")
+                        ),
+                    )
+                }
+                Action::Recall { id, reason } => {
+                    let subject = self
+                        .promoter
+                        .state
+                        .releases
+                        .get(id)
+                        .map(|s| label(s, id))
+                        .unwrap_or_else(|| id.to_string());
+                    AuditEvent::new(kind::RECALLED, subject, format!("recalled: {reason}"))
                 }
             };
             if let Err(e) =
@@ -86,20 +115,25 @@ impl Node {
                     .commit_promotion(&next.to_json(), &self.promoter.signer, now, &[event])
             {
                 // Nothing changed; the next run tries again.
-                warn!(error = %e, release = action.key(), "could not commit a promotion decision");
+                warn!(error = %e, release = %action.id(), "could not commit a promotion decision");
                 self.promote_dirty = true;
                 break;
             }
             self.promoter.state = next;
             match action {
-                Action::Promote { key, version, .. } => {
+                Action::Promote {
+                    id,
+                    capability,
+                    version,
+                    ..
+                } => {
                     self.metrics.promotions += 1;
-                    info!(release = %key, %version, "promoted to production");
-                    self.run_hook(key);
+                    info!(release = %format!("{capability}@{version}"), statement = %id.short(), "promoted to production");
+                    self.run_hook(id);
                 }
-                Action::Recall { key, reason } => {
+                Action::Recall { id, reason } => {
                     self.metrics.recalls += 1;
-                    warn!(release = %key, %reason, "recalled: removed from production");
+                    warn!(statement = %id.short(), %reason, "recalled: removed from production");
                 }
             }
         }
@@ -107,14 +141,14 @@ impl Node {
             .explanations
             .into_iter()
             .map(|mut e| {
-                if self.promoter.state.is_live(&e.key) {
+                if self.promoter.state.is_live(&e.id) {
                     e.state = accord_promote::Status::Live;
                     e.reasons.clear();
                 } else if self
                     .promoter
                     .state
                     .releases
-                    .get(&e.key)
+                    .get(&e.id)
                     .is_some_and(|s| s.recalled.is_some())
                 {
                     e.state = accord_promote::Status::Recalled;
@@ -124,7 +158,7 @@ impl Node {
                     e.reasons
                         .push("promotion decided but not yet committed; retrying".into());
                 }
-                (e.key.clone(), e)
+                (e.id, e)
             })
             .collect();
         self.metrics.releases_live = self
@@ -134,25 +168,24 @@ impl Node {
             .values()
             .filter(|s| s.recalled.is_none())
             .count() as u64;
-        self.publish_notes(&cat, &root);
+        self.publish_notes(&cat, &chain);
     }
 
     /// Writes the promotion notes the catalogue does not have yet.
     fn publish_notes(
         &mut self,
         cat: &accord_catalogue::schema::Catalogue,
-        root: &accord_trust::TrustedRoot,
+        chain: &accord_trust::RootChain,
     ) {
-        let owed = self.promoter.notes_owed(cat, root);
+        let owed = self.promoter.notes_owed(cat, chain);
         if owed.is_empty() {
             return;
         }
-        let me = self.jurisdiction.clone();
         let result = self
             .replica
             .edit(Timestamp::now().unix(), "promotion notes", |tx| {
-                for (key, note) in &owed {
-                    accord_catalogue::edit::set_promotion(tx, key, &me, note)?;
+                for note in &owed {
+                    accord_catalogue::edit::add_history(tx, History::Notes, note)?;
                 }
                 Ok(())
             });
@@ -163,18 +196,30 @@ impl Node {
     }
 
     /// Takes the signatures of a release, recall or conditional envelope: each is checked
-    /// alone under the current root; the valid new ones go into the catalogue (and replicate),
-    /// the others are reported and audited as rejected.
+    /// alone under the current root; the valid new ones go into the catalogue as approval
+    /// records naming the statement's id (and replicate), the others are reported and
+    /// audited as rejected. A recall or conditional statement is recorded with its first
+    /// valid signature.
     pub(super) fn import_signatures(&mut self, bytes: &[u8]) -> Result<Imported, String> {
         let env = Envelope::from_json(bytes).map_err(|e| format!("not a signed statement: {e}"))?;
+        if env.payload_type != accord_protocol::dsse::PAYLOAD_TYPE_IN_TOTO {
+            return Err(format!(
+                "payloadType {:?} is not an in-toto statement",
+                env.payload_type.chars().take(60).collect::<String>()
+            ));
+        }
         let root = self.replica.root().clone();
         let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
-        let (key, statement, existing) = locate(&cat, &env)?;
+        let located = locate(&cat, &env)?;
         let mut added = Vec::new();
         let mut rejected = Vec::new();
-        let mut accepted = Vec::new();
+        let mut records = Vec::new();
         for s in &env.signatures {
-            if existing.iter().any(|e| e == &s.sig) {
+            if located
+                .existing
+                .iter()
+                .any(|e| e.as_slice() == s.sig.as_slice())
+            {
                 rejected.push(format!("key {}: already recorded", short(&s.keyid)));
                 continue;
             }
@@ -186,8 +231,19 @@ impl Node {
                     let (Some(keyid), Some(p), Some(role)) = (c.keyid, c.principal, c.role) else {
                         continue;
                     };
+                    let Ok(sig) = <[u8; 64]>::try_from(s.sig.as_slice()) else {
+                        rejected.push(format!("key {}: not a 64-byte signature", keyid.short()));
+                        continue;
+                    };
                     added.push(format!("{role} of {p} (key {})", keyid.short()));
-                    accepted.push((keyid.to_string(), s.sig.clone()));
+                    records.push(
+                        Approval {
+                            statement: located.id,
+                            keyid: KeyId::parse(keyid.as_str()).map_err(|e| e.to_string())?,
+                            sig,
+                        }
+                        .to_bytes(),
+                    );
                 }
                 Some(c) if c.role == Some(Role::Node) => rejected.push(format!(
                     "key {}: a node key does not approve statements",
@@ -201,15 +257,17 @@ impl Node {
                 None => {}
             }
         }
+        let subject = located.subject.clone();
         let mut events: Vec<AuditEvent> = rejected
             .iter()
             .filter(|r| !r.ends_with("already recorded"))
-            .map(|r| AuditEvent::new(kind::REJECTED, &key, format!("imported signature: {r}")))
+            .map(|r| AuditEvent::new(kind::REJECTED, &subject, format!("imported signature: {r}")))
             .collect();
-        if accepted.is_empty() {
+        if records.is_empty() {
             self.audit(&events);
             return Err(format!(
-                "no new valid signature for {key} ({statement}): {}",
+                "no new valid signature for {subject} ({}): {}",
+                located.what,
                 if rejected.is_empty() {
                     "the envelope has no signatures".to_owned()
                 } else {
@@ -217,83 +275,83 @@ impl Node {
                 }
             ));
         }
-        let unsigned = Envelope::new(&env.payload_type, env.payload.clone()).to_json();
-        let id = hex::encode(env.payload_digest());
-        let is_release = statement == "release";
+        let new_statement = located.new_statement.then(|| env.payload.clone());
         let delta = self
             .replica
             .edit(
                 Timestamp::now().unix(),
-                &format!("signatures for {key}"),
+                &format!("signatures for {subject}"),
                 |tx| {
-                    if !is_release {
-                        accord_catalogue::edit::add_statement(tx, &key, &id, &unsigned)?;
+                    if let Some(p) = &new_statement {
+                        accord_catalogue::edit::add_history(tx, History::Statements, p)?;
                     }
-                    for (keyid, sig) in &accepted {
-                        if is_release {
-                            accord_catalogue::edit::add_approval(tx, &key, keyid, sig)?;
-                        } else {
-                            accord_catalogue::edit::add_statement_approval(
-                                tx, &key, &id, keyid, sig,
-                            )?;
-                        }
+                    for r in &records {
+                        accord_catalogue::edit::add_history(tx, History::Signatures, r)?;
                     }
                     Ok(())
                 },
             )
             .map_err(|e| e.to_string())?;
         // Audited here, with where it came from; the catalogue scan will not repeat them.
-        self.promoter
-            .prime_after_import(&key, &statement, &id, &accepted);
+        self.promoter.prime_records(&records);
         events.extend(added.iter().map(|a| {
             AuditEvent::new(
                 kind::SIGNATURE,
-                &key,
-                format!("{statement}: {a}, imported here"),
+                &subject,
+                format!("{}: {a}, imported here", located.what),
             )
         }));
         self.audit(&events);
         self.committed_locally(&delta);
-        info!(release = %key, %statement, added = added.len(), "signatures recorded");
+        info!(release = %subject, statement = %located.what, added = added.len(), "signatures recorded");
         Ok(Imported {
-            release: key,
-            statement,
+            release: subject,
+            statement: located.what,
             added,
             rejected,
         })
     }
 
-    /// Starts the `on_promote` command for a live release (one attempt).
-    pub(super) fn run_hook(&mut self, key: &str) {
+    /// Starts the `on_promote` command for a live release (one attempt). Its environment is
+    /// the pinned promotion record and `PATH`, nothing else of the node's.
+    pub(super) fn run_hook(&mut self, id: &ReleaseId) {
         let Some(cmd) = self.on_promote.clone() else {
             return;
         };
-        let Some(standing) = self.promoter.state.releases.get(key).cloned() else {
+        let Some(standing) = self.promoter.state.releases.get(id).cloned() else {
             return;
         };
-        let artifacts: Vec<String> = self
-            .mirror
-            .release(key)
-            .map(|b| b.artifacts.iter().map(|a| a.name.clone()).collect())
-            .unwrap_or_default();
+        let names: Vec<String> = standing.artifacts.iter().map(|a| a.name.clone()).collect();
+        let digests: Vec<String> = standing
+            .artifacts
+            .iter()
+            .map(|a| format!("{}={}", a.name, a.sha256))
+            .collect();
         let env = [
-            ("ACCORD_RELEASE", key.to_owned()),
+            ("ACCORD_RELEASE", standing.key()),
+            ("ACCORD_RELEASE_ID", id.hex()),
             ("ACCORD_CAPABILITY", standing.capability.clone()),
             ("ACCORD_VERSION", standing.version.to_string()),
             ("ACCORD_JURISDICTION", self.jurisdiction.clone()),
-            ("ACCORD_PAYLOAD_SHA256", standing.payload_sha256.clone()),
-            ("ACCORD_ARTIFACTS", artifacts.join(" ")),
+            ("ACCORD_PAYLOAD_SHA256", id.hex()),
+            ("ACCORD_ARTIFACTS", names.join(" ")),
+            ("ACCORD_ARTIFACTS_SHA256", digests.join(" ")),
             ("ACCORD_DATA_DIR", self.data_dir.display().to_string()),
         ];
         let internal = self.internal.clone();
-        let key = key.to_owned();
+        let id = *id;
         tokio::spawn(async move {
-            let run = tokio::process::Command::new("sh")
+            let mut command = tokio::process::Command::new("sh");
+            command
                 .arg("-c")
                 .arg(&cmd)
+                .env_clear()
                 .envs(env)
-                .stdin(std::process::Stdio::null())
-                .output();
+                .stdin(std::process::Stdio::null());
+            if let Some(path) = std::env::var_os("PATH") {
+                command.env("PATH", path);
+            }
+            let run = command.output();
             let result = match tokio::time::timeout(Duration::from_secs(600), run).await {
                 Ok(Ok(out)) if out.status.success() => Ok(()),
                 Ok(Ok(out)) => {
@@ -308,30 +366,37 @@ impl Node {
                 Ok(Err(e)) => Err(format!("could not start: {e}")),
                 Err(_) => Err("timed out after 600 s".into()),
             };
-            let _ = internal.send(Internal::HookDone { key, result }).await;
+            let _ = internal.send(Internal::HookDone { id, result }).await;
         });
     }
 
     /// Records a hook attempt; a failure is retried later and never un-promotes.
-    pub(super) fn hook_done(&mut self, key: String, result: Result<(), String>) {
-        if !self.promoter.state.hooks_owed.contains_key(&key) {
+    pub(super) fn hook_done(&mut self, id: ReleaseId, result: Result<(), String>) {
+        if !self.promoter.state.hooks_owed.contains_key(&id) {
             return;
         }
+        let subject = self
+            .promoter
+            .state
+            .releases
+            .get(&id)
+            .map(|s| label(s, &id))
+            .unwrap_or_else(|| id.to_string());
         let mut next = self.promoter.state.clone();
         let event = match &result {
             Ok(()) => {
-                next.hooks_owed.remove(&key);
-                info!(release = %key, "on_promote hook succeeded");
-                AuditEvent::new(kind::HOOK, &key, "on_promote succeeded")
+                next.hooks_owed.remove(&id);
+                info!(release = %subject, "on_promote hook succeeded");
+                AuditEvent::new(kind::HOOK, &subject, "on_promote succeeded")
             }
             Err(e) => {
-                let n = next.hooks_owed.entry(key.clone()).or_insert(0);
+                let n = next.hooks_owed.entry(id).or_insert(0);
                 *n += 1;
                 self.metrics.hook_failures += 1;
-                warn!(release = %key, attempt = *n, error = %e, "on_promote hook failed; will retry (the release stays promoted)");
+                warn!(release = %subject, attempt = *n, error = %e, "on_promote hook failed; will retry (the release stays promoted)");
                 AuditEvent::new(
                     kind::HOOK,
-                    &key,
+                    &subject,
                     format!("on_promote failed (attempt {n}): {e}"),
                 )
             }
@@ -344,29 +409,29 @@ impl Node {
         ) {
             warn!(error = %e, "could not record the hook's result");
         }
-        let attempts = next.hooks_owed.get(&key).copied();
+        let attempts = next.hooks_owed.get(&id).copied();
         self.promoter.state = next;
         if let Some(n) = attempts {
             let internal = self.internal.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(hook_backoff(n)).await;
-                let _ = internal.send(Internal::RetryHook { key }).await;
+                let _ = internal.send(Internal::RetryHook { id }).await;
             });
         }
     }
 
     /// Hooks still owed from before a restart.
     pub(super) fn resume_hooks(&mut self) {
-        let owed: Vec<String> = self
+        let owed: Vec<ReleaseId> = self
             .promoter
             .state
             .hooks_owed
             .keys()
             .filter(|k| self.promoter.state.is_live(k))
-            .cloned()
+            .copied()
             .collect();
-        for k in owed {
-            self.run_hook(&k);
+        for id in owed {
+            self.run_hook(&id);
         }
     }
 }
@@ -377,58 +442,62 @@ fn short(keyid: &str) -> String {
     keyid.chars().take(8).collect()
 }
 
-/// Which catalogue entry an envelope's signatures belong to: the release whose payload it
-/// is, or the release a recall/conditional names (by key and payload digest).
-fn locate(
-    cat: &accord_catalogue::schema::Catalogue,
-    env: &Envelope,
-) -> Result<(String, String, Vec<Vec<u8>>), String> {
-    for e in &cat.releases {
-        if let Ok(r) = e.signed_envelope()
-            && r.payload == env.payload
-            && r.payload_type == env.payload_type
-        {
-            let existing = r.signatures.into_iter().map(|s| s.sig).collect();
-            return Ok((e.key.clone(), "release".into(), existing));
-        }
+/// The catalogue statement an envelope's signatures belong to.
+struct Located {
+    /// The statement signed (its payload's SHA-256).
+    id: ReleaseId,
+    /// How the audit log names it: `CAP@VER#ID`, or `CAP@VER#ID recall ID`.
+    subject: String,
+    /// "release", "recall" or "conditional".
+    what: String,
+    /// Signatures already recorded for it.
+    existing: Vec<Vec<u8>>,
+    /// A recall or conditional the catalogue does not hold yet.
+    new_statement: bool,
+}
+
+/// Which catalogue statement an envelope is: a release the catalogue holds, or a recall or
+/// conditional that names one by its id (new ones are recorded with their signatures).
+fn locate(cat: &accord_catalogue::schema::Catalogue, env: &Envelope) -> Result<Located, String> {
+    let id = ReleaseId::of_payload(&env.payload);
+    let existing_of = |approvals: &[accord_catalogue::schema::Authored<Approval>]| {
+        approvals
+            .iter()
+            .map(|a| a.value.sig.to_vec())
+            .collect::<Vec<_>>()
+    };
+    if let Some(r) = cat.release(&id) {
+        return Ok(Located {
+            id,
+            subject: r.label(),
+            what: "release".into(),
+            existing: existing_of(&r.approvals),
+            new_statement: false,
+        });
     }
     let kind =
         Statement::from_envelope(env).map_err(|e| format!("not an Accord statement: {e}"))?;
-    let (digest, release, what) = match kind {
-        StatementKind::Release { predicate, .. } => {
-            return Err(format!(
-                "release {}@{} is not in this node's catalogue (propose it first, or wait for it to sync)",
-                predicate.capability, predicate.version
-            ));
-        }
-        StatementKind::Recall {
-            release_payload_sha256,
-            predicate,
-        } => (release_payload_sha256, predicate.release, "recall"),
-        StatementKind::Conditional {
-            release_payload_sha256,
-            predicate,
-        } => (release_payload_sha256, predicate.release, "conditional"),
-    };
-    let key = crate::artifacts::release_key(&release.capability, &release.version);
-    let entry =
-        cat.releases.iter().find(|e| e.key == key).ok_or_else(|| {
-            format!("the {what} names {key}, which is not in this node's catalogue")
-        })?;
-    let target = Envelope::from_json(&entry.envelope).map_err(|e| e.to_string())?;
-    if hex::encode(target.payload_digest()) != digest {
+    let Some(target) = kind.names_release() else {
         return Err(format!(
-            "the {what} names {key} but a different statement of it (payload digest differs)"
+            "release statement {} is not in this node's catalogue (propose it first, or wait for it to sync)",
+            id.short()
         ));
-    }
-    let id = hex::encode(env.payload_digest());
-    let existing = entry
-        .statements
-        .get(&id)
-        .and_then(|s| s.signed_envelope().ok())
-        .map(|s| s.signatures.into_iter().map(|s| s.sig).collect())
-        .unwrap_or_default();
-    Ok((key, what.into(), existing))
+    };
+    let release = cat.release(&target).ok_or_else(|| {
+        format!(
+            "the {} names release statement {}, which is not in this node's catalogue",
+            kind.name(),
+            target.short()
+        )
+    })?;
+    let about = release.about.iter().find(|a| a.id == id);
+    Ok(Located {
+        id,
+        subject: format!("{} {} {}", release.label(), kind.name(), id.short()),
+        what: kind.name().into(),
+        existing: about.map(|a| existing_of(&a.approvals)).unwrap_or_default(),
+        new_statement: about.is_none(),
+    })
 }
 
 #[cfg(test)]
