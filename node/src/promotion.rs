@@ -242,7 +242,11 @@ pub fn explain(
                 (d, "waiting", reasons)
             }
         };
+        // Another jurisdiction's line comes from its signed note. This node's own line is
+        // its own decision: a note from another node of the same jurisdiction says what
+        // that node did, never what this one holds (ADR 0005 §5).
         let (state, since) = match notes.get(j) {
+            Some(n) if own => (state, Some(n.at.to_string()).filter(|_| state != "waiting")),
             Some(n) if n.state == NoteState::Live => ("live", Some(n.at.to_string())),
             Some(n) => ("recalled", Some(n.at.to_string())),
             None => (state, None),

@@ -6,122 +6,13 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Instant;
 
-use common::cluster::{Cluster, agent, api, cluster, eventually, metric, wait_up};
+use common::cluster::{cluster, eventually, metric, wait_up};
+use common::releases::*;
 use common::{J, accord, ok, refused, successor_root};
 
 const KEY: &str = "CAP-B01@1.4.0";
-
-fn release_view(d: &Path, i: usize, key: &str) -> Option<serde_json::Value> {
-    let mut r = agent()
-        .get(format!("{}/v1/releases/{key}", api(d, i)))
-        .call()
-        .ok()?;
-    if !r.status().is_success() {
-        return None;
-    }
-    r.body_mut().read_json().ok()
-}
-
-/// Node `i`'s own line in the release's per-jurisdiction explanation.
-fn own_line(d: &Path, i: usize, key: &str) -> Option<serde_json::Value> {
-    release_view(d, i, key)?["jurisdictions"]
-        .as_array()?
-        .iter()
-        .find(|j| j["jurisdiction"] == J[i])
-        .cloned()
-}
-
-/// This node's own state for `key`: live, waiting, recalled, superseded.
-fn state(d: &Path, i: usize, key: &str) -> String {
-    own_line(d, i, key)
-        .and_then(|j| j["state"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn reasons(d: &Path, i: usize, key: &str) -> String {
-    own_line(d, i, key)
-        .map(|j| j["reasons"].to_string())
-        .unwrap_or_default()
-}
-
-fn mirrored(d: &Path, i: usize, key: &str) -> bool {
-    release_view(d, i, key).is_some_and(|v| {
-        v["artifacts"].as_array().is_some_and(|a| {
-            a.iter()
-                .all(|a| a["held"][J[i]].as_u64() == a["size"].as_u64())
-        })
-    })
-}
-
-fn write(d: &Path, name: &str, bytes: usize, seed: u8) {
-    let data: Vec<u8> = (0..bytes)
-        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
-        .collect();
-    std::fs::create_dir_all(d.join("release")).expect("mkdir");
-    std::fs::write(d.join("release").join(name), data).expect("write");
-}
-
-fn propose(d: &Path, version: &str) {
-    // Different content per version, so no blob is shared between releases.
-    let seed = version
-        .bytes()
-        .fold(0u8, |a, b| a.wrapping_mul(7).wrapping_add(b));
-    write(d, &format!("chart-{version}.tgz"), 300_000, seed);
-    write(
-        d,
-        &format!("image-{version}.tar"),
-        2_000_000,
-        seed.wrapping_add(1),
-    );
-    ok(accord(
-        d,
-        &[
-            "release",
-            "propose",
-            "CAP-B01",
-            version,
-            &format!("release/chart-{version}.tgz"),
-            &format!("release/image-{version}.tar"),
-            "--data-dir",
-            "eu-data",
-        ],
-    ));
-}
-
-fn sign(d: &Path, key: &str, signer: &str, at: &str) -> common::Run {
-    accord(
-        d,
-        &[
-            "release",
-            "sign",
-            key,
-            "--key",
-            &format!("{signer}.key"),
-            "--yes",
-            "--data-dir",
-            &format!("{at}-data"),
-        ],
-    )
-}
-
-fn add_config(d: &Path, j: &str, extra: &str) {
-    let p = d.join(format!("{j}.toml"));
-    let mut cfg = std::fs::read_to_string(&p).expect("cfg");
-    cfg.push_str(extra);
-    std::fs::write(p, cfg).expect("cfg");
-}
-
-fn start_all(c: &mut Cluster, d: &Path, which: &[usize]) {
-    for &i in which {
-        c.start(i);
-    }
-    for &i in which {
-        wait_up(d, i);
-    }
-}
 
 #[test]
 fn leads_co_sign_and_every_node_promotes_on_its_own() {

@@ -92,6 +92,9 @@ struct StatementSpec {
     consenting: Vec<PrincipalId>,
     /// name another release (so the statement is about something else)
     version: Option<String>,
+    /// name the right CAP@VER but another statement of it (another payload digest)
+    #[serde(default)]
+    other_statement: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,11 +156,20 @@ fn run(case: &Case) -> Result<(String, String), String> {
     let rs = &case.release;
     let mut release =
         accord_trust::testkit::release(&rs.capability, &rs.version, rs.root_version).map_err(e)?;
+    // "moved": every signature was made over another statement of the same CAP@VER (other
+    // artifacts) and moved onto this one — the mix-and-match attack.
+    let moved = rs.tamper.iter().any(|t| t == "moved");
+    let mut signed_over = if moved {
+        other_statement(&release)
+    } else {
+        release.clone()
+    };
     for s in &rs.signers {
         let key = coop.signer(s).map_err(e)?;
-        sign_envelope(&mut release, &key);
+        sign_envelope(&mut signed_over, &key);
     }
-    for t in &rs.tamper {
+    release.signatures = signed_over.signatures;
+    for t in rs.tamper.iter().filter(|t| *t != "moved") {
         tamper(&mut release, t, &coop)?;
     }
 
@@ -165,7 +177,7 @@ fn run(case: &Case) -> Result<(String, String), String> {
         specs
             .iter()
             .map(|s| {
-                let target = match &s.version {
+                let mut target = match &s.version {
                     Some(v) => accord_trust::testkit::release(&rs.capability, v, rs.root_version)
                         .map_err(e)?,
                     None => {
@@ -173,6 +185,9 @@ fn run(case: &Case) -> Result<(String, String), String> {
                             .map_err(e)?
                     }
                 };
+                if s.other_statement {
+                    target = other_statement(&target);
+                }
                 let r = ReleaseRef {
                     capability: rs.capability.clone(),
                     version: semver::Version::parse(s.version.as_deref().unwrap_or(&rs.version))
@@ -239,6 +254,13 @@ fn run(case: &Case) -> Result<(String, String), String> {
     Ok((outcome.into(), explanation.join("\n")))
 }
 
+/// Another statement with the same CAP@VER: the same release proposed with other words
+/// (and so another payload digest).
+fn other_statement(env: &Envelope) -> Envelope {
+    let text = String::from_utf8_lossy(&env.payload).replace("eu supplier ci", "someone else");
+    Envelope::new(&env.payload_type, text.into_bytes())
+}
+
 fn tamper(env: &mut Envelope, t: &str, coop: &Cooperative) -> Result<(), String> {
     let (what, arg) = t.split_once(':').unwrap_or((t, ""));
     let find = |env: &Envelope, who: &str| -> Result<usize, String> {
@@ -260,9 +282,25 @@ fn tamper(env: &mut Envelope, t: &str, coop: &Cooperative) -> Result<(), String>
                 .sign(&env.pae())
                 .to_vec();
         }
+        // Change what was signed so that it still parses: the version is bumped, the
+        // signatures stay. Only the signatures can catch this.
         "payload" => {
-            let last = env.payload.len() - 2;
-            env.payload[last] ^= 0x01;
+            let text = String::from_utf8_lossy(&env.payload).into_owned();
+            let bumped = text.replacen("\"version\":\"1.4.0\"", "\"version\":\"1.4.1\"", 1);
+            if bumped == text {
+                return Err("payload tamper found no version to bump".into());
+            }
+            env.payload = bumped.into_bytes();
+        }
+        // A signature by one key presented under another key's id: "SIGNER>CLAIMED".
+        "relabel" => {
+            let (signer, claimed) = arg.split_once('>').ok_or("relabel:SIGNER>CLAIMED")?;
+            let i = find(env, signer)?;
+            env.signatures[i].keyid = coop
+                .signer(claimed)
+                .map_err(|e| e.to_string())?
+                .id()
+                .to_string();
         }
         "payload_type" => env.payload_type = "application/json".into(),
         "duplicate" => {

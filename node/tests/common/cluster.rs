@@ -21,14 +21,34 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// Names a node of a test cluster: an index into J (0 = uk …) or a config name ("uk2").
+pub trait NodeName {
+    fn name(&self) -> String;
+}
+
+impl NodeName for usize {
+    fn name(&self) -> String {
+        J[*self].to_owned()
+    }
+}
+
+impl NodeName for &str {
+    fn name(&self) -> String {
+        (*self).to_owned()
+    }
+}
+
 pub struct Cluster {
     pub dir: std::path::PathBuf,
+    /// Config names (`uk` reads `uk.toml`), the first four in J's order.
+    pub names: Vec<String>,
     pub children: Vec<Option<Child>>,
 }
 
 impl Cluster {
+    /// Starts node `i` (its index in `names`).
     pub fn start(&mut self, i: usize) {
-        let j = J[i];
+        let j = self.names[i].clone();
         let child = Command::new(env!("CARGO_BIN_EXE_accord"))
             .current_dir(&self.dir)
             .args(["node", "run", "--config", &format!("{j}.toml")])
@@ -56,9 +76,16 @@ impl Cluster {
     }
 
     pub fn stop_all(&mut self) {
-        for i in 0..4 {
+        for i in 0..self.children.len() {
             self.stop(i, false);
         }
+    }
+
+    /// Registers one more node whose `name.toml` exists; returns its index.
+    pub fn add(&mut self, name: &str) -> usize {
+        self.names.push(name.to_owned());
+        self.children.push(None);
+        self.names.len() - 1
     }
 }
 
@@ -119,8 +146,8 @@ pub fn converge(c: &mut Cluster, run: &[usize], expect: &[(&str, &str, &str)]) {
 }
 
 /// The API base URL of node `i`, from its config.
-pub fn api(d: &Path, i: usize) -> String {
-    let cfg = std::fs::read_to_string(d.join(format!("{}.toml", J[i]))).expect("cfg");
+pub fn api(d: &Path, i: impl NodeName) -> String {
+    let cfg = std::fs::read_to_string(d.join(format!("{}.toml", i.name()))).expect("cfg");
     let line = cfg
         .lines()
         .find(|l| l.starts_with("api = "))
@@ -139,18 +166,19 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
-pub fn wait_up(d: &Path, i: usize) {
+pub fn wait_up(d: &Path, i: impl NodeName) {
     let agent = agent();
-    for _ in 0..100 {
-        if agent.get(format!("{}/health", api(d, i))).call().is_ok() {
+    let url = format!("{}/health", api(d, i.name().as_str()));
+    for _ in 0..300 {
+        if agent.get(&url).call().is_ok() {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("node {} API never came up", J[i]);
+    panic!("node {} API never came up", i.name());
 }
 
-pub fn metric(d: &Path, i: usize, name: &str) -> f64 {
+pub fn metric(d: &Path, i: impl NodeName, name: &str) -> f64 {
     let mut resp = agent()
         .get(format!("{}/metrics", api(d, i)))
         .call()
@@ -167,6 +195,11 @@ pub fn metric(d: &Path, i: usize, name: &str) -> f64 {
 pub fn cluster(d: &Path) -> Cluster {
     cooperative(d);
     signed_root(d);
+    nodes(d)
+}
+
+/// The four nodes' data dirs and configs, for a cooperative and root already in `d`.
+pub fn nodes(d: &Path) -> Cluster {
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     for (i, j) in J.iter().enumerate() {
         ok(accord(
@@ -203,12 +236,13 @@ pub fn cluster(d: &Path) -> Cluster {
     }
     Cluster {
         dir: d.to_owned(),
+        names: J.iter().map(|j| (*j).to_owned()).collect(),
         children: (0..4).map(|_| None).collect(),
     }
 }
 
 /// The jurisdictions node `i` reports as connected.
-pub fn connected(d: &Path, i: usize) -> Vec<String> {
+pub fn connected(d: &Path, i: impl NodeName) -> Vec<String> {
     let mut r = agent()
         .get(format!("{}/v1/peers", api(d, i)))
         .call()
@@ -237,8 +271,8 @@ pub fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
 }
 
 /// The TCP port node `i` listens on, from its config.
-pub fn tcp_port(d: &Path, i: usize) -> u16 {
-    let cfg = std::fs::read_to_string(d.join(format!("{}.toml", J[i]))).expect("cfg");
+pub fn tcp_port(d: &Path, i: impl NodeName) -> u16 {
+    let cfg = std::fs::read_to_string(d.join(format!("{}.toml", i.name()))).expect("cfg");
     let l = cfg
         .lines()
         .find(|l| l.starts_with("listen"))
@@ -248,4 +282,41 @@ pub fn tcp_port(d: &Path, i: usize) -> u16 {
         .and_then(|p| p.split('"').next())
         .and_then(|p| p.parse().ok())
         .expect("port")
+}
+
+/// One more node for `jurisdiction`, named `name` (config `name.toml`, data `name-data`),
+/// initialised with the root chain `roots` and `key`, dialling the four nodes of the
+/// cluster over TCP. `extra` is appended to its config.
+pub fn extra_node(
+    d: &Path,
+    name: &str,
+    jurisdiction: &str,
+    key: &str,
+    roots: &[&str],
+    extra: &str,
+) {
+    let mut args = vec![
+        "init".to_owned(),
+        "--data-dir".into(),
+        format!("{name}-data"),
+        "--node-key".into(),
+        key.into(),
+    ];
+    for r in roots {
+        args.push("--root".into());
+        args.push((*r).to_owned());
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(accord(d, &refs));
+    let bootstrap: Vec<String> = (0..4)
+        .map(|k| format!("\"/ip4/127.0.0.1/tcp/{}\"", tcp_port(d, k)))
+        .collect();
+    let p = free_port();
+    let cfg = format!(
+        "jurisdiction = \"{jurisdiction}\"\ndata_dir = \"{name}-data\"\nlisten = [\"/ip4/127.0.0.1/tcp/{p}\"]\nbootstrap = [{}]\napi = \"127.0.0.1:{}\"\nblobs_listen = \"127.0.0.1:{}\"\nanti_entropy_secs = 1\n{extra}",
+        bootstrap.join(", "),
+        free_port(),
+        free_udp_port(),
+    );
+    std::fs::write(d.join(format!("{name}.toml")), cfg).expect("config");
 }
