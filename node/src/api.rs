@@ -24,6 +24,11 @@ pub type AuditRows = Vec<(u64, Vec<u8>)>;
 #[derive(Debug)]
 pub enum ApiRequest {
     View(oneshot::Sender<NodeView>),
+    /// The signed changes that touched a capability.
+    History {
+        id: String,
+        reply: oneshot::Sender<Vec<accord_catalogue::history::Edit>>,
+    },
     Edit {
         id: String,
         spec: EditSpec,
@@ -147,6 +152,7 @@ pub fn router(tx: mpsc::Sender<ApiRequest>, token: String) -> Router {
         .route("/health", get(health))
         .route("/v1/catalogue", get(catalogue))
         .route("/v1/catalogue/{id}", get(capability).post(edit))
+        .route("/v1/catalogue/{id}/history", get(history))
         .route("/v1/peers", get(peers))
         .route("/v1/root", axum::routing::post(apply_root))
         .route("/v1/releases", get(releases).post(propose))
@@ -188,6 +194,23 @@ async fn capability(State(api): State<Api>, Path(id): Path<String>) -> Result<Re
             format!("unknown capability {id}"),
         )),
     }
+}
+
+async fn history(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<accord_catalogue::history::Edit>>, ApiError> {
+    if accord_catalogue::schema::check_capability_id(&id).is_err()
+        || api.view().await?.view.catalogue.capability(&id).is_none()
+    {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("unknown capability {id}"),
+        ));
+    }
+    Ok(Json(
+        api.ask(|reply| ApiRequest::History { id, reply }).await?,
+    ))
 }
 
 async fn edit(

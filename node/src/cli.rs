@@ -413,6 +413,14 @@ pub enum CatalogueCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Who changed a capability, when, and which fields (from the signed changes).
+    History {
+        id: String,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+        #[arg(long)]
+        json: bool,
+    },
     /// Edit a capability; every edit is one change signed by the node key.
     Edit {
         id: String,

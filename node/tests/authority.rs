@@ -349,6 +349,12 @@ fn a_replaced_node_key_keeps_its_history_and_loses_the_network() {
             == "written by the old uk key"),
         "the new UK node did not sync the old key's history"
     );
+    // Attributable: the history names the old key, retired since.
+    let h = ok(accord(
+        d,
+        &["catalogue", "history", "CAP-E02", "--data-dir", "uk2-data"],
+    ));
+    assert!(h.stdout.contains("since retired"), "{}", h.stdout);
     common::cluster::edit(d, "uk2", "CAP-E03", "effort=written by the new uk key");
     assert!(eventually(20, || (1..4).all(|i| field(
         d,

@@ -36,7 +36,7 @@ pub struct Author<'a> {
 
 /// Where in the document an object sits.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Zone {
+pub(crate) enum Zone {
     /// Written by the genesis only: the root map, the seed's reference maps, `capabilities`.
     Frozen(String),
     /// One capability's map.
@@ -157,36 +157,7 @@ impl<'a> Checker<'a> {
         if let Some(z) = self.zones.get(&k) {
             return Ok(z.clone());
         }
-        let missing = || {
-            format!(
-                "writes to object {counter}@{} which does not exist",
-                hex::encode(actor.to_bytes())
-            )
-        };
-        let exid = self
-            .doc
-            .import_obj(&format!("{counter}@{}", hex::encode(actor.to_bytes())))
-            .map_err(|_| missing())?;
-        let path = self.doc.parents(&exid).map_err(|_| missing())?.path();
-        let names: Vec<String> = path
-            .iter()
-            .map(|(_, p)| match p {
-                Prop::Map(m) => m.clone(),
-                Prop::Seq(i) => i.to_string(),
-            })
-            .collect();
-        let zone = match names.as_slice() {
-            [top] => match History::from_key(top) {
-                Some(h) => Zone::History(h),
-                None => Zone::Frozen(top.clone()),
-            },
-            [top, cap] if top == "capabilities" => Zone::Capability(cap.clone()),
-            [top, cap, field, ..] if top == "capabilities" => Zone::CapabilityContent {
-                capability: cap.clone(),
-                field: field.clone(),
-            },
-            _ => Zone::Frozen(names.join(".")),
-        };
+        let zone = existing_zone(self.doc, *counter, actor.to_bytes())?;
         self.zones.insert(k, zone.clone());
         Ok(zone)
     }
@@ -429,6 +400,39 @@ impl<'a> Checker<'a> {
         }
         crate::schema::history_value(self.doc, History::Statements, &id.hex())
     }
+}
+
+/// The zone of an object the document already holds, found from its path.
+pub(crate) fn existing_zone(doc: &Automerge, counter: u64, actor: &[u8]) -> Result<Zone, String> {
+    let missing = || {
+        format!(
+            "writes to object {counter}@{} which does not exist",
+            hex::encode(actor)
+        )
+    };
+    let exid = doc
+        .import_obj(&format!("{counter}@{}", hex::encode(actor)))
+        .map_err(|_| missing())?;
+    let path = doc.parents(&exid).map_err(|_| missing())?.path();
+    let names: Vec<String> = path
+        .iter()
+        .map(|(_, p)| match p {
+            Prop::Map(m) => m.clone(),
+            Prop::Seq(i) => i.to_string(),
+        })
+        .collect();
+    Ok(match names.as_slice() {
+        [top] => match History::from_key(top) {
+            Some(h) => Zone::History(h),
+            None => Zone::Frozen(top.clone()),
+        },
+        [top, cap] if top == "capabilities" => Zone::Capability(cap.clone()),
+        [top, cap, field, ..] if top == "capabilities" => Zone::CapabilityContent {
+            capability: cap.clone(),
+            field: field.clone(),
+        },
+        _ => Zone::Frozen(names.join(".")),
+    })
 }
 
 fn action_name(a: &OpType) -> &'static str {

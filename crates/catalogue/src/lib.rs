@@ -12,6 +12,7 @@ pub mod chunks;
 pub mod edit;
 pub mod error;
 pub mod genesis;
+pub mod history;
 pub mod records;
 pub mod replica;
 pub mod schema;

@@ -408,3 +408,41 @@ fn text_positions_are_utf16_like_javascript() {
         "🔐 Sovereign KMS"
     );
 }
+
+/// Every edit is attributable: the history of a capability names each change's author (its
+/// node key's jurisdiction, from the root chain) and the fields it wrote.
+#[test]
+fn capability_history_names_who_changed_what() {
+    let (coop, root) = cooperative();
+    let mut uk = replica(&coop, &root, "uk.node");
+    let mut eu = replica(&coop, &root, "eu.node");
+    uk.edit(T, "uk sets status", |tx| {
+        edit::set(tx, "CAP-B01", "status", "staging")
+    })
+    .expect("edit");
+    eu.edit(T + 1, "eu adds a requirement", |tx| {
+        edit::add_item(tx, "CAP-B01", "functional_requirements", "Object lock")
+    })
+    .expect("edit");
+    eu.edit(T + 2, "eu edits another capability", |tx| {
+        edit::set(tx, "CAP-E02", "effort", "2 teams")
+    })
+    .expect("edit");
+    sync_pair(&mut uk, "uk", &mut eu, "eu");
+    let chain = accord_trust::RootChain::from_trusted(root);
+    let h = accord_catalogue::history::capability(uk.doc(), &chain, "CAP-B01");
+    assert_eq!(h.len(), 3, "{h:#?}");
+    assert!(h[0].author.starts_with("genesis"));
+    let by = |m: &str| h.iter().find(|e| e.message == m).expect(m);
+    assert!(by("uk sets status").author.starts_with("uk (node key"));
+    assert_eq!(by("uk sets status").fields, ["status"]);
+    assert!(
+        by("eu adds a requirement")
+            .author
+            .starts_with("eu (node key")
+    );
+    assert_eq!(
+        by("eu adds a requirement").fields,
+        ["functional_requirements"]
+    );
+}

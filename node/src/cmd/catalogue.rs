@@ -87,6 +87,35 @@ pub fn run(cmd: CatalogueCommand) -> Result<()> {
             }
             Ok(())
         }
+        CatalogueCommand::History { id, data_dir, json } => {
+            let dir = DataDir::new(&data_dir.data_dir);
+            accord_catalogue::schema::check_capability_id(&id)?;
+            let edits: Vec<accord_catalogue::history::Edit> = match Node::running(&dir) {
+                Some(node) => node.get(&format!("/v1/catalogue/{id}/history"))?,
+                None => {
+                    let (doc, _) = dir.document()?;
+                    if find(&accord_catalogue::schema::read(&doc).0, &id).is_err() {
+                        bail!("unknown capability {id}");
+                    }
+                    accord_catalogue::history::capability(&doc, &dir.chain()?, &id)
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&edits)?);
+            } else {
+                for e in &edits {
+                    let at = Timestamp::from_unix(e.time);
+                    println!(
+                        "{at}  {}  {:<40}  {}  [{}]",
+                        e.change,
+                        e.author,
+                        e.message,
+                        e.fields.join(", ")
+                    );
+                }
+            }
+            Ok(())
+        }
         CatalogueCommand::Edit {
             id,
             data_dir,

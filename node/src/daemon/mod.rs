@@ -473,6 +473,13 @@ impl Node {
 
     fn handle_api(&mut self, req: ApiRequest) {
         match req {
+            ApiRequest::History { id, reply } => {
+                let _ = reply.send(accord_catalogue::history::capability(
+                    self.replica.doc(),
+                    self.replica.chain(),
+                    &id,
+                ));
+            }
             ApiRequest::View(reply) => {
                 let (catalogue, problems) = accord_catalogue::schema::read(self.replica.doc());
                 let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
