@@ -34,20 +34,24 @@ pub enum ApiRequest {
         spec: EditSpec,
         reply: oneshot::Sender<Result<String, String>>,
     },
-    /// A proposal: the unsigned release statement and the files it names (on this machine).
-    Propose {
+    /// A proposal's statement, checked before its artifacts are streamed in.
+    ProposeCheck {
         envelope: Vec<u8>,
-        files: Vec<std::path::PathBuf>,
+        reply: oneshot::Sender<Result<crate::artifacts::Proposal, String>>,
+    },
+    /// A proposal whose artifacts are in the store, verified: record it.
+    ProposeRecord {
+        proposal: crate::artifacts::Proposal,
         reply: oneshot::Sender<Result<String, String>>,
     },
     Releases(oneshot::Sender<Vec<ReleaseView>>),
-    /// Write a release's files into `out` (verified), from the staging or production channel.
-    Export {
+    /// Which blob a channel serves for one artifact of a release (its BLAKE3 and size).
+    Artifact {
         /// `CAP@VER`, `CAP@VER#IDPREFIX` or `sha256:ID`.
         selector: String,
-        out: std::path::PathBuf,
+        name: String,
         production: bool,
-        reply: oneshot::Sender<Result<Vec<String>, String>>,
+        reply: oneshot::Sender<Result<([u8; 32], u64), String>>,
     },
     /// A release's statement with every approval collected so far (DSSE JSON).
     Statement {
@@ -94,10 +98,14 @@ pub struct Metrics {
     pub changes_applied: u64,
     pub last_change_unix: i64,
     pub rate_limited: u64,
+    /// Peers banned for repeated refused messages.
+    pub bans: u64,
     /// jurisdiction -> payload bytes of blobs fetched from it
     pub blob_bytes_fetched: BTreeMap<String, u64>,
     pub blob_corrupt: u64,
     pub blob_fetch_failures: u64,
+    /// Fetches cut off because the provider sent nothing.
+    pub blob_stalled: u64,
     pub mirror_queue: usize,
     pub promotions: u64,
     pub recalls: u64,
@@ -122,6 +130,23 @@ pub struct NodeView {
 struct Api {
     tx: mpsc::Sender<ApiRequest>,
     token: String,
+    /// The node key, to prove to the CLI that this is the data directory's node before it
+    /// sends the token (a stale `api.addr` may point at anything by now).
+    identity: std::sync::Arc<accord_trust::SecretKey>,
+    /// `Host` values a request may carry: this API's own address (DNS rebinding).
+    hosts: std::sync::Arc<Vec<String>>,
+    /// The blob store: proposals stream into it and artifacts stream out of it, so the API
+    /// never reads or writes a path outside the data directory.
+    store: accord_mirror::BlobStore,
+}
+
+/// What the node signs to prove who it is: a domain, the CLI's challenge, and the address
+/// the CLI dialled (so the proof cannot be replayed at another address).
+pub fn identity_message(challenge: &[u8; 32], addr: &str) -> Vec<u8> {
+    let mut m = b"accord/api-identity/v1\0".to_vec();
+    m.extend_from_slice(challenge);
+    m.extend_from_slice(addr.as_bytes());
+    m
 }
 
 type ApiError = (StatusCode, Json<serde_json::Value>);
@@ -147,26 +172,102 @@ impl Api {
     }
 }
 
-pub fn router(tx: mpsc::Sender<ApiRequest>, token: String) -> Router {
+/// The API for a node listening on `bound`.
+pub fn router(
+    tx: mpsc::Sender<ApiRequest>,
+    token: String,
+    node_key: accord_trust::SecretKey,
+    bound: std::net::SocketAddr,
+    store: accord_mirror::BlobStore,
+) -> Router {
+    let mut hosts = vec![bound.to_string()];
+    if bound.ip().is_loopback() {
+        hosts.push(format!("localhost:{}", bound.port()));
+    }
+    let api = Api {
+        tx,
+        token,
+        identity: std::sync::Arc::new(node_key),
+        hosts: std::sync::Arc::new(hosts),
+        store,
+    };
     Router::new()
         .route("/health", get(health))
+        .route("/v1/identity", get(identity))
         .route("/v1/catalogue", get(catalogue))
         .route("/v1/catalogue/{id}", get(capability).post(edit))
         .route("/v1/catalogue/{id}/history", get(history))
         .route("/v1/peers", get(peers))
         .route("/v1/root", axum::routing::post(apply_root))
-        .route("/v1/releases", get(releases).post(propose))
-        .route("/v1/releases/{selector}", get(release))
         .route(
-            "/v1/releases/{selector}/export",
-            axum::routing::post(export),
+            "/v1/releases",
+            get(releases)
+                .post(propose)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
         )
+        .route("/v1/releases/{selector}", get(release))
+        .route("/v1/releases/{selector}/artifacts/{name}", get(artifact))
         .route("/v1/releases/{selector}/statement", get(statement))
         .route("/v1/production", get(production))
         .route("/v1/signatures", axum::routing::post(signatures))
         .route("/v1/audit", get(audit))
         .route("/metrics", get(metrics))
-        .with_state(Api { tx, token })
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            only_own_host,
+        ))
+        .with_state(api)
+}
+
+/// Refuses a request whose `Host` is not this API's address: a web page the operator opens
+/// can make the browser send requests to 127.0.0.1 under its own name (DNS rebinding), and
+/// this is where that ends.
+async fn only_own_host(
+    State(api): State<Api>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if !api.hosts.iter().any(|h| h == host) {
+        return error(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "Host {:?} is not this node's API address; refused",
+                host.chars().take(80).collect::<String>()
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+#[derive(Debug, Deserialize)]
+struct Challenge {
+    challenge: String,
+}
+
+/// Signs the CLI's challenge with the node key.
+async fn identity(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<Challenge>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut challenge = [0u8; 32];
+    hex::decode_to_slice(&q.challenge, &mut challenge)
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "challenge must be 64 hex digits"))?;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let sig = api.identity.sign(&identity_message(&challenge, host));
+    Ok(Json(serde_json::json!({
+        "keyid": api.identity.id().to_string(),
+        "signature": hex::encode(sig),
+    })))
 }
 
 async fn health(State(api): State<Api>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -380,55 +481,157 @@ async fn audit(State(api): State<Api>) -> Result<Json<Vec<AuditRow>>, ApiError> 
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProposeBody {
-    envelope: serde_json::Value,
-    files: Vec<std::path::PathBuf>,
-}
+/// Media type of a proposal: `u32 big-endian N | N bytes of {"envelope": DSSE} | the
+/// artifacts' bytes, each exactly its size, in the statement's order`.
+pub const PROPOSAL_TYPE: &str = "application/vnd.accord.proposal";
 
+/// `POST /v1/releases`: a proposal streamed in. The statement is checked first (by the
+/// loop, against the catalogue), then each artifact goes straight into the blob store and
+/// must hash to what the statement says, then the loop records the statement. The node
+/// reads no path: what it imports is exactly what was sent.
 async fn propose(
     State(api): State<Api>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&api, &headers)?;
-    if body.len() > accord_protocol::limits::MAX_ENVELOPE_BYTES + 64 * 1024 {
-        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "proposal too large"));
+    let bad = |m: String| error(StatusCode::BAD_REQUEST, m);
+    let mut body = Framed {
+        stream: body.into_data_stream(),
+        buf: bytes::Bytes::new(),
+    };
+    let len = body.read_exact(4).await.map_err(bad)?;
+    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    if len > accord_protocol::limits::MAX_ENVELOPE_BYTES + 64 * 1024 {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "proposal header too large",
+        ));
     }
-    let p: ProposeBody = serde_json::from_slice(&body)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("not a proposal: {e}")))?;
-    let envelope = serde_json::to_vec(&p.envelope)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&body.read_exact(len).await.map_err(bad)?)
+            .map_err(|e| bad(format!("not a proposal: {e}")))?;
+    let envelope = serde_json::to_vec(&header["envelope"]).map_err(|e| bad(e.to_string()))?;
+    let proposal = api
+        .ask(|reply| ApiRequest::ProposeCheck { envelope, reply })
+        .await?
+        .map_err(bad)?;
+    let mut pinned = Vec::new();
+    for a in &proposal.artifacts {
+        let tag = accord_mirror::wants::pin_tag(&proposal.id, &a.name);
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+        let rx =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+        let (pumped, imported) =
+            tokio::join!(body.pump(a.size, tx), api.store.import_stream(rx, &tag));
+        pinned.push(tag);
+        let outcome = pumped.and_then(|()| imported.map_err(|e| e.to_string())).and_then(|(hash, size)| {
+            if hash == a.blake3 && size == a.size {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}: the bytes sent have BLAKE3 {} and {size} bytes, the statement says {} and {}",
+                    a.name,
+                    hex::encode(hash),
+                    hex::encode(a.blake3),
+                    a.size
+                ))
+            }
+        });
+        if let Err(e) = outcome {
+            for t in &pinned {
+                let _ = api.store.unpin(t).await;
+            }
+            return Err(bad(e));
+        }
+    }
+    if !body.at_end().await {
+        for t in &pinned {
+            let _ = api.store.unpin(t).await;
+        }
+        return Err(bad("bytes after the last artifact".into()));
+    }
     match api
-        .ask(|reply| ApiRequest::Propose {
-            envelope,
-            files: p.files,
-            reply,
-        })
+        .ask(|reply| ApiRequest::ProposeRecord { proposal, reply })
         .await?
     {
-        Ok(key) => Ok(Json(serde_json::json!({ "release": key }))),
-        Err(e) => Err(error(StatusCode::BAD_REQUEST, e)),
+        Ok(label) => Ok(Json(serde_json::json!({ "release": label }))),
+        Err(e) => Err(bad(e)),
+    }
+}
+
+/// A request body read as framed parts.
+struct Framed {
+    stream: axum::body::BodyDataStream,
+    buf: bytes::Bytes,
+}
+
+impl Framed {
+    async fn next(&mut self) -> Result<Option<bytes::Bytes>, String> {
+        use futures::StreamExt;
+        if !self.buf.is_empty() {
+            return Ok(Some(std::mem::take(&mut self.buf)));
+        }
+        match self.stream.next().await {
+            Some(Ok(b)) => Ok(Some(b)),
+            Some(Err(e)) => Err(format!("the request body broke off: {e}")),
+            None => Ok(None),
+        }
+    }
+
+    async fn read_exact(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(n.min(1 << 20));
+        while out.len() < n {
+            let mut chunk = self.next().await?.ok_or("the request body ended early")?;
+            let take = (n - out.len()).min(chunk.len());
+            out.extend_from_slice(&chunk.split_to(take));
+            self.buf = chunk;
+        }
+        Ok(out)
+    }
+
+    /// Sends exactly `n` bytes of the body into `tx`.
+    async fn pump(
+        &mut self,
+        mut n: u64,
+        tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    ) -> Result<(), String> {
+        while n > 0 {
+            let mut chunk = self.next().await?.ok_or("the request body ended early")?;
+            let take = usize::try_from(n).unwrap_or(usize::MAX).min(chunk.len());
+            let part = chunk.split_to(take);
+            self.buf = chunk;
+            n -= part.len() as u64;
+            if tx.send(Ok(part)).await.is_err() {
+                return Err("the store stopped reading".into());
+            }
+        }
+        Ok(())
+    }
+
+    async fn at_end(&mut self) -> bool {
+        matches!(self.next().await, Ok(None))
     }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ExportBody {
-    out: std::path::PathBuf,
+struct ChannelQuery {
     #[serde(default)]
     channel: Option<String>,
 }
 
-async fn export(
+/// `GET /v1/releases/{selector}/artifacts/{name}`: one artifact's bytes, from the staging
+/// or the production channel (the blob this node pinned when it promoted), verified
+/// against its BLAKE3 tree as it is read. The client checks both digests of what it got.
+async fn artifact(
     State(api): State<Api>,
-    Path(selector): Path<String>,
+    Path((selector, name)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(body): Json<ExportBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    axum::extract::Query(q): axum::extract::Query<ChannelQuery>,
+) -> Result<Response, ApiError> {
     authorize(&api, &headers)?;
-    let production = match body.channel.as_deref() {
+    let production = match q.channel.as_deref() {
         None | Some("staging") => false,
         Some("production") => true,
         Some(other) => {
@@ -438,18 +641,29 @@ async fn export(
             ));
         }
     };
-    match api
-        .ask(|reply| ApiRequest::Export {
+    let (hash, size) = api
+        .ask(|reply| ApiRequest::Artifact {
             selector,
-            out: body.out,
+            name,
             production,
             reply,
         })
         .await?
-    {
-        Ok(files) => Ok(Json(serde_json::json!({ "written": files }))),
-        Err(e) => Err(error(StatusCode::CONFLICT, e)),
-    }
+        .map_err(|e| error(StatusCode::CONFLICT, e))?;
+    let rx = api.store.read_verified(hash);
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|item| (item.map_err(|e| std::io::Error::other(e.to_string())), rx))
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 async fn peers(State(api): State<Api>) -> Result<Json<Vec<PeerView>>, ApiError> {
@@ -509,6 +723,7 @@ async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
         "accord_release_equivocations",
         ("gauge", m.equivocations.to_string()),
     );
+    gauges.insert("accord_peer_bans_total", ("counter", m.bans.to_string()));
     gauges.insert(
         "accord_sync_rate_limited_total",
         ("counter", m.rate_limited.to_string()),
@@ -517,6 +732,10 @@ async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
     gauges.insert(
         "accord_blob_corrupt_total",
         ("counter", m.blob_corrupt.to_string()),
+    );
+    gauges.insert(
+        "accord_blob_stalled_total",
+        ("counter", m.blob_stalled.to_string()),
     );
     gauges.insert(
         "accord_blob_fetch_failures_total",

@@ -67,6 +67,18 @@ impl Proposal {
     /// From the unsigned release envelope a proposer sends.
     pub fn check(envelope: &[u8], cat: &Catalogue) -> Result<Proposal> {
         let env = accord_protocol::Envelope::from_json(envelope)?;
+        if env.payload_type != accord_protocol::dsse::PAYLOAD_TYPE_IN_TOTO {
+            bail!("not an in-toto statement");
+        }
+        Self::check_payload(&env.payload, cat)
+    }
+
+    /// From a statement payload.
+    pub fn check_payload(payload: &[u8], cat: &Catalogue) -> Result<Proposal> {
+        let env = accord_protocol::Envelope::new(
+            accord_protocol::dsse::PAYLOAD_TYPE_IN_TOTO,
+            payload.to_vec(),
+        );
         let StatementKind::Release {
             artifacts,
             predicate,

@@ -65,8 +65,13 @@ pub struct MirrorConfig {
     pub fetches_per_peer: usize,
     /// Fetches at once in total.
     pub fetches_total: usize,
-    /// Seconds a peer that sent corrupt data is not asked again.
+    /// Seconds a peer that sent corrupt data (or stalled) is not asked again.
     pub corrupt_penalty_secs: u64,
+    /// Seconds without data after which a fetch is cut off and given to another peer.
+    pub stall_secs: u64,
+    /// Which announced blob addresses are dialled: same-ip (the address the peer's node
+    /// connection comes from), private, or any.
+    pub dial: accord_mirror::addresses::DialPolicy,
 }
 
 impl Default for MirrorConfig {
@@ -77,6 +82,8 @@ impl Default for MirrorConfig {
             fetches_per_peer: l.per_peer,
             fetches_total: l.total,
             corrupt_penalty_secs: l.corrupt_penalty.as_secs(),
+            stall_secs: l.stall_after.as_secs(),
+            dial: Default::default(),
         }
     }
 }
@@ -88,6 +95,7 @@ impl MirrorConfig {
             per_peer: self.fetches_per_peer,
             total: self.fetches_total,
             corrupt_penalty: std::time::Duration::from_secs(self.corrupt_penalty_secs),
+            stall_after: std::time::Duration::from_secs(self.stall_secs.max(1)),
             ..Default::default()
         }
     }
@@ -101,16 +109,35 @@ pub struct Limits {
     pub sync_message_burst: f64,
     pub sync_mib_per_sec: f64,
     pub sync_mib_burst: f64,
+    /// What the catalogue may hold and what one change or message may bring; every node of
+    /// the cooperative should run with the same values (accord_catalogue::Limits).
+    pub catalogue_max_ops: u64,
+    pub catalogue_max_ops_per_change: u64,
+    pub catalogue_max_ops_per_message: u64,
+    pub max_releases: usize,
+    pub max_artifacts_per_release: usize,
+    /// Refused messages (or floods) within a minute that get a peer banned.
+    pub strikes_before_ban: u32,
+    /// The first ban; each later one doubles, up to an hour.
+    pub first_ban_secs: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         let b = accord_net::rate::Budget::default();
+        let c = accord_catalogue::Limits::default();
         Limits {
             sync_messages_per_sec: b.messages_per_sec,
             sync_message_burst: b.message_burst,
             sync_mib_per_sec: b.bytes_per_sec / MIB,
             sync_mib_burst: b.byte_burst / MIB,
+            catalogue_max_ops: c.max_document_ops,
+            catalogue_max_ops_per_change: c.max_ops_per_change,
+            catalogue_max_ops_per_message: c.max_ops_per_message,
+            max_releases: c.max_releases,
+            max_artifacts_per_release: c.max_artifacts_per_release,
+            strikes_before_ban: 3,
+            first_ban_secs: 30,
         }
     }
 }
@@ -118,6 +145,25 @@ impl Default for Limits {
 const MIB: f64 = 1024.0 * 1024.0;
 
 impl Limits {
+    /// When a misbehaving peer is banned.
+    pub fn discipline(&self) -> accord_net::discipline::Policy {
+        accord_net::discipline::Policy {
+            strikes: self.strikes_before_ban.max(1),
+            first_ban: std::time::Duration::from_secs(self.first_ban_secs.max(1)),
+            ..Default::default()
+        }
+    }
+
+    pub fn catalogue(&self) -> accord_catalogue::Limits {
+        accord_catalogue::Limits {
+            max_ops_per_change: self.catalogue_max_ops_per_change,
+            max_ops_per_message: self.catalogue_max_ops_per_message,
+            max_document_ops: self.catalogue_max_ops,
+            max_releases: self.max_releases,
+            max_artifacts_per_release: self.max_artifacts_per_release,
+        }
+    }
+
     pub fn budget(&self) -> accord_net::rate::Budget {
         accord_net::rate::Budget {
             messages_per_sec: self.sync_messages_per_sec,
@@ -210,6 +256,14 @@ impl NodeConfig {
             if !(v.is_finite() && v > 0.0) {
                 p.push(format!("limits.{name} must be a positive number"));
             }
+        }
+        if l.catalogue_max_ops == 0
+            || l.catalogue_max_ops_per_change == 0
+            || l.catalogue_max_ops_per_message == 0
+            || l.max_releases == 0
+            || l.max_artifacts_per_release == 0
+        {
+            p.push("limits.catalogue_* and limits.max_* must be at least 1".into());
         }
         if l.sync_mib_burst < 8.0 {
             p.push("limits.sync_mib_burst must be at least 8 (one full sync message)".into());

@@ -116,6 +116,7 @@ impl DataDir {
             ],
         )?;
         self.write_chain_files(&chain)?;
+        self.secure()?;
         Ok(format!(
             "initialised {} for {jurisdiction}: root v{} (chain of {}), node key {}, genesis {} ({} capabilities)",
             self.path.display(),
@@ -125,6 +126,31 @@ impl DataDir {
             hex::encode(&hash.0[..8]),
             seed.capabilities.len()
         ))
+    }
+
+    /// Only the node's own user may read or change its data: the directory and `blobs/` are
+    /// 0700, `node.redb` and the key and token files 0600. Applied at `init` and at every
+    /// start (a backup restored with looser modes is tightened again).
+    pub fn secure(&self) -> Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let set = |p: &Path, mode: u32| -> Result<()> {
+                if p.exists() {
+                    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+                        .with_context(|| {
+                            format!("cannot restrict permissions of {}", p.display())
+                        })?;
+                }
+                Ok(())
+            };
+            set(&self.path, 0o700)?;
+            set(&self.file("blobs"), 0o700)?;
+            for f in ["node.redb", "node.key", "api.token"] {
+                set(&self.file(f), 0o600)?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes the chain as `roots/vN.json` and the current root as `root.json`.

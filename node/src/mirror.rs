@@ -67,6 +67,10 @@ pub struct Mirror {
     live: std::sync::Arc<std::sync::Mutex<HashMap<BlobHash, u64>>>,
     /// Tags already set in the store this run, so a catalogue change re-pins only new ones.
     pinned: std::collections::HashSet<String>,
+    limits: Limits,
+    dial: accord_mirror::addresses::DialPolicy,
+    /// The IP address each peer's node connection comes from (for `DialPolicy::SameIp`).
+    peer_ips: HashMap<PeerId, std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -83,6 +87,7 @@ impl Mirror {
         seed: [u8; 32],
         listen: SocketAddr,
         limits: Limits,
+        dial: accord_mirror::addresses::DialPolicy,
         peers: &HashMap<PeerId, String>,
         done: mpsc::Sender<FetchDone>,
     ) -> Result<Mirror> {
@@ -110,6 +115,9 @@ impl Mirror {
             releases: Vec::new(),
             live: Default::default(),
             pinned: Default::default(),
+            limits,
+            dial,
+            peer_ips: HashMap::new(),
         };
         m.set_peers(peers);
         info!(endpoint = %m.endpoint.id(), addrs = ?m.endpoint.bound_sockets(), "blob endpoint ready");
@@ -188,9 +196,19 @@ impl Mirror {
                 return;
             }
         };
-        // Only loopback or the addresses configured for the cooperative are dialled; the
-        // endpoint never leaves what the announcement and the allow-list permit.
-        accord_mirror::endpoint::set_address(&self.lookup, id, &a.addrs);
+        // Only addresses the dial policy allows are dialled (by default the IP the peer's
+        // node connection comes from): a peer cannot point this node at anything else.
+        let ip = self.peer_ips.get(&peer).copied();
+        let addrs: Vec<SocketAddr> = a
+            .addrs
+            .iter()
+            .filter(|s| accord_mirror::addresses::dialable(s, self.dial, ip))
+            .copied()
+            .collect();
+        if addrs.len() < a.addrs.len() {
+            warn!(%peer, announced = ?a.addrs, kept = ?addrs, "blob addresses outside the dial policy ignored");
+        }
+        accord_mirror::endpoint::set_address(&self.lookup, id, &addrs);
         let complete: BTreeSet<BlobHash> = a
             .complete
             .iter()
@@ -203,6 +221,19 @@ impl Mirror {
 
     pub fn peer_gone(&mut self, peer: &PeerId) {
         self.queue.remove_provider(peer);
+        self.peer_ips.remove(peer);
+    }
+
+    /// Where a peer's node connection comes from.
+    pub fn peer_connected(&mut self, peer: PeerId, ip: Option<std::net::IpAddr>) {
+        match ip {
+            Some(ip) => {
+                self.peer_ips.insert(peer, ip);
+            }
+            None => {
+                self.peer_ips.remove(&peer);
+            }
+        }
     }
 
     /// Verified bytes held of every wanted blob, counting fetches in progress.
@@ -250,10 +281,11 @@ impl Mirror {
             let endpoint = self.endpoint.clone();
             let done = self.done.clone();
             let live = self.live.clone();
+            let stall_after = self.limits.stall_after;
             info!(blob = %hex::encode(&hash[..8]), peer = %from, "fetching");
             tokio::spawn(async move {
                 let base = store.local(&hash).await.map(|l| l.bytes).unwrap_or(0);
-                let fetched = fetch(store.inner(), &endpoint, id, &hash, |n| {
+                let fetched = fetch(store.inner(), &endpoint, id, &hash, stall_after, |n| {
                     if let Ok(mut l) = live.lock() {
                         l.insert(hash, base + n);
                     }
@@ -288,6 +320,9 @@ impl Mirror {
             }
             Outcome::Corrupt => {
                 warn!(blob = %hash, peer = %d.from, kept = d.local.bytes, "peer sent data that failed verification; penalised")
+            }
+            Outcome::Stalled => {
+                warn!(blob = %hash, peer = %d.from, kept = d.local.bytes, "peer announced the blob but sent nothing; penalised, asking another")
             }
             Outcome::Failed(e) => {
                 info!(blob = %hash, peer = %d.from, error = %e, kept = d.local.bytes, "fetch failed; will retry")

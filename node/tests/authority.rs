@@ -193,6 +193,8 @@ fn a_hostile_listed_node_is_refused_and_honest_nodes_keep_converging() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
     let mut c = cluster(d);
+    // No ban here, so that every forbidden write is tried (bans: node/tests/hardening.rs).
+    add_config(d, "uk", "[limits]\nstrikes_before_ban = 1000\n");
     start_all(&mut c, d, &[0, 1, 2]);
     let files = release_files(d, "release", 3);
     propose_at(d, "eu", &files);
@@ -426,6 +428,11 @@ fn a_node_promotes_only_what_its_own_store_holds() {
     let uk2 = c.add("uk2");
     start_all(&mut c, d, &[0, 1, 2, 3, uk2]);
     propose(d, "1.4.0");
+    // Each lead signs at its own node: wait until every node holds the statement.
+    assert!(
+        eventually(30, || (0..4).all(|i| !statements(d, i, KEY).is_empty())),
+        "the statement did not reach every node"
+    );
     for (s, at) in [
         ("uk/lead", "uk"),
         ("eu/lead", "eu"),

@@ -80,6 +80,10 @@ pub struct Checker<'a> {
     working_groups: BTreeSet<String>,
     jurisdictions: BTreeSet<String>,
     pub added: Added,
+    /// Caps on releases and artifacts.
+    pub limits: crate::limits::Limits,
+    /// Release statements the document and the checked changes hold.
+    releases: usize,
 }
 
 impl std::fmt::Debug for Checker<'_> {
@@ -114,6 +118,11 @@ impl<'a> Checker<'a> {
             working_groups: keys_of(doc, "working_groups"),
             jurisdictions: keys_of(doc, "jurisdictions"),
             added: Added::default(),
+            limits: crate::limits::Limits::default(),
+            releases: known
+                .values()
+                .filter(|c| **c == StatementClass::Release)
+                .count(),
         }
     }
 
@@ -287,7 +296,23 @@ impl<'a> Checker<'a> {
             History::Statements => {
                 let kind = Statement::from_payload(value).map_err(|e| e.to_string())?;
                 let class = match &kind {
-                    StatementKind::Release { .. } => StatementClass::Release,
+                    StatementKind::Release { artifacts, .. } => {
+                        if artifacts.len() > self.limits.max_artifacts_per_release {
+                            return Err(format!(
+                                "names {} artifacts (at most {} per release)",
+                                artifacts.len(),
+                                self.limits.max_artifacts_per_release
+                            ));
+                        }
+                        if self.releases >= self.limits.max_releases {
+                            return Err(format!(
+                                "the catalogue already holds {} releases (at most {})",
+                                self.releases, self.limits.max_releases
+                            ));
+                        }
+                        self.releases += 1;
+                        StatementClass::Release
+                    }
                     _ => {
                         let target = kind
                             .names_release()

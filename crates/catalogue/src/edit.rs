@@ -86,6 +86,9 @@ pub fn set(
             if value.trim().is_empty() {
                 return Err(invalid("name", "must not be empty"));
             }
+            if value.len() > crate::authority::MAX_TEXT_BYTES {
+                return Err(invalid("name", "longer than 4096 bytes"));
+            }
             let text = match tx.get(&cap, "name") {
                 Ok(Some((Value::Object(ObjType::Text), t))) => t,
                 _ => tx.put_object(&cap, "name", ObjType::Text)?,
@@ -205,6 +208,9 @@ pub fn add_item(
     }
     if text.trim().is_empty() {
         return Err(invalid(field, "an item must not be empty"));
+    }
+    if text.len() > crate::authority::MAX_TEXT_BYTES {
+        return Err(invalid(field, "an item is longer than 4096 bytes"));
     }
     let cap = capability(tx, id)?;
     let list = list_of(tx, &cap, field)?;

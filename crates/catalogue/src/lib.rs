@@ -13,6 +13,7 @@ pub mod edit;
 pub mod error;
 pub mod genesis;
 pub mod history;
+pub mod limits;
 pub mod records;
 pub mod replica;
 pub mod schema;
@@ -21,6 +22,7 @@ pub mod signing;
 pub mod wire;
 
 pub use error::{CatalogueError, Refusal};
+pub use limits::Limits;
 pub use records::{Ack, Approval, History};
 pub use replica::{Delta, Replica, Stored, StoredChange};
 pub use schema::{Capability, Catalogue, Problem, Release, Status};

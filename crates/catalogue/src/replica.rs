@@ -22,6 +22,7 @@ use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 
 use crate::authority::{self, Author, Checker, StatementClass};
 use crate::error::{CatalogueError, Refusal};
+use crate::limits::Limits;
 use crate::records::{Ack, History};
 use crate::signing;
 use crate::wire::WireMessage;
@@ -30,8 +31,6 @@ use crate::wire::WireMessage;
 pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
 /// Most new changes one message may bring.
 pub const MAX_CHANGES_PER_MESSAGE: usize = 50_000;
-/// Most operations one message may bring.
-pub const MAX_OPS_PER_MESSAGE: usize = 2_000_000;
 
 /// A change to persist: its bytes and its author's signature (`None` only for genesis).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +87,9 @@ pub struct Replica {
     peers: HashMap<String, sync::State>,
     /// Persisted states of peers not connected now.
     saved_peers: BTreeMap<String, Vec<u8>>,
+    limits: Limits,
+    /// Operations the document holds (for `Limits::max_document_ops`).
+    ops: u64,
 }
 
 impl std::fmt::Debug for Replica {
@@ -154,6 +156,7 @@ impl Replica {
         doc.load_incremental(&joined)?;
         doc.set_actor(actor.clone());
         let statements = authority::index(&doc);
+        let ops = doc.get_changes(&[]).iter().map(|c| c.len() as u64).sum();
         Ok(Replica {
             doc,
             key,
@@ -164,7 +167,23 @@ impl Replica {
             statements,
             peers: HashMap::new(),
             saved_peers: stored.peer_states,
+            limits: Limits::default(),
+            ops,
         })
+    }
+
+    /// Sets what a message, a change and the document may cost.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Operations the document holds.
+    pub fn ops(&self) -> u64 {
+        self.ops
     }
 
     pub fn doc(&self) -> &Automerge {
@@ -223,7 +242,20 @@ impl Replica {
         let change = scratch
             .get_change_by_hash(&hash)
             .ok_or_else(|| CatalogueError::Damaged("committed change not found".into()))?;
+        let ops = change.len() as u64;
+        if ops > self.limits.max_ops_per_change
+            || self.ops.saturating_add(ops) > self.limits.max_document_ops
+        {
+            return Err(CatalogueError::InvalidValue {
+                field: "edit".into(),
+                detail: format!(
+                    "{ops} operations: over the limit of {} per change, or the catalogue's {} in all",
+                    self.limits.max_ops_per_change, self.limits.max_document_ops
+                ),
+            });
+        }
         let mut checker = Checker::new(&self.doc, self.chain.clone(), &self.statements);
+        checker.limits = self.limits;
         checker
             .check(
                 &change,
@@ -241,6 +273,7 @@ impl Replica {
         self.signatures.insert(hash, signature);
         let roots = self.adopt(chain, &added);
         self.doc = scratch;
+        self.ops += change.len() as u64;
         Ok(Delta {
             changes: vec![StoredChange {
                 hash: hash.0,
@@ -405,18 +438,19 @@ impl Replica {
             self.connect(peer);
         }
         let state = self.peers.get_mut(peer)?;
+        // Only changes travel, never a whole (compressed) document: a peer can then bound
+        // what a message costs before loading it (`chunks::change_ops`).
+        if let Some(caps) = state.their_capabilities.as_mut() {
+            caps.retain(|c| *c != sync::Capability::MessageV2);
+        }
         let before = state.sent_hashes.clone();
         let msg = self.doc.generate_sync_message(state)?;
         // One signature per author covers all of that author's changes in the message: an
         // author's changes are hash-linked (each depends on its previous one), so the
         // signature over the newest one authenticates its ancestors (ADR 0003).
-        let whole_doc = msg.changes.iter().any(|list| {
-            crate::chunks::split(list)
-                .is_ok_and(|cs| cs.iter().any(|(k, _)| *k == crate::chunks::Kind::Document))
-        });
         let sent: Vec<ChangeHash> = state.sent_hashes.difference(&before).copied().collect();
         let mut signatures: Vec<[u8; 64]> = self
-            .newest_by_author(&sent, whole_doc)
+            .newest_by_author(&sent)
             .into_iter()
             .filter_map(|h| self.signatures.get(&h).copied())
             .collect();
@@ -520,6 +554,7 @@ impl Replica {
                 ));
             }
             self.doc = scratch;
+            self.ops += checked.changes.iter().map(|c| c.len() as u64).sum::<u64>();
             for (h, s) in &checked.signatures {
                 self.signatures.insert(*h, *s);
             }
@@ -543,39 +578,47 @@ impl Replica {
         Ok(delta)
     }
 
-    /// The changes a message brings that the document lacks, each once.
+    /// The changes a message brings that the document lacks, each once. What they cost is
+    /// counted from their headers and column encodings before Automerge parses them: only
+    /// plain change chunks are accepted, each and all within the limits.
     fn new_changes(&self, msg: &sync::Message) -> Result<Vec<Change>, String> {
         let mut out: Vec<Change> = Vec::new();
         let mut seen = HashSet::new();
-        let mut keep = |c: Change, out: &mut Vec<Change>| {
-            if self.doc.get_change_by_hash(&c.hash()).is_none() && seen.insert(c.hash()) {
-                out.push(c);
-            }
-        };
+        let mut ops: u64 = 0;
         for list in msg.changes.iter() {
             for (kind, chunk) in crate::chunks::split(list)? {
-                if kind == crate::chunks::Kind::Document {
-                    let whole = Automerge::load(chunk)
-                        .map_err(|e| format!("the document it carries does not load: {e}"))?;
-                    for c in whole.get_changes(&[]) {
-                        keep(c, &mut out);
-                    }
-                } else {
-                    let c = Change::from_bytes(chunk.to_vec())
-                        .map_err(|e| format!("a change does not parse: {e}"))?;
-                    keep(c, &mut out);
+                if kind != crate::chunks::Kind::Change {
+                    return Err(
+                        "whole documents and compressed changes are not accepted from peers".into(),
+                    );
+                }
+                let n = crate::chunks::change_ops(chunk, self.limits.max_ops_per_change)?;
+                ops = ops
+                    .checked_add(n)
+                    .filter(|t| *t <= self.limits.max_ops_per_message)
+                    .ok_or_else(|| {
+                        format!(
+                            "more than {} operations in one message",
+                            self.limits.max_ops_per_message
+                        )
+                    })?;
+                if out.len() >= MAX_CHANGES_PER_MESSAGE {
+                    return Err(format!(
+                        "more than {MAX_CHANGES_PER_MESSAGE} changes in one message"
+                    ));
+                }
+                let c = Change::from_bytes(chunk.to_vec())
+                    .map_err(|e| format!("a change does not parse: {e}"))?;
+                if self.doc.get_change_by_hash(&c.hash()).is_none() && seen.insert(c.hash()) {
+                    out.push(c);
                 }
             }
-            if out.len() > MAX_CHANGES_PER_MESSAGE {
-                return Err(format!(
-                    "more than {MAX_CHANGES_PER_MESSAGE} new changes in one message"
-                ));
-            }
         }
-        let ops: usize = out.iter().map(Change::len).sum();
-        if ops > MAX_OPS_PER_MESSAGE {
+        let new_ops: u64 = out.iter().map(|c| c.len() as u64).sum();
+        if self.ops.saturating_add(new_ops) > self.limits.max_document_ops {
             return Err(format!(
-                "{ops} operations in one message (at most {MAX_OPS_PER_MESSAGE})"
+                "the catalogue would hold more than {} operations (the configured limit)",
+                self.limits.max_document_ops
             ));
         }
         Ok(out)
@@ -728,16 +771,12 @@ impl Replica {
         })
     }
 
-    /// For each author among `hashes` (or among all changes when `all`), its newest change.
-    fn newest_by_author(&self, hashes: &[ChangeHash], all: bool) -> Vec<ChangeHash> {
-        let changes: Vec<Change> = if all {
-            self.doc.get_changes(&[])
-        } else {
-            hashes
-                .iter()
-                .filter_map(|h| self.doc.get_change_by_hash(h))
-                .collect()
-        };
+    /// For each author among `hashes`, its newest change.
+    fn newest_by_author(&self, hashes: &[ChangeHash]) -> Vec<ChangeHash> {
+        let changes: Vec<Change> = hashes
+            .iter()
+            .filter_map(|h| self.doc.get_change_by_hash(h))
+            .collect();
         let mut newest: HashMap<Vec<u8>, (u64, ChangeHash)> = HashMap::new();
         for c in &changes {
             let e = newest

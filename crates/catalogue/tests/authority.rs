@@ -432,7 +432,7 @@ fn a_rotated_node_key_keeps_its_past_and_loses_its_future() {
     .expect("open");
     let owed = new_uk.owed(T).expect("owed");
     assert_eq!(owed.changes.len(), 1, "roots and its ack recorded");
-    sync_pair(&mut eu, "eu", &mut new_uk, "uk");
+    sync_pair(&mut eu, "eu", &mut new_uk, "uk2");
     assert_eq!(
         schema::read(new_uk.doc())
             .0
@@ -442,7 +442,7 @@ fn a_rotated_node_key_keeps_its_past_and_loses_its_future() {
         Status::Staging,
         "the old key's changes from before the rotation"
     );
-    sync_pair(&mut new_uk, "uk", &mut ca, "ca");
+    sync_pair(&mut new_uk, "uk2", &mut ca, "ca");
     assert_eq!(new_uk.heads(), ca.heads());
     // And the old key can no longer write here at all.
     assert!(new_uk.me().is_some());

@@ -10,7 +10,6 @@ use accord_catalogue::signing;
 use accord_catalogue::wire::WireMessage;
 use accord_catalogue::{CatalogueError, Replica};
 use accord_testsupport::forge::{self, Forger};
-use automerge::sync::SyncDoc;
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ROOT, ReadDoc};
 use common::*;
@@ -315,8 +314,8 @@ fn a_change_claiming_another_nodes_actor_is_refused() {
     let mut eu = replica(&coop, &root, "eu.node");
     let uk_key = coop.signer("uk.node").expect("uk");
     let au_key = coop.signer("au.node").expect("au");
-    // A document that writes as AU's actor, signed with UK's key.
-    let (mut doc, _) = genesis::build(&seed(), &anchor_digest(&root)).expect("genesis");
+    // A change written as AU's actor, signed with UK's key.
+    let mut doc = eu.doc().fork();
     doc.set_actor(signing::actor_of(au_key.public()));
     let hash = doc
         .transact_with::<_, _, automerge::AutomergeError, _>(
@@ -331,33 +330,31 @@ fn a_change_claiming_another_nodes_actor_is_refused() {
         .expect("commit")
         .hash
         .expect("hash");
-    let mut state = automerge::sync::State::new();
-    let mut eu_state = automerge::sync::State::new();
-    // Let the two documents negotiate with plain Automerge to get a message with changes.
-    let mut carrying = None;
-    for _ in 0..6 {
-        if let Some(m) = doc.generate_sync_message(&mut state) {
-            if !m.changes.is_empty() {
-                carrying = Some(m);
-                break;
-            }
-            eu.doc()
-                .clone()
-                .receive_sync_message(&mut eu_state, m)
-                .expect("recv");
-            let reply = eu
-                .doc()
-                .generate_sync_message(&mut eu_state)
-                .expect("reply");
-            doc.receive_sync_message(&mut state, reply).expect("recv");
-        }
-    }
-    let msg = carrying.expect("a message carrying the change");
-    let wire = WireMessage {
-        sync: msg.encode(),
-        signatures: vec![signing::sign(&uk_key, &hash)],
+    let change = doc.get_change_by_hash(&hash).expect("change");
+    let m = Forger::new(uk_key).message(vec![hash], &[change]);
+    assert_refused(&mut eu, &m, "without a valid signature");
+}
+
+/// A peer that sends a whole document (whose compressed columns Automerge would inflate
+/// before anything could be checked) is refused before it is loaded.
+#[test]
+fn whole_documents_from_peers_are_refused_unread() {
+    let (coop, root) = cooperative();
+    let mut eu = replica(&coop, &root, "eu.node");
+    let msg = automerge::sync::Message {
+        heads: eu.heads(),
+        need: vec![],
+        have: vec![],
+        changes: automerge::sync::ChunkList::from(vec![eu.doc().save()]),
+        flags: None,
+        version: automerge::sync::MessageVersion::V2,
     };
-    assert_refused(&mut eu, &wire.encode(), "without a valid signature");
+    let m = WireMessage {
+        sync: msg.encode(),
+        signatures: vec![],
+    }
+    .encode();
+    assert_refused(&mut eu, &m, "whole documents");
 }
 
 #[test]
@@ -445,4 +442,91 @@ fn capability_history_names_who_changed_what() {
         by("eu adds a requirement").fields,
         ["functional_requirements"]
     );
+}
+
+/// A change chunk whose run-length encoding claims 2^62 operations in a few bytes:
+/// refused from its column headers, before Automerge expands anything.
+#[test]
+fn a_change_that_claims_2_pow_62_operations_is_refused_unexpanded() {
+    fn uleb(out: &mut Vec<u8>, mut v: u64) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    fn sleb(out: &mut Vec<u8>, mut v: i64) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            let done = (v == 0 && b & 0x40 == 0) || (v == -1 && b & 0x40 != 0);
+            out.push(if done { b } else { b | 0x80 });
+            if done {
+                return;
+            }
+        }
+    }
+    let (coop, root) = cooperative();
+    let mut eu = replica(&coop, &root, "eu.node");
+    let mut column = Vec::new();
+    // A run of 2^62: expanding it would never finish, so this test finishing at all shows
+    // it was never expanded.
+    sleb(&mut column, 1 << 62);
+    uleb(&mut column, 0); // …of actor 0
+    let mut body = Vec::new();
+    uleb(&mut body, 0); // no dependencies
+    uleb(&mut body, 16);
+    body.extend_from_slice(&[7; 16]); // actor
+    uleb(&mut body, 1); // seq
+    uleb(&mut body, 1); // start op
+    sleb(&mut body, 0); // time
+    uleb(&mut body, 0); // no message
+    uleb(&mut body, 0); // no other actors
+    uleb(&mut body, 1); // one column
+    uleb(&mut body, (1 << 4) | 1); // an actor column
+    uleb(&mut body, column.len() as u64);
+    body.extend_from_slice(&column);
+    let mut chunk = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1];
+    uleb(&mut chunk, body.len() as u64);
+    chunk.extend_from_slice(&body);
+    assert!(chunk.len() < 64, "the bomb is {} bytes", chunk.len());
+    let msg = automerge::sync::Message {
+        heads: vec![],
+        need: vec![],
+        have: vec![],
+        changes: automerge::sync::ChunkList::from(vec![chunk]),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    };
+    let m = WireMessage {
+        sync: msg.encode(),
+        signatures: vec![],
+    }
+    .encode();
+    assert_refused(&mut eu, &m, "operations");
+}
+
+/// A local edit larger than a peer accepts in one change is refused here, so a node never
+/// writes what would stall its own sync.
+#[test]
+fn an_edit_too_large_for_one_change_is_refused_locally() {
+    let (coop, root) = cooperative();
+    let mut uk = replica(&coop, &root, "uk.node");
+    uk.set_limits(accord_catalogue::Limits {
+        max_ops_per_change: 100,
+        ..Default::default()
+    });
+    let heads = uk.heads();
+    let r = uk.edit(T, "big", |tx| {
+        edit::add_item(tx, "CAP-B01", "functional_requirements", &"x".repeat(500))
+    });
+    assert!(
+        matches!(&r, Err(CatalogueError::InvalidValue { detail, .. }) if detail.contains("operations")),
+        "{r:?}"
+    );
+    assert_eq!(uk.heads(), heads);
 }

@@ -21,22 +21,32 @@ pub struct Fetched {
 }
 
 /// Fetches what is missing of `hash` from `from`; `progress` sees payload bytes so far.
+/// A provider that sends nothing for `stall_after` (connecting included) is cut off:
+/// `Stalled`.
 pub async fn fetch(
     store: &iroh_blobs::api::Store,
     endpoint: &Endpoint,
     from: EndpointId,
     hash: &BlobHash,
+    stall_after: std::time::Duration,
     mut progress: impl FnMut(u64),
 ) -> Fetched {
-    let conn = match endpoint.connect(from, iroh_blobs::ALPN).await {
-        Ok(c) => c,
-        Err(e) => {
-            return Fetched {
-                outcome: Outcome::Failed(format!("cannot connect: {e}")),
-                bytes: 0,
-            };
-        }
-    };
+    let conn =
+        match tokio::time::timeout(stall_after, endpoint.connect(from, iroh_blobs::ALPN)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                return Fetched {
+                    outcome: Outcome::Failed(format!("cannot connect: {e}")),
+                    bytes: 0,
+                };
+            }
+            Err(_) => {
+                return Fetched {
+                    outcome: Outcome::Stalled,
+                    bytes: 0,
+                };
+            }
+        };
     let mut bytes = 0;
     let mut stream = std::pin::pin!(
         store
@@ -45,7 +55,10 @@ pub async fn fetch(
             .stream()
     );
     let outcome = loop {
-        match stream.next().await {
+        let Ok(item) = tokio::time::timeout(stall_after, stream.next()).await else {
+            break Outcome::Stalled;
+        };
+        match item {
             Some(GetProgressItem::Progress(n)) => {
                 bytes = n;
                 progress(n);

@@ -6,6 +6,7 @@
 //! `endpoint`, `provider` and `fetch` only do I/O. Nothing here reads the catalogue: the node
 //! turns releases into `Want`s (see `wants`).
 
+pub mod addresses;
 pub mod endpoint;
 pub mod fetch;
 pub mod provider;

@@ -35,6 +35,10 @@ pub struct Limits {
     pub corrupt_penalty: Duration,
     /// How long to wait before asking the same provider for the same blob after a failure.
     pub retry_after: Duration,
+    /// A fetch that receives nothing for this long has stalled: it is cut off and the
+    /// provider, which announced the blob and then held it back, is penalised like one that
+    /// sent corrupt data, so the blob goes to another provider.
+    pub stall_after: Duration,
 }
 
 impl Default for Limits {
@@ -45,6 +49,7 @@ impl Default for Limits {
             total: 4,
             corrupt_penalty: Duration::from_secs(600),
             retry_after: Duration::from_secs(2),
+            stall_after: Duration::from_secs(30),
         }
     }
 }
@@ -56,6 +61,8 @@ pub enum Outcome {
     Complete,
     /// The provider sent data that failed verification; the verified prefix was kept.
     Corrupt,
+    /// The provider sent nothing for `Limits::stall_after`; the verified prefix was kept.
+    Stalled,
     /// Anything else: connection lost, provider does not have it, timeout.
     Failed(String),
 }
@@ -94,6 +101,7 @@ struct Entry<P> {
 pub struct Counters {
     pub corrupt: u64,
     pub failed: u64,
+    pub stalled: u64,
     pub completed: u64,
 }
 
@@ -248,6 +256,12 @@ impl<P: Clone + Eq + StdHash + Ord> MirrorQueue<P> {
                     .insert(from.clone(), now + self.limits.corrupt_penalty);
                 e.state = State::Queued;
             }
+            Outcome::Stalled => {
+                self.counters.stalled += 1;
+                self.penalised
+                    .insert(from.clone(), now + self.limits.corrupt_penalty);
+                e.state = State::Queued;
+            }
             Outcome::Failed(_) => {
                 self.counters.failed += 1;
                 e.backoff
@@ -311,7 +325,36 @@ mod tests {
             total: 3,
             corrupt_penalty: Duration::from_secs(60),
             retry_after: Duration::from_secs(1),
+            stall_after: Duration::from_secs(5),
         }
+    }
+
+    /// A provider that announced a blob and then sends nothing is cut off, penalised, and
+    /// the blob goes to another provider.
+    #[test]
+    fn a_stalling_provider_is_penalised_and_the_blob_reassigned() {
+        let mut q = MirrorQueue::new(limits());
+        q.set_wanted(vec![want(1, 100)]);
+        q.set_provider("liar", [[1; 32]].into());
+        q.set_provider("honest", [[1; 32]].into());
+        let now = Instant::now();
+        let first = q.poll(now);
+        let Action::Fetch { from, .. } = &first[0];
+        let (stalled, other) = if *from == "liar" {
+            ("liar", "honest")
+        } else {
+            ("honest", "liar")
+        };
+        q.finished(&[1; 32], &stalled, Outcome::Stalled, 0, now);
+        assert!(q.is_penalised(&stalled));
+        assert_eq!(
+            q.poll(now),
+            vec![Action::Fetch {
+                hash: [1; 32],
+                from: other
+            }]
+        );
+        assert_eq!(q.counters().stalled, 1);
     }
 
     #[test]

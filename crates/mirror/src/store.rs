@@ -126,6 +126,78 @@ impl BlobStore {
         )))
     }
 
+    /// Imports bytes as they arrive (a proposal streamed through the API), pinned under
+    /// `tag`; nothing outside the store is read.
+    pub async fn import_stream(
+        &self,
+        data: impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + Sync + 'static,
+        tag: &str,
+    ) -> Result<(BlobHash, u64), MirrorError> {
+        let mut stream = self.store.blobs().add_stream(data).await.stream().await;
+        let mut size = 0;
+        while let Some(item) = stream.next().await {
+            match item {
+                AddProgressItem::Size(s) => size = s,
+                AddProgressItem::CopyProgress(_)
+                | AddProgressItem::OutboardProgress(_)
+                | AddProgressItem::CopyDone => {}
+                AddProgressItem::Done(temp) => {
+                    let hash = temp.hash();
+                    self.pin(tag, hash.into()).await?;
+                    drop(temp);
+                    return Ok((hash.into(), size));
+                }
+                AddProgressItem::Error(e) => {
+                    return Err(MirrorError::Store(format!("cannot import: {e}")));
+                }
+            }
+        }
+        Err(MirrorError::Store("import ended without a result".into()))
+    }
+
+    /// A complete blob's bytes, verified against its BLAKE3 tree as they are read (bao), in
+    /// order, sent through a bounded channel (the reader's pace sets the store's). An error
+    /// ends the stream; the receiver checks the digests of what it got.
+    pub fn read_verified(
+        &self,
+        hash: BlobHash,
+    ) -> mpsc::Receiver<Result<bytes::Bytes, MirrorError>> {
+        let (tx, rx) = mpsc::channel(8);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(
+                store
+                    .blobs()
+                    .export_bao(Hash::from_bytes(hash), ChunkRanges::all())
+                    .stream()
+            );
+            let mut offset = 0u64;
+            while let Some(item) = stream.next().await {
+                let out = match item {
+                    EncodedItem::Leaf(leaf) if leaf.offset == offset => {
+                        offset += leaf.data.len() as u64;
+                        Ok(leaf.data)
+                    }
+                    EncodedItem::Leaf(_) => Err(MirrorError::Corrupt(format!(
+                        "blob {} is not contiguous at {offset}",
+                        hex::encode(hash)
+                    ))),
+                    EncodedItem::Size(_) | EncodedItem::Parent(_) => continue,
+                    EncodedItem::Done => return,
+                    EncodedItem::Error(e) => Err(MirrorError::Corrupt(format!(
+                        "blob {} failed verification in the store: {e:?}",
+                        hex::encode(hash)
+                    ))),
+                };
+                let stop = out.is_err();
+                if tx.send(out).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
     /// Pins `hash` under `tag` (the blob need not be present yet).
     pub async fn pin(&self, tag: &str, hash: BlobHash) -> Result<(), MirrorError> {
         self.store
@@ -208,9 +280,14 @@ impl BlobStore {
                 have: local.bytes,
             });
         }
-        let tmp = temp_beside(dest);
+        let (_private, tmp) = private_temp(dest)?;
         let io = |e: std::io::Error| MirrorError::Io(format!("{}: {e}", tmp.display()));
-        let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .await
+            .map_err(io)?;
         let mut sha = sha2::Sha256::new();
         let mut b3 = blake3::Hasher::new();
         let mut size = 0u64;
@@ -333,10 +410,22 @@ fn gc_gate(rx: mpsc::Receiver<GcRequest>) -> ProtectCb {
     })
 }
 
-fn temp_beside(dest: &Path) -> PathBuf {
+/// A temporary file for `dest`: in a fresh directory of its own (mode 0700, random name)
+/// beside `dest`, so nothing planted at a predictable name — a symlink, a file another user
+/// controls — is ever written through. The directory goes when the guard is dropped.
+pub fn private_temp(dest: &Path) -> Result<(tempfile::TempDir, PathBuf), MirrorError> {
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = tempfile::Builder::new()
+        .prefix(".accord-partial-")
+        .tempdir_in(parent)
+        .map_err(|e| MirrorError::Io(format!("{}: {e}", parent.display())))?;
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.accord-partial"))
+        .unwrap_or_else(|| "artifact".into());
+    let path = dir.path().join(name);
+    Ok((dir, path))
 }

@@ -183,7 +183,15 @@ async fn corrupt_provider_is_caught_and_the_blob_completes_from_another() {
     q.set_provider(b_ep.id(), [hash].into());
     let acts = q.poll(now);
     assert_eq!(acts.len(), 1);
-    let got = fetch(c_store.inner(), &c_ep, b_ep.id(), &hash, |_| {}).await;
+    let got = fetch(
+        c_store.inner(),
+        &c_ep,
+        b_ep.id(),
+        &hash,
+        std::time::Duration::from_secs(120),
+        |_| {},
+    )
+    .await;
     assert_eq!(got.outcome, Outcome::Corrupt, "{got:?}");
     let after_b = c_store.local(&hash).await.expect("local");
     assert!(!after_b.complete);
@@ -215,7 +223,15 @@ async fn corrupt_provider_is_caught_and_the_blob_completes_from_another() {
             from: a_ep.id()
         }]
     );
-    let got = fetch(c_store.inner(), &c_ep, a_ep.id(), &hash, |_| {}).await;
+    let got = fetch(
+        c_store.inner(),
+        &c_ep,
+        a_ep.id(),
+        &hash,
+        std::time::Duration::from_secs(120),
+        |_| {},
+    )
+    .await;
     assert_eq!(got.outcome, Outcome::Complete);
     assert_eq!(
         got.bytes,
@@ -245,7 +261,15 @@ async fn corrupt_provider_is_caught_and_the_blob_completes_from_another() {
 
     // A stranger (not on A's allow-list) gets nothing.
     let (d_store, d_ep) = node(4, &tmp.path().join("d"), &lookup).await;
-    let got = fetch(d_store.inner(), &d_ep, a_ep.id(), &hash, |_| {}).await;
+    let got = fetch(
+        d_store.inner(),
+        &d_ep,
+        a_ep.id(),
+        &hash,
+        std::time::Duration::from_secs(120),
+        |_| {},
+    )
+    .await;
     assert!(matches!(got.outcome, Outcome::Failed(_)), "{got:?}");
     assert_eq!(d_store.local(&hash).await.expect("local").bytes, 0);
 
@@ -296,4 +320,41 @@ async fn bit_rot_in_the_store_is_caught_on_export_and_gc_keeps_only_pins() {
     assert!(matches!(err, MirrorError::Corrupt(_)), "{err}");
     assert!(!dest.exists());
     store.shutdown().await.expect("shutdown");
+}
+
+/// Announces every blob, accepts the request, then sends nothing.
+#[derive(Debug, Clone)]
+struct SilentProvider;
+
+impl ProtocolHandler for SilentProvider {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        let _held = conn.accept_bi().await;
+        conn.closed().await;
+        Ok(())
+    }
+}
+
+/// A provider that stalls is cut off after the stall deadline (`Stalled`, not a hang), so
+/// the queue penalises it and gives the blob to another provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_stalls_is_cut_off() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let lookup = MemoryLookup::new();
+    let (_s_store, s_ep) = node(7, &tmp.path().join("s"), &MemoryLookup::new()).await;
+    let (c_store, c_ep) = node(8, &tmp.path().join("c"), &lookup).await;
+    let _router = Router::builder(s_ep.clone())
+        .accept(iroh_blobs::ALPN, SilentProvider)
+        .spawn();
+    endpoint::set_address(&lookup, s_ep.id(), &addr_of(&s_ep));
+    let hash = *blake3::hash(b"never sent").as_bytes();
+    let got = fetch(
+        c_store.inner(),
+        &c_ep,
+        s_ep.id(),
+        &hash,
+        std::time::Duration::from_secs(2),
+        |_| {},
+    )
+    .await;
+    assert_eq!(got.outcome, Outcome::Stalled, "{got:?}");
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 pub use libp2p;
 
+pub mod discipline;
 pub mod rate;
 
 use libp2p::swarm::NetworkBehaviour;

@@ -94,9 +94,10 @@ impl<P: Eq + Hash + Clone> RateLimiter<P> {
         Ok(())
     }
 
-    /// Forgets a peer (on disconnect), so the map stays as small as the peer set.
-    pub fn forget(&mut self, peer: &P) {
-        self.peers.remove(peer);
+    /// Keeps only the peers `listed` says are still listed (after a root change); a
+    /// disconnect forgets nothing, so a reconnect gets no fresh budget.
+    pub fn retain(&mut self, listed: impl Fn(&P) -> bool) {
+        self.peers.retain(|p, _| listed(p));
     }
 }
 
@@ -151,7 +152,8 @@ mod tests {
         assert_eq!(r.charge(&1, 1000, t0), Err(OverBudget::Bytes));
         // The refused message charged nothing: 500 bytes still fit.
         assert_eq!(r.charge(&1, 500, t0), Ok(()));
-        r.forget(&1);
+        // Only a peer that is no longer listed is forgotten.
+        r.retain(|p| *p != 1);
         assert_eq!(r.charge(&1, 2000, t0), Ok(()));
     }
 

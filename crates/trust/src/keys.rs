@@ -21,6 +21,33 @@ use pkcs8::{EncryptedPrivateKeyInfoRef, PrivateKeyInfoRef};
 
 use crate::error::TrustError;
 
+/// Verification answers, bounded: when full it is cleared (the next verifications repopulate
+/// it); a process-wide cache because the same signatures are checked from several places.
+mod verify_cache {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    const CAPACITY: usize = 1 << 16;
+
+    fn cache() -> &'static Mutex<HashMap<[u8; 32], bool>> {
+        static CACHE: OnceLock<Mutex<HashMap<[u8; 32], bool>>> = OnceLock::new();
+        CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+    }
+
+    pub fn get(k: &[u8; 32]) -> Option<bool> {
+        cache().lock().ok()?.get(k).copied()
+    }
+
+    pub fn put(k: [u8; 32], v: bool) {
+        if let Ok(mut c) = cache().lock() {
+            if c.len() >= CAPACITY {
+                c.clear();
+            }
+            c.insert(k, v);
+        }
+    }
+}
+
 /// A verified-usable public key: a valid point that is not of small order.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicKey {
@@ -59,11 +86,28 @@ impl PublicKey {
     }
 
     /// Strict Ed25519 verification (RFC 8032 with canonical encodings, no small-order R).
+    /// Each (key, message, signature) is verified once per process: the answer is kept in
+    /// a bounded cache keyed by their BLAKE3, so re-deciding a release whose signatures did
+    /// not change costs hashing, not curve arithmetic (issue 12).
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
-            return false;
+        let digest = {
+            let mut h = blake3::Hasher::new();
+            h.update(b"accord/verify-cache/v1\0");
+            h.update(self.key.as_bytes());
+            h.update(&(msg.len() as u64).to_le_bytes());
+            h.update(msg);
+            h.update(sig);
+            *h.finalize().as_bytes()
         };
-        self.key.verify_strict(msg, &sig).is_ok()
+        if let Some(known) = verify_cache::get(&digest) {
+            return known;
+        }
+        let ok = match ed25519_dalek::Signature::from_slice(sig) {
+            Ok(sig) => self.key.verify_strict(msg, &sig).is_ok(),
+            Err(_) => false,
+        };
+        verify_cache::put(digest, ok);
+        ok
     }
 
     pub fn to_pem(&self) -> String {

@@ -2,6 +2,7 @@
 //! artifacts. Each goes through the running node when there is one (it holds the stores'
 //! locks) and works on the data dir directly when there is none.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -10,6 +11,7 @@ use accord_protocol::statement::ProvenanceRef;
 use accord_protocol::{Selector, Statement, StatementKind, Timestamp};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use sha2::Digest;
 
 use crate::artifacts::{self, ReleaseView, percent};
 use crate::cli::{FetchArgs, PassphraseArgs};
@@ -99,18 +101,31 @@ pub fn propose(p: Proposal, dir: &DataDir, pass: &PassphraseArgs) -> Result<()> 
     );
     let total: u64 = arts.iter().fold(0u64, |t, a| t.saturating_add(a.size));
     if let Some(node) = Node::running(dir) {
-        let spinner = ProgressBar::new_spinner();
-        spinner.set_message(format!(
-            "importing {} artifact(s) into the node",
-            arts.len()
-        ));
-        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-        let body = serde_json::json!({
+        // The files are streamed to the node in the statement's order: the node reads no
+        // path of ours, and imports exactly the bytes it checks.
+        let header = serde_json::to_vec(&serde_json::json!({
             "envelope": serde_json::from_slice::<serde_json::Value>(&env.to_json())?,
-            "files": files,
-        });
-        let r = node.post_json("/v1/releases", &body);
-        spinner.finish_and_clear();
+        }))?;
+        let mut parts: Vec<Box<dyn Read>> = vec![Box::new(std::io::Cursor::new(
+            [(header.len() as u32).to_be_bytes().to_vec(), header.clone()].concat(),
+        ))];
+        for a in &arts {
+            let file = files
+                .iter()
+                .find(|f| f.file_name().and_then(|n| n.to_str()) == Some(a.name.as_str()))
+                .with_context(|| format!("no file named {} was given", a.name))?;
+            let f = std::fs::File::open(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            parts.push(Box::new(f.take(a.size)));
+        }
+        let len = 4 + header.len() as u64 + total;
+        let bar = bytes_bar(len, "sending to the node");
+        let mut reader = Progress {
+            inner: Chain { parts, at: 0 },
+            bar: bar.clone(),
+        };
+        let r = node.post_stream("/v1/releases", crate::api::PROPOSAL_TYPE, &mut reader, len);
+        bar.finish_and_clear();
         r?;
     } else {
         let pass = crate::passphrase::existing(pass, "the node key")?;
@@ -360,37 +375,27 @@ pub fn fetch(args: FetchArgs) -> Result<()> {
     let production = args.channel == "production";
     let started = Instant::now();
     let label = if let Some(node) = Node::running(&dir) {
-        // What the node will write: for production, the artifacts it pinned at promotion.
+        // What the node serves: for production, the artifacts it pinned at promotion.
         let views: Vec<ReleaseView> = node.get("/v1/releases")?;
         let me = dir.jurisdiction()?;
-        let target = written_target(&views, &sel, production, &me)?;
-        let total: u64 = target.1.iter().fold(0u64, |t, a| t.saturating_add(a.size));
-        let bar = bytes_bar(total, "the node is writing");
-        let since = std::time::SystemTime::now();
-        let request = {
-            let (node, selector, body) = (
-                node.clone(),
-                target.0.clone(),
-                serde_json::json!({ "out": out, "channel": args.channel }),
-            );
-            std::thread::spawn(move || {
-                node.post_json(&format!("/v1/releases/{selector}/export"), &body)
-            })
-        };
-        // The node writes each artifact to a temporary file beside its name, then renames it:
-        // watching those files is the progress.
-        while !request.is_finished() {
-            bar.set_position(written_so_far(&out, &target.1, since));
-            std::thread::sleep(std::time::Duration::from_millis(100));
+        let (selector, expected) = written_target(&views, &sel, production, &me)?;
+        let total: u64 = expected.iter().fold(0u64, |t, a| t.saturating_add(a.size));
+        let bar = bytes_bar(total, "receiving and verifying");
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("cannot create {}", out.display()))?;
+        let mut done = 0u64;
+        for a in &expected {
+            let reader = node.get_stream(&format!(
+                "/v1/releases/{selector}/artifacts/{}?channel={}",
+                a.name, args.channel
+            ))?;
+            receive_verified(reader, a, &out.join(&a.name), |n| {
+                bar.set_position(done + n)
+            })?;
+            done += a.size;
         }
-        let r = request
-            .join()
-            .map_err(|_| anyhow::anyhow!("the export request thread failed"))?;
         bar.finish_and_clear();
-        r?;
-        // Trust nothing in between: check the files here against the digests.
-        verify_written(&target.1, &out)?;
-        target.0
+        selector
     } else {
         let (cat, _) = dir.catalogue()?;
         let me = dir.jurisdiction()?;
@@ -477,38 +482,91 @@ fn written_target(
     ))
 }
 
-/// Bytes the node has written into `out` since `since`.
-fn written_so_far(out: &Path, artifacts: &[Expected], since: std::time::SystemTime) -> u64 {
-    artifacts
-        .iter()
-        .map(|a| {
-            let temp = out.join(format!(".{}.accord-partial", a.name));
-            if let Ok(m) = std::fs::metadata(&temp) {
-                return m.len();
-            }
-            std::fs::metadata(out.join(&a.name))
-                .ok()
-                .filter(|m| m.modified().is_ok_and(|t| t >= since))
-                .map(|m| m.len())
-                .unwrap_or(0)
-        })
-        .sum()
+/// Writes what the node streams into `dest`: into a private temporary file (created anew,
+/// never through a planted name), hashed on the way; renamed into place only when the size,
+/// SHA-256 and BLAKE3 are exactly the statement's.
+fn receive_verified(
+    mut reader: impl Read,
+    a: &Expected,
+    dest: &Path,
+    mut progress: impl FnMut(u64),
+) -> Result<()> {
+    use std::io::Write;
+    let (_private, tmp) = accord_mirror::store::private_temp(dest)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut sha = sha2::Sha256::new();
+    let mut b3 = blake3::Hasher::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .with_context(|| format!("receiving {}", a.name))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        if size > a.size {
+            bail!("{}: the node sent more than {} bytes", a.name, a.size);
+        }
+        sha.update(&buf[..n]);
+        b3.update(&buf[..n]);
+        file.write_all(&buf[..n])
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        progress(size);
+    }
+    let (sha, b3) = (
+        hex::encode(sha.finalize()),
+        b3.finalize().to_hex().to_string(),
+    );
+    if size != a.size || sha != a.sha256 || b3 != a.blake3 {
+        bail!(
+            "{} does not match the signed digests (size {size}, sha256 {sha}); not written",
+            a.name
+        );
+    }
+    file.sync_all()
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    drop(file);
+    std::fs::rename(&tmp, dest).with_context(|| format!("cannot write {}", dest.display()))?;
+    Ok(())
 }
 
-/// Re-hashes what the node wrote and compares with the statement's digests.
-fn verify_written(artifacts: &[Expected], out: &Path) -> Result<()> {
-    for a in artifacts {
-        let path = out.join(&a.name);
-        let (sha, b3, size) = super::release::digest_file(&path)?;
-        if hex::encode(sha) != a.sha256 || hex::encode(b3) != a.blake3 || size != a.size {
-            let _ = std::fs::remove_file(&path);
-            bail!(
-                "{} does not match the signed digests; removed it",
-                path.display()
-            );
+/// Several readers, one after the other.
+struct Chain {
+    parts: Vec<Box<dyn Read>>,
+    at: usize,
+}
+
+impl Read for Chain {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while let Some(r) = self.parts.get_mut(self.at) {
+            let n = r.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            self.at += 1;
         }
+        Ok(0)
     }
-    Ok(())
+}
+
+/// A reader that moves a progress bar.
+struct Progress<R> {
+    inner: R,
+    bar: ProgressBar,
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
 }
 
 /// `accord gc`: unpin the artifacts of releases that are no longer in the catalogue, then

@@ -31,14 +31,6 @@ pub use promote::Imported;
 
 /// Results of work the loop handed to a task, coming back to be applied in order.
 enum Internal {
-    /// A proposal's files are in the blob store: record the release.
-    Imported {
-        id: ReleaseId,
-        label: String,
-        payload: Vec<u8>,
-        result: std::result::Result<(), String>,
-        reply: tokio::sync::oneshot::Sender<std::result::Result<String, String>>,
-    },
     /// One run of the `on_promote` hook finished.
     HookDone {
         id: ReleaseId,
@@ -67,9 +59,14 @@ struct Node {
     dir: DataDir,
     /// Set when a root this node adopted removed its own key: it stops.
     retired: bool,
+    /// The typed catalogue, read again only when the document's heads change.
+    read_cache: std::cell::RefCell<Option<CatalogueRead>>,
+    /// When the engine last ran for the time alone (root expiry), not for a change.
+    last_timed_plan: std::time::Instant,
     /// PeerId -> jurisdiction, for the peers the root lists.
     names: HashMap<PeerId, String>,
-    limiter: accord_net::rate::RateLimiter<PeerId>,
+    /// Budgets, strikes and bans per node key, kept across reconnects.
+    discipline: accord_net::discipline::Discipline<PeerId>,
     metrics: Metrics,
     swarm: Swarm<Behaviour>,
     replica: Replica,
@@ -88,7 +85,27 @@ struct Node {
     on_promote: Option<String>,
 }
 
+/// The typed catalogue at some heads.
+type CatalogueRead = (
+    Vec<automerge::ChangeHash>,
+    std::rc::Rc<(accord_catalogue::Catalogue, Vec<accord_catalogue::Problem>)>,
+);
+
 impl Node {
+    /// The typed catalogue, read from the document once per set of heads: everything that
+    /// runs per tick or per request reads it, and it only changes with the heads.
+    fn read(&self) -> std::rc::Rc<(accord_catalogue::Catalogue, Vec<accord_catalogue::Problem>)> {
+        let heads = self.replica.heads();
+        if let Some((h, cat)) = self.read_cache.borrow().as_ref()
+            && *h == heads
+        {
+            return cat.clone();
+        }
+        let cat = std::rc::Rc::new(accord_catalogue::schema::read(self.replica.doc()));
+        *self.read_cache.borrow_mut() = Some((heads, cat.clone()));
+        cat
+    }
+
     fn persist(&mut self, delta: &accord_catalogue::Delta) {
         if let Err(e) = self.db.apply(delta) {
             warn!(error = %e, "could not persist catalogue changes");
@@ -118,6 +135,7 @@ impl Node {
             Ok(names) => {
                 let allowed: Vec<PeerId> = names.keys().copied().collect();
                 accord_net::set_allowed(&mut self.swarm, &allowed);
+                self.discipline.retain(|p| names.contains_key(p));
                 self.mirror.set_peers(&names);
                 self.names = names;
             }
@@ -149,17 +167,16 @@ impl Node {
         }
     }
 
-    /// Applies a peer's message; a bad one disconnects that peer (others are unaffected).
+    /// Applies a peer's message; a bad one disconnects that peer (others are unaffected),
+    /// and a peer that keeps sending them is banned.
     fn receive(&mut self, peer: PeerId, bytes: &[u8]) -> bool {
         self.metrics.sync_messages_in += 1;
         self.metrics.sync_bytes_in += bytes.len() as u64;
-        if let Err(over) = self
-            .limiter
-            .charge(&peer, bytes.len(), std::time::Instant::now())
-        {
+        let now = std::time::Instant::now();
+        if let Err(verdict) = self.discipline.sync_message(&peer, bytes.len(), now) {
             self.metrics.rate_limited += 1;
-            warn!(%peer, reason = %over, "peer is over its sync budget; disconnecting it");
-            let _ = self.swarm.disconnect_peer_id(peer);
+            warn!(%peer, "peer is over its sync budget; disconnecting it");
+            self.punish(peer, verdict);
             return false;
         }
         match self
@@ -192,20 +209,69 @@ impl Node {
             Err(e) => {
                 self.metrics.rejected_messages += 1;
                 warn!(%peer, error = %e, "refused a sync message; disconnecting the peer");
-                let who = self
-                    .names
-                    .get(&peer)
-                    .cloned()
-                    .unwrap_or_else(|| peer.to_string());
-                self.audit(&[accord_store::AuditEvent::new(
-                    accord_store::audit::kind::REJECTED,
-                    format!("peer {who}"),
-                    format!("sync message refused: {e}"),
-                )]);
-                let _ = self.swarm.disconnect_peer_id(peer);
+                let verdict = self.discipline.refused(&peer, &e.to_string(), now);
+                self.punish(peer, verdict);
                 false
             }
         }
+    }
+
+    /// Disconnects a peer that broke a rule; bans it when the strikes say so.
+    fn punish(&mut self, peer: PeerId, verdict: accord_net::discipline::Verdict) {
+        if let accord_net::discipline::Verdict::Banned { ban, .. } = verdict
+            && self.swarm.behaviour().allow.allowed_peers().contains(&peer)
+        {
+            self.metrics.bans += 1;
+            self.swarm.behaviour_mut().allow.disallow_peer(peer);
+            let who = self.peer_name(&peer);
+            warn!(peer = %who, seconds = ban.as_secs(), "peer banned");
+            self.audit(&[accord_store::AuditEvent::new(
+                accord_store::audit::kind::REJECTED,
+                format!("peer {who}"),
+                format!(
+                    "banned for {} s after repeated refused messages",
+                    ban.as_secs()
+                ),
+            )]);
+        }
+        let _ = self.swarm.disconnect_peer_id(peer);
+    }
+
+    fn peer_name(&self, peer: &PeerId) -> String {
+        self.names
+            .get(peer)
+            .cloned()
+            .unwrap_or_else(|| peer.to_string())
+    }
+
+    /// One audit row per peer for the messages refused since the last flush (not one
+    /// signed, fsynced row per message), and bans that ended.
+    fn flush_discipline(&mut self) {
+        let now = std::time::Instant::now();
+        for peer in self.discipline.expired_bans(now) {
+            if self.names.contains_key(&peer) {
+                self.swarm.behaviour_mut().allow.allow_peer(peer);
+                info!(peer = %self.peer_name(&peer), "ban over");
+            }
+        }
+        let events: Vec<accord_store::AuditEvent> = self
+            .discipline
+            .take_tallies()
+            .into_iter()
+            .map(|(peer, t)| {
+                accord_store::AuditEvent::new(
+                    accord_store::audit::kind::REJECTED,
+                    format!("peer {}", self.peer_name(&peer)),
+                    format!(
+                        "{} sync message(s) refused, {} over budget since the last entry; first: {}",
+                        t.refused,
+                        t.over_budget,
+                        t.first_reason.unwrap_or_default()
+                    ),
+                )
+            })
+            .collect();
+        self.audit(&events);
     }
 
     /// Tells the others which blobs we hold and where our blob endpoint listens.
@@ -248,10 +314,11 @@ impl Node {
             return;
         }
         self.wants_dirty = false;
-        let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
-        let retired = crate::promotion::retired(&cat, self.replica.root());
+        let read = self.read();
+        let cat = &read.0;
+        let retired = crate::promotion::retired(cat, self.replica.root());
         self.metrics.equivocations = cat.equivocations().len() as u64;
-        if let Err(e) = self.mirror.update_wants(&cat, &retired).await {
+        if let Err(e) = self.mirror.update_wants(cat, &retired).await {
             warn!(error = %e, "cannot update the mirror queue");
         }
         self.mirror.dispatch();
@@ -267,6 +334,7 @@ impl Node {
         let c = self.mirror.counters();
         self.metrics.blob_corrupt = c.corrupt;
         self.metrics.blob_fetch_failures = c.failed;
+        self.metrics.blob_stalled = c.stalled;
         self.metrics.mirror_queue = self.mirror.queue_len();
         if let Some(j) = self.names.get(&peer) {
             self.metrics.blob_bytes_fetched.insert(
@@ -279,39 +347,6 @@ impl Node {
 
     fn internal(&mut self, msg: Internal) {
         match msg {
-            Internal::Imported {
-                id,
-                label,
-                payload,
-                result,
-                reply,
-            } => {
-                let answer = result.and_then(|()| {
-                    self.replica
-                        .edit(Timestamp::now().unix(), &format!("propose {label}"), |tx| {
-                            accord_catalogue::edit::add_history(
-                                tx,
-                                accord_catalogue::History::Statements,
-                                &payload,
-                            )
-                            .map(|_| ())
-                        })
-                        .map_err(|e| e.to_string())
-                        .map(|delta| {
-                            self.committed_locally(&delta);
-                            info!(release = %label, "release proposed");
-                            self.audit(&[accord_store::AuditEvent::new(
-                                accord_store::audit::kind::PROPOSED,
-                                &label,
-                                format!(
-                                    "proposed here (statement {id}); artifacts imported and pinned"
-                                ),
-                            )]);
-                            label.clone()
-                        })
-                });
-                let _ = reply.send(answer);
-            }
             Internal::HookDone { id, result } => self.hook_done(id, result),
             Internal::RetryHook { id } => {
                 if self.promoter.state.is_live(&id)
@@ -323,78 +358,41 @@ impl Node {
         }
     }
 
-    /// Starts importing a proposal's files; the release is recorded when they are in.
-    /// A statement for a `CAP@VER` this node already holds is refused here (propose a new
-    /// version); one made elsewhere during a partition is kept beside it (ADR 0005 §6).
-    fn propose(
+    /// Records a proposal whose artifacts the API streamed into the store (imported,
+    /// pinned, and checked against the statement's BLAKE3 and size).
+    fn record_proposal(
         &mut self,
-        envelope: Vec<u8>,
-        files: Vec<std::path::PathBuf>,
-        reply: tokio::sync::oneshot::Sender<std::result::Result<String, String>>,
-    ) {
-        let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
-        let proposal = match crate::artifacts::Proposal::check(&envelope, &cat) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = reply.send(Err(format!("{e:#}")));
-                return;
-            }
-        };
-        let store = self.mirror.store.clone();
-        let internal = self.internal.clone();
-        tokio::spawn(async move {
-            let result = crate::artifacts::import(
-                &store,
-                &proposal.id,
-                &proposal.artifacts,
-                &files,
-                |_, _| {},
+        p: crate::artifacts::Proposal,
+    ) -> std::result::Result<String, String> {
+        // Checked again: another proposal of the same CAP@VER may have landed meanwhile.
+        crate::artifacts::Proposal::check_payload(&p.payload, &self.read().0)
+            .map_err(|e| format!("{e:#}"))?;
+        let delta = self
+            .replica
+            .edit(
+                Timestamp::now().unix(),
+                &format!("propose {}", p.label),
+                |tx| {
+                    accord_catalogue::edit::add_history(
+                        tx,
+                        accord_catalogue::History::Statements,
+                        &p.payload,
+                    )
+                    .map(|_| ())
+                },
             )
-            .await
-            .map_err(|e| format!("{e:#}"));
-            let _ = internal
-                .send(Internal::Imported {
-                    id: proposal.id,
-                    label: proposal.label,
-                    payload: proposal.payload,
-                    result,
-                    reply,
-                })
-                .await;
-        });
-    }
-
-    fn export(
-        &mut self,
-        selector: String,
-        out: std::path::PathBuf,
-        production: bool,
-        reply: tokio::sync::oneshot::Sender<std::result::Result<Vec<String>, String>>,
-    ) {
-        let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
-        let blobs = crate::artifacts::channel_blobs(
-            &cat,
-            self.replica.chain(),
-            &self.promoter.state,
-            &selector,
-            production,
-            &self.jurisdiction,
-        );
-        let blobs = match blobs {
-            Ok(b) => b,
-            Err(e) => {
-                let _ = reply.send(Err(format!("{e:#}")));
-                return;
-            }
-        };
-        let store = self.mirror.store.clone();
-        tokio::spawn(async move {
-            let r = crate::artifacts::export(&store, &blobs, &out, |_, _| {})
-                .await
-                .map(|_| blobs.artifacts.iter().map(|a| a.name.clone()).collect())
-                .map_err(|e| format!("{e:#}"));
-            let _ = reply.send(r);
-        });
+            .map_err(|e| e.to_string())?;
+        self.committed_locally(&delta);
+        info!(release = %p.label, "release proposed");
+        self.audit(&[accord_store::AuditEvent::new(
+            accord_store::audit::kind::PROPOSED,
+            &p.label,
+            format!(
+                "proposed here (statement {}); artifacts streamed in, verified and pinned",
+                p.id
+            ),
+        )]);
+        Ok(p.label)
     }
 
     /// Tells the others that our catalogue changed.
@@ -406,7 +404,19 @@ impl Node {
     fn handle(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                self.mirror
+                    .peer_connected(peer_id, ip_of(endpoint.get_remote_address()));
+                if self
+                    .discipline
+                    .banned(&peer_id, std::time::Instant::now())
+                    .is_some()
+                {
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
                 info!(peer = %peer_id, "peer connected");
                 self.replica.connect(&peer_id.to_string());
                 self.sync_with(peer_id);
@@ -418,7 +428,6 @@ impl Node {
             } => {
                 info!(peer = %peer_id, "peer disconnected");
                 self.in_flight.remove(&peer_id);
-                self.limiter.forget(&peer_id);
                 self.mirror.peer_gone(&peer_id);
                 let delta = self.replica.disconnect(&peer_id.to_string());
                 self.persist(&delta);
@@ -436,6 +445,16 @@ impl Node {
                 message,
                 ..
             })) => {
+                // Gossip has its own budget per node key; a flood is a strike.
+                if let Err(verdict) = self.discipline.gossip_message(
+                    &propagation_source,
+                    message.data.len(),
+                    std::time::Instant::now(),
+                ) {
+                    self.metrics.rate_limited += 1;
+                    self.punish(propagation_source, verdict);
+                    return;
+                }
                 if message.topic == self.blobs_topic.hash() {
                     // Signed gossip: the source is the peer whose key signed it.
                     match message.source {
@@ -481,7 +500,8 @@ impl Node {
                 ));
             }
             ApiRequest::View(reply) => {
-                let (catalogue, problems) = accord_catalogue::schema::read(self.replica.doc());
+                let read = self.read();
+                let (catalogue, problems) = (read.0.clone(), read.1.clone());
                 let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
                 let mut peers: Vec<PeerView> = self
                     .names
@@ -532,21 +552,25 @@ impl Node {
                 };
                 let _ = reply.send(answer);
             }
-            ApiRequest::Propose {
-                envelope,
-                files,
-                reply,
-            } => self.propose(envelope, files, reply),
+            ApiRequest::ProposeCheck { envelope, reply } => {
+                let answer = crate::artifacts::Proposal::check(&envelope, &self.read().0)
+                    .map_err(|e| format!("{e:#}"));
+                let _ = reply.send(answer);
+            }
+            ApiRequest::ProposeRecord { proposal, reply } => {
+                let _ = reply.send(self.record_proposal(proposal));
+            }
             ApiRequest::Releases(reply) => {
                 let _ = reply.send(self.release_views());
             }
             ApiRequest::Statement { selector, reply } => {
-                let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
+                let read = self.read();
+                let cat = &read.0;
                 let answer = selector
                     .parse::<accord_protocol::Selector>()
                     .map_err(anyhow::Error::from)
                     .and_then(|sel| {
-                        crate::artifacts::select(&cat, &sel, self.replica.chain())
+                        crate::artifacts::select(cat, &sel, self.replica.chain())
                             .map(|r| r.signed_envelope().to_json())
                     })
                     .map_err(|e| format!("{e:#}"));
@@ -558,12 +582,31 @@ impl Node {
             ApiRequest::Audit(reply) => {
                 let _ = reply.send(self.db.audit_rows().map_err(|e| e.to_string()));
             }
-            ApiRequest::Export {
+            ApiRequest::Artifact {
                 selector,
-                out,
+                name,
                 production,
                 reply,
-            } => self.export(selector, out, production, reply),
+            } => {
+                let read = self.read();
+                let answer = crate::artifacts::channel_blobs(
+                    &read.0,
+                    self.replica.chain(),
+                    &self.promoter.state,
+                    &selector,
+                    production,
+                    &self.jurisdiction,
+                )
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|b| {
+                    b.artifacts
+                        .iter()
+                        .find(|a| a.name == name)
+                        .map(|a| (a.blake3, a.size))
+                        .ok_or_else(|| format!("{} has no artifact {name:?}", b.label))
+                });
+                let _ = reply.send(answer);
+            }
             ApiRequest::ApplyRoot { bytes, reply } => {
                 let answer = self.apply_root(&bytes).map_err(|e| format!("{e:#}"));
                 if let Err(e) = &answer {
@@ -576,11 +619,12 @@ impl Node {
 
     /// Every release with its mirror progress and, per jurisdiction, where it stands.
     fn release_views(&self) -> Vec<crate::artifacts::ReleaseView> {
-        let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
+        let read = self.read();
+        let cat = &read.0;
         let chain = self.replica.chain();
         let mut views = self
             .mirror
-            .views(&cat, chain, &self.jurisdiction, &self.names);
+            .views(cat, chain, &self.jurisdiction, &self.names);
         for v in &mut views {
             if let Some(r) = cat.release(&v.id) {
                 let lines = self.promoter.explain(r, v, chain);
@@ -648,7 +692,9 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
     let key_id = key.id().clone();
     let me = accord_net::peer_id(&key.public().raw())?;
     let signer = accord_trust::SecretKey::from_seed(&seed)?;
+    dir.secure()?;
     let (mut replica, db) = dir.replica_with(key)?;
+    replica.set_limits(cfg.limits.catalogue());
     reconcile_root_file(&dir, &mut replica, &db)?;
     dir.write_chain_files(replica.chain())?;
     let state = match db.promotion_state()? {
@@ -692,6 +738,21 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
     let names = node_peers(&root, &me)?;
     let allowed: Vec<PeerId> = names.keys().copied().collect();
 
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(64);
+    let (internal_tx, mut internal_rx) = tokio::sync::mpsc::channel(16);
+    let blobs_listen: std::net::SocketAddr =
+        cfg.blobs_listen.parse().context("blobs_listen address")?;
+    let mirror = Mirror::start(
+        &cfg.data_dir,
+        seed,
+        blobs_listen,
+        cfg.mirror.limits(),
+        cfg.mirror.dial,
+        &names,
+        done_tx,
+    )
+    .await?;
+    dir.secure()?;
     // The API: loopback only, a token for writes, its address recorded for the CLI.
     let token = api_token(&cfg.data_dir)?;
     let api_addr: std::net::SocketAddr = cfg.api.parse().context("api address")?;
@@ -699,7 +760,14 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen for the API on {api_addr}"))?;
     let (api_tx, mut api_rx) = tokio::sync::mpsc::channel(64);
-    let router = crate::api::router(api_tx, token);
+    let bound = listener.local_addr().context("api address")?;
+    let router = crate::api::router(
+        api_tx,
+        token,
+        accord_trust::SecretKey::from_seed(&seed)?,
+        bound,
+        mirror.store.clone(),
+    );
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             warn!(error = %e, "API server stopped");
@@ -707,7 +775,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
     });
     crate::files::write_atomic(
         &cfg.data_dir.join("api.addr"),
-        api_addr.to_string().as_bytes(),
+        bound.to_string().as_bytes(),
         false,
     )?;
     let mut swarm = accord_net::build(
@@ -730,19 +798,6 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         }
     }
     info!(peer_id = %me, jurisdiction = %cfg.jurisdiction, root = root.version(), "node started");
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(64);
-    let (internal_tx, mut internal_rx) = tokio::sync::mpsc::channel(16);
-    let blobs_listen: std::net::SocketAddr =
-        cfg.blobs_listen.parse().context("blobs_listen address")?;
-    let mirror = Mirror::start(
-        &cfg.data_dir,
-        seed,
-        blobs_listen,
-        cfg.mirror.limits(),
-        &names,
-        done_tx,
-    )
-    .await?;
     println!("accord node {} ({}) ready", cfg.jurisdiction, me);
 
     let mut node = Node {
@@ -751,8 +806,13 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         data_dir: cfg.data_dir.clone(),
         dir: dir.clone(),
         retired: false,
+        read_cache: Default::default(),
+        last_timed_plan: std::time::Instant::now(),
         names,
-        limiter: accord_net::rate::RateLimiter::new(cfg.limits.budget()),
+        discipline: accord_net::discipline::Discipline::new(
+            cfg.limits.budget(),
+            cfg.limits.discipline(),
+        ),
         metrics: Metrics::default(),
         swarm,
         replica,
@@ -787,11 +847,17 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             Some(done) = done_rx.recv() => node.fetch_done(done),
             Some(msg) = internal_rx.recv() => node.internal(msg),
             _ = anti_entropy.tick() => {
+                node.flush_discipline();
                 node.sync_with_all();
                 node.announce_blobs();
                 node.mirror.dispatch();
                 node.metrics.mirror_queue = node.mirror.queue_len();
-                node.promote_dirty = true;
+                // Decisions change with time only at a root's expiry: re-plan for the time
+                // once a minute, not on every tick (the engine runs after every change).
+                if node.last_timed_plan.elapsed() >= Duration::from_secs(60) {
+                    node.last_timed_plan = std::time::Instant::now();
+                    node.promote_dirty = true;
+                }
             }
             _ = tokio::time::sleep_until(next_redial) => {
                 if node.swarm.connected_peers().count() < cfg.bootstrap.len() {
@@ -873,11 +939,34 @@ fn reconcile_root_file(dir: &DataDir, replica: &mut Replica, db: &NodeDb) -> Res
     Ok(())
 }
 
-/// The API token: created once (random, 0600) in the data directory, read after that.
+/// The IP address in a multiaddr (`/ip4/…` or `/ip6/…`), if any.
+fn ip_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    use accord_net::libp2p::multiaddr::Protocol;
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
+/// Shortest API token a node accepts: a short or empty one would switch authentication off
+/// in all but name.
+pub const MIN_TOKEN_LEN: usize = 32;
+
+/// The API token: created once (random, 0600) in the data directory, read after that. A
+/// token file that is empty or short stops the node.
 fn api_token(data_dir: &std::path::Path) -> Result<String> {
     let path = data_dir.join("api.token");
     if let Ok(t) = std::fs::read_to_string(&path) {
-        return Ok(t.trim().to_owned());
+        let t = t.trim().to_owned();
+        if t.len() < MIN_TOKEN_LEN {
+            bail!(
+                "{} holds a token of {} characters; at least {MIN_TOKEN_LEN} are needed (delete the file and a new one is made)",
+                path.display(),
+                t.len()
+            );
+        }
+        return Ok(t);
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)

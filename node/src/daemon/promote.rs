@@ -56,13 +56,14 @@ impl Node {
         self.promote_dirty = false;
         let chain = self.replica.chain().clone();
         let root = chain.current().clone();
-        let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
-        let events = self.promoter.new_events(&cat, &chain);
+        let read = self.read();
+        let cat = &read.0;
+        let events = self.promoter.new_events(cat, &chain);
         self.audit(&events);
         let views = self
             .mirror
-            .views(&cat, &chain, &self.jurisdiction, &self.names);
-        let candidates = self.promoter.candidates(&cat, &views);
+            .views(cat, &chain, &self.jurisdiction, &self.names);
+        let candidates = self.promoter.candidates(cat, &views);
         let now = Timestamp::now();
         let plan = accord_promote::plan(
             &self.promoter.state,
@@ -168,7 +169,7 @@ impl Node {
             .values()
             .filter(|s| s.recalled.is_none())
             .count() as u64;
-        self.publish_notes(&cat, &chain);
+        self.publish_notes(cat, &chain);
     }
 
     /// Writes the promotion notes the catalogue does not have yet.
@@ -209,8 +210,8 @@ impl Node {
             ));
         }
         let root = self.replica.root().clone();
-        let (cat, _) = accord_catalogue::schema::read(self.replica.doc());
-        let located = locate(&cat, &env)?;
+        let read = self.read();
+        let located = locate(&read.0, &env)?;
         let mut added = Vec::new();
         let mut rejected = Vec::new();
         let mut records = Vec::new();

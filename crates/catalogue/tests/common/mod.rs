@@ -116,15 +116,34 @@ pub fn replica(coop: &Cooperative, root: &TrustedRoot, label: &str) -> Replica {
 /// asked for again; anything else refused fails the test.
 pub fn sync_pair(a: &mut Replica, an: &str, b: &mut Replica, bn: &str) -> (usize, usize) {
     let mut bytes = 0;
-    let deliver = |to: &mut Replica, from: &str, m: &[u8], what: &str| match to
-        .receive_message(from, m, T0)
-    {
-        Ok(_)
-        | Err(accord_catalogue::CatalogueError::Refused {
-            kind: accord_catalogue::Refusal::Unverifiable,
-            ..
-        }) => {}
-        Err(e) => panic!("{what}: {e:?}"),
+    let trace = std::env::var_os("ACCORD_TEST_TRACE").is_some();
+    let deliver = |to: &mut Replica, from: &str, m: &[u8], what: &str| {
+        if trace {
+            let w = accord_catalogue::wire::WireMessage::decode(m, "x").expect("wire");
+            let msg = automerge::sync::Message::decode(&w.sync).expect("sync");
+            eprintln!(
+                "{from}: heads {} need {} have {} changes {} flags {:?}",
+                msg.heads.len(),
+                msg.need.len(),
+                msg.have.len(),
+                msg.changes.len(),
+                msg.flags
+            );
+        }
+        match to.receive_message(from, m, T0) {
+            Ok(_) => {}
+            Err(
+                e @ accord_catalogue::CatalogueError::Refused {
+                    kind: accord_catalogue::Refusal::Unverifiable,
+                    ..
+                },
+            ) => {
+                if trace {
+                    eprintln!("{what}: {e}");
+                }
+            }
+            Err(e) => panic!("{what}: {e:?}"),
+        }
     };
     for round in 0..50 {
         let mut quiet = true;
