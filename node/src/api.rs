@@ -113,6 +113,10 @@ pub struct Metrics {
     pub releases_live: u64,
     /// `CAP@VER`s that more than one statement claims.
     pub equivocations: u64,
+    /// Proposing jurisdiction -> bytes of its unapproved releases mirrored here.
+    pub staged_bytes: BTreeMap<String, u64>,
+    /// Releases not mirrored here (recalled, superseded, over a staging quota).
+    pub held_back: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -758,7 +762,18 @@ async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
         "accord_releases_live",
         ("gauge", m.releases_live.to_string()),
     );
+    gauges.insert(
+        "accord_mirror_held_back_releases",
+        ("gauge", m.held_back.to_string()),
+    );
     let mut out = String::new();
+    out.push_str("# TYPE accord_mirror_staging_bytes gauge\n");
+    for (proposer, bytes) in &m.staged_bytes {
+        out.push_str(&format!(
+            "accord_mirror_staging_bytes{{jurisdiction=\"{}\",proposer=\"{proposer}\"}} {bytes}\n",
+            v.jurisdiction
+        ));
+    }
     out.push_str("# TYPE accord_blob_bytes_fetched_total counter\n");
     for (peer, bytes) in &m.blob_bytes_fetched {
         out.push_str(&format!(

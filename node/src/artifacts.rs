@@ -236,6 +236,10 @@ pub struct ReleaseView {
     /// Recall and conditional statements about the release, with their signatures.
     #[serde(default)]
     pub statements: Vec<StatementView>,
+    /// Why this node does not mirror the release (recalled, superseded, over a staging
+    /// quota), if it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_mirrored: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -291,6 +295,7 @@ impl ReleaseView {
                     })
                 })
                 .collect(),
+            not_mirrored: None,
         }
     }
 

@@ -335,10 +335,15 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Check the chain: order, hashes and every signature against the node keys of the root.
+    /// Check the chain: order, hashes and every signature against the node keys of the root
+    /// chain, and the log's length against the signed checkpoints the catalogue holds.
     Verify {
         #[command(flatten)]
         data_dir: DataDirArg,
+        /// Compare with the checkpoints another node's data directory holds (a peer's copy
+        /// proves truncation even when this node's own catalogue was rolled back).
+        #[arg(long, value_name = "DIR")]
+        against: Option<PathBuf>,
     },
 }
 

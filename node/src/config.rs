@@ -49,6 +49,13 @@ pub struct NodeConfig {
     /// retried with backoff; it never un-promotes.
     #[serde(default)]
     pub on_promote: Option<String>,
+    /// Seconds between signed audit checkpoints in the catalogue (when the log grew).
+    #[serde(default = "default_checkpoint")]
+    pub audit_checkpoint_secs: u64,
+}
+
+fn default_checkpoint() -> u64 {
+    300
 }
 
 fn default_blobs_listen() -> String {
@@ -72,6 +79,8 @@ pub struct MirrorConfig {
     /// Which announced blob addresses are dialled: same-ip (the address the peer's node
     /// connection comes from), private, or any.
     pub dial: accord_mirror::addresses::DialPolicy,
+    /// MiB of unapproved releases mirrored per proposing jurisdiction (staging quota).
+    pub staging_quota_mib: u64,
 }
 
 impl Default for MirrorConfig {
@@ -84,6 +93,7 @@ impl Default for MirrorConfig {
             corrupt_penalty_secs: l.corrupt_penalty.as_secs(),
             stall_secs: l.stall_after.as_secs(),
             dial: Default::default(),
+            staging_quota_mib: 64 << 10,
         }
     }
 }

@@ -67,6 +67,10 @@ pub struct Mirror {
     live: std::sync::Arc<std::sync::Mutex<HashMap<BlobHash, u64>>>,
     /// Tags already set in the store this run, so a catalogue change re-pins only new ones.
     pinned: std::collections::HashSet<String>,
+    /// Tags removed this run (so they are not removed again on every change).
+    unpinned: std::collections::HashSet<String>,
+    /// Releases not mirrored here, and why.
+    held_back: BTreeMap<ReleaseId, String>,
     limits: Limits,
     dial: accord_mirror::addresses::DialPolicy,
     /// The IP address each peer's node connection comes from (for `DialPolicy::SameIp`).
@@ -115,6 +119,8 @@ impl Mirror {
             releases: Vec::new(),
             live: Default::default(),
             pinned: Default::default(),
+            unpinned: Default::default(),
+            held_back: Default::default(),
             limits,
             dial,
             peer_ips: HashMap::new(),
@@ -142,24 +148,26 @@ impl Mirror {
         self.ids = ids;
     }
 
-    /// Re-derives the wanted blobs from the catalogue, pins them, and reads what is held.
-    /// Retired (recalled) releases are neither wanted nor pinned, so `accord gc` may
-    /// collect their blobs.
+    /// Re-derives the wanted blobs from the catalogue and the mirror plan: pins what is
+    /// wanted, unpins what is not (recalled, superseded, over a staging quota), and reads
+    /// what is held. Unpinned blobs stay until `accord gc`.
     pub async fn update_wants(
         &mut self,
         cat: &Catalogue,
-        retired: &std::collections::BTreeSet<ReleaseId>,
+        plan: &crate::promotion::MirrorPlan,
     ) -> Result<()> {
         self.releases = artifacts::releases(cat);
         for r in &self.releases {
             for a in &r.artifacts {
                 let tag = pin_tag(&r.id, &a.name);
-                if retired.contains(&r.id) {
-                    if self.pinned.remove(&tag) {
+                if !plan.wanted.contains(&r.id) {
+                    if self.pinned.remove(&tag) || !self.unpinned.contains(&tag) {
                         self.store.unpin(&tag).await?;
+                        self.unpinned.insert(tag);
                     }
                 } else if !self.pinned.contains(&tag) {
                     self.store.pin(&tag, a.blake3).await?;
+                    self.unpinned.remove(&tag);
                     self.pinned.insert(tag);
                 }
             }
@@ -167,9 +175,10 @@ impl Mirror {
         let active: Vec<_> = self
             .releases
             .iter()
-            .filter(|r| !retired.contains(&r.id))
+            .filter(|r| plan.wanted.contains(&r.id))
             .cloned()
             .collect();
+        self.held_back = plan.held_back.clone();
         let w = wants(&active);
         let hashes: Vec<BlobHash> = w.iter().map(|w| w.hash).collect();
         self.queue.set_wanted(w);
@@ -178,6 +187,11 @@ impl Mirror {
             self.queue.set_local(&h, local.bytes, local.complete);
         }
         Ok(())
+    }
+
+    /// Why a release is not mirrored here, if it is not.
+    pub fn held_back(&self, id: &ReleaseId) -> Option<&str> {
+        self.held_back.get(id).map(String::as_str)
     }
 
     /// A peer's announcement (already checked to come from a listed peer).
@@ -366,7 +380,7 @@ impl Mirror {
         cat.releases
             .iter()
             .map(|r| {
-                ReleaseView::build(r, cat, chain, |h| {
+                let mut v = ReleaseView::build(r, cat, chain, |h| {
                     let mut held = BTreeMap::new();
                     let hex = hex::encode(h);
                     for (p, a) in &self.peers {
@@ -378,7 +392,9 @@ impl Mirror {
                     }
                     held.insert(me.to_owned(), mine.get(h).copied().unwrap_or(0));
                     held
-                })
+                });
+                v.not_mirrored = self.held_back(&r.id).map(str::to_owned);
+                v
             })
             .collect()
     }

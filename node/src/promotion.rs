@@ -285,7 +285,12 @@ pub fn candidates(cat: &Catalogue, views: &[ReleaseView], me: &str) -> Vec<Candi
         .iter()
         .filter_map(|r| {
             let view = views.iter().find(|v| v.id == r.id)?;
-            let missing = view.missing_on(me);
+            let mut missing = view.missing_on(me);
+            if let Some(why) = &view.not_mirrored
+                && !missing.is_empty()
+            {
+                missing.insert(0, format!("not mirrored here: {why}"));
+            }
             Some(Candidate {
                 id: r.id,
                 capability: r.capability.clone(),
@@ -403,4 +408,108 @@ fn equivocations(cat: &Catalogue, chain: &RootChain) -> Vec<(String, AuditEvent)
             )
         })
         .collect()
+}
+
+/// Which releases this node mirrors, and why not the others (issue 12): a node mirrors what
+/// it serves, what the cooperative approved and what its own jurisdiction proposed; other
+/// proposals (staging) only up to a quota per proposing jurisdiction; never what a valid
+/// recall withdrew or what production here has moved past.
+#[derive(Debug, Clone, Default)]
+pub struct MirrorPlan {
+    pub wanted: BTreeSet<ReleaseId>,
+    /// Release -> why it is not mirrored here.
+    pub held_back: BTreeMap<ReleaseId, String>,
+    /// Proposing jurisdiction -> bytes of its unapproved releases mirrored here.
+    pub staged: BTreeMap<String, u64>,
+}
+
+pub fn mirror_plan(
+    cat: &Catalogue,
+    chain: &RootChain,
+    state: &State,
+    me: &str,
+    quota: u64,
+) -> MirrorPlan {
+    let root = chain.current();
+    let retired = retired(cat, root);
+    let mut plan = MirrorPlan::default();
+    let mut staging: Vec<(&Release, String, u64)> = Vec::new();
+    for r in &cat.releases {
+        let size = r
+            .artifacts
+            .iter()
+            .fold(0u64, |t, a| t.saturating_add(a.size));
+        if state.is_live(&r.id) {
+            plan.wanted.insert(r.id);
+            continue;
+        }
+        if retired.contains(&r.id) {
+            plan.held_back.insert(r.id, "recalled".into());
+            continue;
+        }
+        if let Some(hw) = state.high_water.get(&r.capability)
+            && *hw >= r.version
+        {
+            plan.held_back.insert(
+                r.id,
+                format!("superseded: production here is at {} {hw}", r.capability),
+            );
+            continue;
+        }
+        let proposers: Vec<String> = r
+            .authors
+            .iter()
+            .filter_map(|a| accord_catalogue::signing::author_of(chain, a))
+            .map(|s| s.principal().to_string())
+            .collect();
+        if proposers.iter().any(|p| p == me) {
+            plan.wanted.insert(r.id);
+            continue;
+        }
+        let statements = statements(r);
+        let approved = evaluate(&PolicyInput {
+            root,
+            local_rules: &[],
+            jurisdiction: None,
+            release: &r.signed_envelope(),
+            recalls: &statements,
+            conditionals: &statements,
+            production_version: None,
+            now: Timestamp::now(),
+        })
+        .promotable;
+        if approved {
+            plan.wanted.insert(r.id);
+        } else {
+            let proposer = proposers
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| "unknown".into());
+            staging.push((r, proposer, size));
+        }
+    }
+    // Newest versions first within a capability, then by id: the same order everywhere.
+    staging.sort_by(|(a, _, _), (b, _, _)| {
+        (&a.capability, &b.version, &a.id).cmp(&(&b.capability, &a.version, &b.id))
+    });
+    for (r, proposer, size) in staging {
+        let used = plan.staged.entry(proposer.clone()).or_insert(0);
+        match used.checked_add(size).filter(|t| *t <= quota) {
+            Some(t) => {
+                *used = t;
+                plan.wanted.insert(r.id);
+            }
+            None => {
+                plan.held_back.insert(
+                    r.id,
+                    format!(
+                        "not approved yet, and {proposer}'s staging quota here ({} of {} MiB used) is full; mirrored once the leads sign",
+                        *used >> 20,
+                        quota >> 20
+                    ),
+                );
+            }
+        }
+    }
+    plan
 }

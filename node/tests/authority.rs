@@ -22,7 +22,7 @@ const ALL_SIGNERS: [&str; 5] = ["uk/lead", "eu/lead", "ca/lead", "au/lead", "uk/
 
 fn hook_config(d: &Path, j: &str) -> String {
     format!(
-        "on_promote = \"env | grep ^ACCORD_ | sort > {}\"\n",
+        "on_promote = \"env | sort > {}\"\n",
         d.join(format!("{j}-hook.env")).display()
     )
 }
@@ -138,7 +138,12 @@ fn a_re_proposal_during_a_partition_never_reaches_production() {
         env.contains(&format!("ACCORD_RELEASE_ID={approved_id}")),
         "{env}"
     );
+    // Nothing of the node's environment but PATH: no passphrase, no HOME, no USER.
     assert!(!env.contains("ACCORD_PASSPHRASE"), "{env}");
+    for inherited in ["HOME=", "USER=", "LOGNAME=", "ACCORD_LOG="] {
+        assert!(!env.lines().any(|l| l.starts_with(inherited)), "{env}");
+    }
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
 
     // EU's statement is promoted nowhere; EU itself promotes the approved one.
     let rival = format!("{KEY}#{}", &rival_id[..12]);

@@ -6,6 +6,7 @@
 //! simulations agree on what a byte string means. Signature checks and policy decisions
 //! live in `accord-trust`, which builds on these types.
 
+pub mod checkpoint;
 pub mod dsse;
 pub mod error;
 pub mod ids;
@@ -16,6 +17,7 @@ pub mod root;
 pub mod statement;
 pub mod time;
 
+pub use checkpoint::AuditCheckpoint;
 pub use dsse::{Envelope, EnvelopeSignature};
 pub use error::ProtocolError;
 pub use ids::{KeyId, PrincipalId, Role};

@@ -389,6 +389,26 @@ impl<'a> Checker<'a> {
                 }
                 Ok(())
             }
+            History::Checkpoints => {
+                let (env, c) =
+                    accord_protocol::AuditCheckpoint::parse(value).map_err(|e| e.to_string())?;
+                if &c.jurisdiction != author.principal {
+                    return Err(format!(
+                        "a node of {} writes an audit checkpoint for {}",
+                        author.principal, c.jurisdiction
+                    ));
+                }
+                if !env
+                    .signatures
+                    .iter()
+                    .any(|s| author.key.verify(&env.pae(), &s.sig))
+                {
+                    return Err(
+                        "the checkpoint is not signed by the node key that writes it".into(),
+                    );
+                }
+                Ok(())
+            }
             History::Acks => {
                 let ack = Ack::parse(value)?;
                 if &ack.jurisdiction != author.principal {

@@ -23,15 +23,18 @@ pub enum History {
     Roots,
     /// Root adoption records: "jurisdiction J runs root vN".
     Acks,
+    /// Audit checkpoints: a node's signed length and head of its audit log.
+    Checkpoints,
 }
 
 impl History {
-    pub const ALL: [History; 5] = [
+    pub const ALL: [History; 6] = [
         History::Statements,
         History::Signatures,
         History::Notes,
         History::Roots,
         History::Acks,
+        History::Checkpoints,
     ];
 
     /// The map's key in the document root.
@@ -42,6 +45,7 @@ impl History {
             History::Notes => "notes",
             History::Roots => "roots",
             History::Acks => "acks",
+            History::Checkpoints => "checkpoints",
         }
     }
 
@@ -57,6 +61,7 @@ impl History {
             History::Notes => MAX_NOTE_BYTES,
             History::Roots => MAX_ROOT_BYTES,
             History::Acks => MAX_ACK_BYTES,
+            History::Checkpoints => MAX_NOTE_BYTES,
         }
     }
 }

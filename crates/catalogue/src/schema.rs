@@ -17,7 +17,8 @@
 //!        signatures: { sha256(v): Bytes(approval record) },
 //!        notes:      { sha256(v): Bytes(promotion note envelope) },
 //!        roots:      { sha256(v): Bytes(root envelope) },
-//!        acks:       { sha256(v): Bytes(root adoption record) } }
+//!        acks:       { sha256(v): Bytes(root adoption record) },
+//!        checkpoints: { sha256(v): Bytes(audit checkpoint envelope) } }
 //! ```
 //!
 //! Content written by other nodes is untrusted even when it passed `authority` on receipt
@@ -253,6 +254,9 @@ pub struct Catalogue {
     pub roots: Vec<Authored<Vec<u8>>>,
     /// Which jurisdiction adopted which root.
     pub acks: Vec<Authored<Ack>>,
+    /// Audit checkpoints (signed envelopes, unverified here).
+    #[serde(default)]
+    pub checkpoints: Vec<Authored<Vec<u8>>>,
 }
 
 impl Catalogue {
@@ -464,6 +468,11 @@ fn read_history<D: ReadDoc>(r: &mut Reader<'_, D>, cat: &mut Catalogue) {
     }
     cat.roots = r
         .history(History::Roots)
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    cat.checkpoints = r
+        .history(History::Checkpoints)
         .into_iter()
         .map(|(_, e)| e)
         .collect();

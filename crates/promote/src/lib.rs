@@ -187,7 +187,8 @@ pub enum Status {
     Recalled,
     /// Not promoted here (yet).
     Waiting,
-    /// Fully approved and mirrored, but a newer version is already in production here.
+    /// Fully approved, but a newer version is already in production here: never promoted
+    /// (and not mirrored).
     Superseded,
     /// Another statement claims the same `CAP@VER`: this one was not, and will not be,
     /// promoted while that conflict stands.
@@ -437,9 +438,10 @@ pub fn plan(state: &State, ctx: &Context<'_>, candidates: &[Candidate]) -> Plan 
                 if let Mirror::Incomplete { missing } = &c.mirror {
                     reasons.extend(missing.iter().cloned());
                 }
+                // Newer production here means never, whatever else is missing (the mirror
+                // does not even fetch it).
                 let superseded = decision.blockers.len() == 1
-                    && matches!(decision.blockers[0], Blocker::NotNewer { .. })
-                    && c.mirror == Mirror::Complete;
+                    && matches!(decision.blockers[0], Blocker::NotNewer { .. });
                 let status = if reasons.is_empty() && decision.promotable {
                     high_water.insert(c.capability.clone(), c.version.clone());
                     actions.push(Action::Promote {

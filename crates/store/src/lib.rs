@@ -269,6 +269,16 @@ impl NodeDb {
         Ok(out)
     }
 
+    /// The last audit row's sequence number and SHA-256 (what a checkpoint publishes).
+    pub fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+        use sha2::Digest;
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = tx.open_table(AUDIT).map_err(|e| self.err(e))?;
+        Ok(t.last()
+            .map_err(|e| self.err(e))?
+            .map(|(k, v)| (k.value(), sha2::Sha256::digest(v.value()).into())))
+    }
+
     /// Changes stored since the last compaction.
     pub fn pending_changes(&self) -> Result<u64, StoreError> {
         let tx = self.db.begin_read().map_err(|e| self.err(e))?;

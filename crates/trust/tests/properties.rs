@@ -101,6 +101,42 @@ proptest! {
         let _ = PublicKey::from_pem(&text, "fuzz");
     }
 
+    /// Numbers a proposer chooses: artifact sizes anywhere in u64, summed. A statement whose
+    /// sizes overflow is refused at parse (the error names it); no sum downstream panics
+    /// (the README's build profile has overflow checks on).
+    #[test]
+    fn artifact_sizes_never_overflow_a_sum(sizes in proptest::collection::vec(any::<u64>(), 1..6)) {
+        let artifacts: Vec<accord_protocol::statement::Artifact> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, size)| accord_protocol::statement::Artifact {
+                name: format!("a{i}.bin"),
+                sha256: [1; 32],
+                blake3: [2; 32],
+                size: *size,
+            })
+            .collect();
+        let predicate = accord_protocol::statement::ReleasePredicate {
+            capability: "CAP-B01".into(),
+            version: semver::Version::new(1, 0, 0),
+            root_version: 1,
+            proposer: "fuzz".into(),
+            created: accord_trust::testkit::NOW,
+            provenance: vec![],
+        };
+        let payload = Statement::release(&artifacts, &predicate).to_payload();
+        let overflows = sizes.iter().try_fold(0u64, |t, s| t.checked_add(*s)).is_none();
+        match Statement::from_payload(&payload) {
+            Ok(_) => prop_assert!(!overflows),
+            Err(e) => {
+                prop_assert!(overflows, "{}", e);
+                prop_assert!(e.to_string().contains("2^64"));
+            }
+        }
+        let (_, root) = setup();
+        let _ = decide(&root, &Envelope::new("application/vnd.in-toto+json", payload));
+    }
+
     /// Structured garbage: valid JSON envelopes whose payload is arbitrary JSON-ish bytes
     /// and whose signatures are random.
     #[test]

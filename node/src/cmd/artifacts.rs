@@ -580,12 +580,22 @@ pub fn gc(dir: &DataDir) -> Result<()> {
     }
     let (cat, _) = dir.catalogue()?;
     let releases = artifacts::releases(&cat);
-    let retired = crate::promotion::retired(&cat, &dir.root()?);
-    // What production serves stays, whatever the catalogue says now.
+    // What the node would mirror (the same plan as the running node, with the default
+    // staging quota), and what production serves, whatever the catalogue says now.
     let state = dir.promotion_state()?;
+    let plan = crate::promotion::mirror_plan(
+        &cat,
+        &dir.chain()?,
+        &state,
+        &dir.jurisdiction()?,
+        crate::config::MirrorConfig::default()
+            .staging_quota_mib
+            .saturating_mul(1 << 20),
+    );
+    let retired = plan.held_back.len();
     let mut keep: std::collections::HashSet<String> = releases
         .iter()
-        .filter(|b| !retired.contains(&b.id))
+        .filter(|b| plan.wanted.contains(&b.id))
         .flat_map(|b| {
             b.artifacts
                 .iter()
@@ -614,8 +624,7 @@ pub fn gc(dir: &DataDir) -> Result<()> {
         let after = store.list().await?.len();
         store.shutdown().await?;
         println!(
-            "gc: {unpinned} retired pin(s) removed ({} recalled release(s)), {} blob(s) deleted, {after} kept",
-            retired.len(),
+            "gc: {unpinned} pin(s) removed ({retired} release(s) recalled, superseded or held back), {} blob(s) deleted, {after} kept",
             before.saturating_sub(after)
         );
         Ok(())

@@ -3,7 +3,7 @@
 
 use accord_protocol::Role;
 use accord_store::{AuditEntry, verify_chain};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::api::AuditRow;
 use crate::client::Node;
@@ -58,14 +58,77 @@ pub fn list(dir: &DataDir, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn verify(dir: &DataDir) -> Result<()> {
+/// The audit checkpoints of `jurisdiction` that `source`'s catalogue holds, each checked
+/// against the chain's node keys of that jurisdiction (any root: a rotated key's
+/// checkpoints still count).
+fn checkpoints(
+    source: &DataDir,
+    chain: &accord_trust::RootChain,
+    jurisdiction: &str,
+) -> Result<Vec<accord_protocol::AuditCheckpoint>> {
+    let cat = match Node::running(source) {
+        Some(node) => {
+            node.get::<crate::api::CatalogueView>("/v1/catalogue")?
+                .catalogue
+        }
+        None => source.catalogue()?.0,
+    };
+    let mut out = Vec::new();
+    for c in &cat.checkpoints {
+        let Ok((env, cp)) = accord_protocol::AuditCheckpoint::parse(&c.value) else {
+            continue;
+        };
+        if cp.jurisdiction.as_str() != jurisdiction {
+            continue;
+        }
+        let pae = env.pae();
+        let signed = env.signatures.iter().any(|s| {
+            chain.roots().iter().any(|root| {
+                root.node_keys()
+                    .iter()
+                    .any(|(p, k)| p.as_str() == jurisdiction && k.verify(&pae, &s.sig))
+            })
+        });
+        if signed {
+            out.push(cp);
+        }
+    }
+    Ok(out)
+}
+
+pub fn verify(dir: &DataDir, against: Option<&DataDir>) -> Result<()> {
     let entries = verified(dir)?;
+    let me = dir.jurisdiction()?;
+    let chain = dir.chain()?;
+    let source = against.unwrap_or(dir);
+    let held = checkpoints(source, &chain, &me)?;
+    for cp in &held {
+        match entries.iter().find(|e| e.body.seq == cp.seq) {
+            None => bail!(
+                "the audit log of {} is truncated: {} holds {me}'s signed checkpoint of row {} (at {}), but the log ends at row {}",
+                dir.path.display(),
+                source.path.display(),
+                cp.seq,
+                cp.at,
+                entries.last().map(|e| e.body.seq).unwrap_or(0)
+            ),
+            Some(e) if e.hash != cp.head => bail!(
+                "the audit log of {} was rewritten: row {} hashes to {}, {me}'s signed checkpoint says {}",
+                dir.path.display(),
+                cp.seq,
+                &e.hash[..16],
+                &cp.head[..16.min(cp.head.len())]
+            ),
+            Some(_) => {}
+        }
+    }
     match entries.last() {
         Some(last) => println!(
-            "audit log intact: {} entries, each signed by {}'s node key, chained to {}",
+            "audit log intact: {} entries, each signed by {me}'s node key, chained to {}; agrees with {} signed checkpoint(s) held by {}",
             entries.len(),
-            dir.jurisdiction()?,
-            &last.hash[..16]
+            &last.hash[..16],
+            held.len(),
+            source.path.display()
         ),
         None => println!("audit log is empty"),
     }

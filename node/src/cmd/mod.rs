@@ -88,8 +88,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Audit(crate::cli::AuditCommand::List { data_dir, json }) => {
             audit::list(&crate::datadir::DataDir::new(&data_dir.data_dir), json)
         }
-        Command::Audit(crate::cli::AuditCommand::Verify { data_dir }) => {
-            audit::verify(&crate::datadir::DataDir::new(&data_dir.data_dir))
-        }
+        Command::Audit(crate::cli::AuditCommand::Verify { data_dir, against }) => audit::verify(
+            &crate::datadir::DataDir::new(&data_dir.data_dir),
+            against
+                .as_deref()
+                .map(crate::datadir::DataDir::new)
+                .as_ref(),
+        ),
     }
 }

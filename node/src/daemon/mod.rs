@@ -63,6 +63,12 @@ struct Node {
     read_cache: std::cell::RefCell<Option<CatalogueRead>>,
     /// When the engine last ran for the time alone (root expiry), not for a change.
     last_timed_plan: std::time::Instant,
+    /// Bytes of unapproved releases mirrored per proposing jurisdiction.
+    staging_quota: u64,
+    /// The audit log's last row already published in a checkpoint, and when.
+    checkpointed: u64,
+    last_checkpoint: std::time::Instant,
+    checkpoint_every: Duration,
     /// PeerId -> jurisdiction, for the peers the root lists.
     names: HashMap<PeerId, String>,
     /// Budgets, strikes and bans per node key, kept across reconnects.
@@ -316,9 +322,17 @@ impl Node {
         self.wants_dirty = false;
         let read = self.read();
         let cat = &read.0;
-        let retired = crate::promotion::retired(cat, self.replica.root());
+        let plan = crate::promotion::mirror_plan(
+            cat,
+            self.replica.chain(),
+            &self.promoter.state,
+            &self.jurisdiction,
+            self.staging_quota,
+        );
         self.metrics.equivocations = cat.equivocations().len() as u64;
-        if let Err(e) = self.mirror.update_wants(cat, &retired).await {
+        self.metrics.staged_bytes = plan.staged.clone();
+        self.metrics.held_back = plan.held_back.len() as u64;
+        if let Err(e) = self.mirror.update_wants(cat, &plan).await {
             warn!(error = %e, "cannot update the mirror queue");
         }
         self.mirror.dispatch();
@@ -808,6 +822,10 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         retired: false,
         read_cache: Default::default(),
         last_timed_plan: std::time::Instant::now(),
+        staging_quota: cfg.mirror.staging_quota_mib.saturating_mul(1 << 20),
+        checkpointed: 0,
+        last_checkpoint: std::time::Instant::now(),
+        checkpoint_every: Duration::from_secs(cfg.audit_checkpoint_secs.max(1)),
         names,
         discipline: accord_net::discipline::Discipline::new(
             cfg.limits.budget(),
@@ -827,6 +845,16 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         promote_dirty: true,
         on_promote: cfg.on_promote.clone(),
     };
+    node.checkpointed = node
+        .read()
+        .0
+        .checkpoints
+        .iter()
+        .filter_map(|c| accord_protocol::AuditCheckpoint::parse(&c.value).ok())
+        .filter(|(_, c)| c.jurisdiction.as_str() == node.jurisdiction)
+        .map(|(_, c)| c.seq)
+        .max()
+        .unwrap_or(0);
     node.resume_hooks();
     // What the catalogue lacks of this node's standing: its roots and its acknowledgement
     // (after `accord init` under a newer root, or an offline `accord root apply`).
@@ -848,6 +876,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             Some(msg) = internal_rx.recv() => node.internal(msg),
             _ = anti_entropy.tick() => {
                 node.flush_discipline();
+                node.checkpoint_audit(false);
                 node.sync_with_all();
                 node.announce_blobs();
                 node.mirror.dispatch();
@@ -886,6 +915,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         let delta = node.replica.disconnect(&p.to_string());
         node.persist(&delta);
     }
+    node.checkpoint_audit(true);
     let _ = std::fs::remove_file(cfg.data_dir.join("api.addr"));
     if let Err(e) = node.mirror.shutdown().await {
         warn!(error = %e, "blob store did not close cleanly");

@@ -121,6 +121,8 @@ impl Node {
                 break;
             }
             self.promoter.state = next;
+            // What is mirrored follows what is live (superseded releases are unpinned).
+            self.wants_dirty = true;
             match action {
                 Action::Promote {
                     id,
@@ -170,6 +172,45 @@ impl Node {
             .filter(|s| s.recalled.is_none())
             .count() as u64;
         self.publish_notes(cat, &chain);
+    }
+
+    /// Publishes a signed checkpoint of the audit log (its length and last row's hash) in
+    /// the catalogue when the log has grown since the last one, at most once per interval:
+    /// every peer then holds proof of how long the log was (`accord audit verify`).
+    pub(super) fn checkpoint_audit(&mut self, force: bool) {
+        let Ok(Some((seq, head))) = self.db.audit_head() else {
+            return;
+        };
+        if seq <= self.checkpointed
+            || (!force && self.last_checkpoint.elapsed() < self.checkpoint_every)
+        {
+            return;
+        }
+        let Ok(me) = accord_protocol::PrincipalId::new(&self.jurisdiction) else {
+            return;
+        };
+        let mut env = accord_protocol::AuditCheckpoint {
+            jurisdiction: me,
+            seq,
+            head: hex::encode(head),
+            at: Timestamp::now(),
+        }
+        .to_envelope();
+        accord_trust::sign_envelope(&mut env, &self.promoter.signer);
+        let bytes = env.to_json();
+        let result = self
+            .replica
+            .edit(Timestamp::now().unix(), "audit checkpoint", |tx| {
+                accord_catalogue::edit::add_history(tx, History::Checkpoints, &bytes).map(|_| ())
+            });
+        match result {
+            Ok(delta) => {
+                self.checkpointed = seq;
+                self.last_checkpoint = std::time::Instant::now();
+                self.committed_locally(&delta);
+            }
+            Err(e) => warn!(error = %e, "could not publish an audit checkpoint"),
+        }
     }
 
     /// Writes the promotion notes the catalogue does not have yet.

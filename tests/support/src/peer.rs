@@ -67,16 +67,22 @@ impl HostilePeer {
         };
         tokio::time::timeout(deadline, async {
             loop {
-                if let SwarmEvent::ConnectionEstablished { peer_id, .. } =
-                    me.swarm.select_next_some().await
-                    && peer_id == me.target
-                {
-                    return;
+                match me.swarm.select_next_some().await {
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == me.target => {
+                        return Ok(());
+                    }
+                    SwarmEvent::OutgoingConnectionError { error, .. } => {
+                        return Err(format!("the target refused the connection: {error}"));
+                    }
+                    SwarmEvent::ConnectionClosed { peer_id, .. } if peer_id == me.target => {
+                        return Err("the target closed the connection".to_owned());
+                    }
+                    _ => {}
                 }
             }
         })
         .await
-        .map_err(|_| "the target never accepted the connection".to_owned())?;
+        .map_err(|_| "the target never accepted the connection".to_owned())??;
         Ok(me)
     }
 
