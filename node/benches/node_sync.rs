@@ -2,45 +2,15 @@
 //! ready, time from an edit on one node to visibility on the other three, time from a
 //! release's last signature to promotion on all four, and idle RSS.
 //!
+//! The cooperative, the nodes and their configs come from the same harness the process
+//! tests use (`accord-testsupport`): every node binds port 0 and reports its addresses.
+//!
 //! Run: `cargo bench -p accord-node --bench node_sync` (release build; prints Markdown).
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PASS: &str = "bench passphrase";
-const J: [&str; 4] = ["uk", "eu", "ca", "au"];
-const ROLES: [&str; 4] = ["lead", "security", "steering", "node"];
-
-fn accord(dir: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_accord"))
-        .current_dir(dir)
-        .args(args)
-        .env("ACCORD_PASSPHRASE", PASS)
-        .output()
-        .expect("run accord");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
+use accord_testsupport::cli::*;
+use accord_testsupport::cluster::*;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -58,114 +28,33 @@ fn rss_mib(pid: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+fn json(url: &str) -> serde_json::Value {
+    agent()
+        .get(url)
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_json().ok())
+        .unwrap_or_default()
+}
+
 fn main() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
-    let mut spec = String::from("version = 1\nexpires = \"2099-01-01T00:00:00Z\"\n");
-    for j in J {
-        std::fs::create_dir_all(d.join(j)).expect("mkdir");
-        spec.push_str(&format!("[principals.{j}]\nname = \"{j}\"\n"));
-        for role in ROLES {
-            accord(
-                d,
-                &["keys", "generate", "--out", &format!("{j}/{role}.key")],
-            );
-            spec.push_str(&format!("{role} = {{ keys = [\"{j}/{role}.key.pub\"] }}\n"));
-        }
-    }
-    std::fs::write(d.join("root.toml"), spec).expect("spec");
-    accord(
-        d,
-        &["root", "new", "--spec", "root.toml", "--out", "root.json"],
-    );
-    for j in ["uk", "eu", "ca"] {
-        accord(
-            d,
-            &[
-                "root",
-                "sign",
-                "root.json",
-                "--key",
-                &format!("{j}/steering.key"),
-            ],
-        );
-    }
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    let apis: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    for (i, j) in J.iter().enumerate() {
-        accord(
-            d,
-            &[
-                "init",
-                "--data-dir",
-                &format!("{j}-data"),
-                "--root",
-                "root.json",
-                "--node-key",
-                &format!("{j}/node.key"),
-            ],
-        );
-        let boot: Vec<String> = (0..4)
-            .filter(|k| *k != i)
-            .map(|k| format!("\"/ip4/127.0.0.1/tcp/{}\"", ports[k]))
-            .collect();
-        std::fs::write(
-            d.join(format!("{j}.toml")),
-            format!(
-                "jurisdiction = \"{j}\"\ndata_dir = \"{j}-data\"\nlisten = [\"/ip4/127.0.0.1/tcp/{}\"]\nbootstrap = [{}]\napi = \"127.0.0.1:{}\"\nblobs_listen = \"127.0.0.1:{}\"\n",
-                ports[i],
-                boot.join(", "),
-                apis[i],
-                std::net::UdpSocket::bind("127.0.0.1:0")
-                    .and_then(|s| s.local_addr())
-                    .map(|a| a.port())
-                    .expect("udp port")
-            ),
-        )
-        .expect("config");
-    }
+    let mut c = cluster(d);
 
-    // Start to ready: process spawn until it prints its "ready" line (listening, API bound).
-    let mut children: Vec<Child> = Vec::new();
+    // Start to ready: process spawn until it has reported its addresses and answers on its
+    // API (each node dials the ones already running).
     let mut ready_ms = Vec::new();
-    for j in J {
+    for i in 0..4 {
         let t = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_accord"))
-            .current_dir(d)
-            .args(["node", "run", "--config", &format!("{j}.toml")])
-            .env("ACCORD_PASSPHRASE", PASS)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("ready line");
-        assert!(line.contains("ready"), "{line}");
+        c.start(i);
         ready_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        children.push(child);
     }
-
-    let a = agent();
-    let base = |i: usize| format!("http://127.0.0.1:{}", apis[i]);
-    // Wait for the full mesh.
-    let t = Instant::now();
-    loop {
-        let all = (0..4).all(|i| {
-            a.get(format!("{}/health", base(i)))
-                .call()
-                .ok()
-                .and_then(|mut r| r.body_mut().read_json::<serde_json::Value>().ok())
-                .is_some_and(|v| v["peers_connected"] == 3)
-        });
-        if all {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(30), "mesh did not form");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let base: Vec<String> = (0..4).map(|i| api(d, i)).collect();
+    assert!(
+        eventually(30, || (0..4).all(|i| connected(d, i).len() == 3)),
+        "mesh did not form"
+    );
 
     // Edit on one node (through its API), until visible on the other three.
     let tokens: Vec<String> = J
@@ -177,29 +66,20 @@ fn main() {
                 .to_owned()
         })
         .collect();
+    let a = agent();
     let mut latencies = Vec::new();
     for n in 0..40usize {
         let i = n % 4;
         let value = format!("bench {n}");
         let t = Instant::now();
         let r = a
-            .post(format!("{}/v1/catalogue/CAP-B01", base(i)))
+            .post(format!("{}/v1/catalogue/CAP-B01", base[i]))
             .header("Authorization", &format!("Bearer {}", tokens[i]))
             .send_json(serde_json::json!({ "set": [["effort", value]] }))
             .expect("edit");
         assert!(r.status().is_success());
         for k in (0..4).filter(|k| *k != i) {
-            loop {
-                let v: serde_json::Value = a
-                    .get(format!("{}/v1/catalogue/CAP-B01", base(k)))
-                    .call()
-                    .expect("get")
-                    .body_mut()
-                    .read_json()
-                    .expect("json");
-                if v["effort"] == value.as_str() {
-                    break;
-                }
+            while json(&format!("{}/v1/catalogue/CAP-B01", base[k]))["effort"] != value.as_str() {
                 assert!(
                     t.elapsed() < Duration::from_secs(30),
                     "edit {n} never arrived"
@@ -221,7 +101,7 @@ fn main() {
     for n in 0..10u32 {
         let version = format!("2.{n}.0");
         let key = format!("CAP-B01@{version}");
-        accord(
+        ok(accord(
             d,
             &[
                 "release",
@@ -232,17 +112,15 @@ fn main() {
                 "--data-dir",
                 "eu-data",
             ],
-        );
-        let view = |k: usize| -> serde_json::Value {
-            a.get(format!("{}/v1/releases/{key}", base(k)))
-                .call()
-                .ok()
-                .and_then(|mut r| r.body_mut().read_json().ok())
-                .unwrap_or_default()
-        };
+        ));
+        let view = |k: usize| json(&format!("{}/v1/releases/{key}", base[k]));
         let t = Instant::now();
         while !(0..4).all(|k| view(k)["artifacts"][0]["held"][J[k]] == serde_json::json!(1 << 20)) {
-            assert!(t.elapsed() < Duration::from_secs(60), "{key} not mirrored");
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "{key} not mirrored: {:#}",
+                serde_json::Value::Array((0..4).map(view).collect())
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         for (signer, at) in [
@@ -251,7 +129,7 @@ fn main() {
             ("ca/lead", "ca"),
             ("uk/security", "uk"),
         ] {
-            accord(
+            ok(accord(
                 d,
                 &[
                     "release",
@@ -263,10 +141,10 @@ fn main() {
                     "--data-dir",
                     &format!("{at}-data"),
                 ],
-            );
+            ));
         }
         let stmt: serde_json::Value = a
-            .get(format!("{}/v1/releases/{key}/statement", base(3)))
+            .get(format!("{}/v1/releases/{key}/statement", base[3]))
             .call()
             .expect("statement")
             .body_mut()
@@ -279,7 +157,7 @@ fn main() {
         accord_trust::sign_envelope(&mut env, &au_lead);
         let t = Instant::now();
         let r = a
-            .post(format!("{}/v1/signatures", base(3)))
+            .post(format!("{}/v1/signatures", base[3]))
             .header("Authorization", &format!("Bearer {}", tokens[3]))
             .header("Content-Type", "application/json")
             .send(&env.to_json()[..])
@@ -294,7 +172,8 @@ fn main() {
         while !(0..4).all(live) {
             assert!(
                 t.elapsed() < Duration::from_secs(30),
-                "{key} not promoted everywhere"
+                "{key} not promoted everywhere: {:#}",
+                serde_json::Value::Array((0..4).map(view).collect())
             );
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -304,16 +183,10 @@ fn main() {
 
     // Idle RSS after the traffic stops.
     std::thread::sleep(Duration::from_secs(5));
-    let rss: Vec<f64> = children.iter().map(|c| rss_mib(c.id())).collect();
+    let rss: Vec<f64> = (0..4).filter_map(|i| c.pid(i)).map(rss_mib).collect();
     let max_rss = rss.iter().copied().fold(0.0, f64::max);
 
-    for mut c in children {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-        let _ = c.wait();
-    }
+    c.stop_all();
 
     println!("| measure | value | target |");
     println!("|---|---|---|");

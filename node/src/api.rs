@@ -529,6 +529,7 @@ async fn propose(
         let (pumped, imported) =
             tokio::join!(body.pump(a.size, tx), api.store.import_stream(rx, &tag));
         pinned.push(tag);
+        crate::testpoint::pause("propose-import");
         let outcome = pumped.and_then(|()| imported.map_err(|e| e.to_string())).and_then(|(hash, size)| {
             if hash == a.blake3 && size == a.size {
                 Ok(())

@@ -16,6 +16,7 @@ mod mirror;
 mod passphrase;
 mod promotion;
 mod report;
+mod testpoint;
 
 use std::process::ExitCode;
 

@@ -384,3 +384,63 @@ fn unapproved_proposals_are_mirrored_only_up_to_a_quota_per_proposer() {
     );
     assert_eq!(metric(d, 0, "accord_mirror_held_back_releases"), 0.0);
 }
+
+/// The other side of bans: honest nodes are never punished for being busy. A script
+/// pushes 200 edits through the four APIs as fast as they are answered; every node
+/// converges, and none counts a peer over budget, refuses it or bans it.
+#[test]
+fn a_burst_of_honest_edits_runs_no_peer_over_its_budget() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let mut c = cluster(d);
+    for i in 0..4 {
+        c.start(i);
+    }
+    assert!(eventually(60, || (0..4)
+        .all(|i| common::cluster::connected(d, i).len() == 3)));
+    let tokens: Vec<String> = ["uk", "eu", "ca", "au"]
+        .iter()
+        .map(|j| {
+            std::fs::read_to_string(d.join(format!("{j}-data/api.token")))
+                .expect("token")
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    let caps = ["CAP-B01", "CAP-E02", "CAP-E03", "CAP-A01"];
+    for n in 0..200usize {
+        let i = n % 4;
+        let r = agent()
+            .post(format!("{}/v1/catalogue/{}", api(d, i), caps[n % 3]))
+            .header("Authorization", &format!("Bearer {}", tokens[i]))
+            .send_json(serde_json::json!({ "set": [["effort", format!("burst {n}")]] }))
+            .expect("edit");
+        assert!(r.status().is_success(), "edit {n}: {}", r.status());
+    }
+    let heads = |i: usize| -> serde_json::Value {
+        agent()
+            .get(format!("{}/health", api(d, i)))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_json::<serde_json::Value>().ok())
+            .map(|h| h["heads"].clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        eventually(60, || {
+            let h = heads(0);
+            h.as_array().is_some_and(|a| !a.is_empty()) && (1..4).all(|i| heads(i) == h)
+        }),
+        "the four nodes did not converge"
+    );
+    for i in 0..4 {
+        for m in [
+            "accord_sync_rate_limited_total",
+            "accord_peer_bans_total",
+            "accord_sync_rejected_messages_total",
+        ] {
+            assert_eq!(metric(d, i, m), 0.0, "node {i}: {m}");
+        }
+        assert_eq!(metric(d, i, "accord_peers_connected"), 3.0, "node {i}");
+    }
+}

@@ -69,7 +69,8 @@ fn leads_co_sign_and_every_node_promotes_on_its_own() {
         }),
         "the signatures did not replicate"
     );
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // The engine runs after each change, before the next API request is answered: what
+    // the API shows now is the decision on all four signatures.
     for i in [0, 1, 3] {
         assert_eq!(state(d, i, KEY), "waiting", "{}", J[i]);
         assert!(
@@ -126,8 +127,12 @@ fn leads_co_sign_and_every_node_promotes_on_its_own() {
         reasons(d, 1, KEY)
     );
     println!("last signature -> UK and EU promoted: {:?}", t0.elapsed());
-    // AU's local rule holds it back, with the reason.
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    // AU's local rule holds it back, with the reason (AU has every signature UK and EU had).
+    assert!(
+        eventually(20, || release_view(d, 3, KEY)
+            .is_some_and(|v| v["signatures"].as_u64() == Some(5))),
+        "the last signature did not reach AU"
+    );
     assert_eq!(state(d, 3, KEY), "waiting");
     assert!(reasons(d, 3, KEY).contains("au"), "{}", reasons(d, 3, KEY));
 

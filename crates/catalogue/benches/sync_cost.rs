@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use accord_catalogue::{Replica, Seed, Stored, edit, genesis};
+use accord_catalogue::{CatalogueError, Refusal, Replica, Seed, Stored, edit, genesis};
 use accord_trust::TrustedRoot;
 use accord_trust::testkit::Cooperative;
 use automerge::sync::{self, SyncDoc};
@@ -43,9 +43,17 @@ impl Peer for Signed {
         self.r.generate_message(NODES[to])
     }
     fn receive(&mut self, from: usize, bytes: &[u8]) {
-        self.r
-            .receive_message(NODES[from], bytes, 1_800_000_000)
-            .expect("accepted");
+        match self.r.receive_message(NODES[from], bytes, 1_800_000_000) {
+            Ok(_) => {}
+            // A Bloom-filter false positive can leave a dependency out of an honest message;
+            // the replica asks the peer to reset and the next round resends. The daemon
+            // does the same, so the bench counts those extra rounds and bytes too.
+            Err(CatalogueError::Refused {
+                kind: Refusal::Unverifiable,
+                ..
+            }) => {}
+            Err(e) => panic!("refused an honest message: {e}"),
+        }
     }
     fn heads(&self) -> Vec<automerge::ChangeHash> {
         self.r.heads()

@@ -20,7 +20,8 @@ pub struct Policy {
     /// The first ban; each later one doubles.
     pub first_ban: Duration,
     pub max_ban: Duration,
-    /// Gossip messages per second and burst (announcements are a few per minute).
+    /// Gossip messages per second and burst, per signing node. An honest node sends at most
+    /// two announcements per second per topic (they are paced, `crate::pace`).
     pub gossip_per_sec: f64,
     pub gossip_burst: f64,
 }
@@ -32,7 +33,7 @@ impl Default for Policy {
             window: Duration::from_secs(60),
             first_ban: Duration::from_secs(30),
             max_ban: Duration::from_secs(3600),
-            gossip_per_sec: 5.0,
+            gossip_per_sec: 10.0,
             gossip_burst: 50.0,
         }
     }

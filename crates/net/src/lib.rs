@@ -11,6 +11,7 @@ use std::time::Duration;
 pub use libp2p;
 
 pub mod discipline;
+pub mod pace;
 pub mod rate;
 
 use libp2p::swarm::NetworkBehaviour;

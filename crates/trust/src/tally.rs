@@ -1,6 +1,6 @@
 //! Which signatures on an envelope count, and for whom.
 //!
-//! The counting rules (DESIGN.md "Trust model"): a signature counts once per key, a key
+//! The counting rules (docs/design.md "Trust model"): a signature counts once per key, a key
 //! counts for one principal (the root guarantees it), a principal counts once per
 //! requirement. Everything is collected into sets, so the order of signatures and any
 //! repetition cannot change the outcome.

@@ -532,6 +532,7 @@ fn receive_verified(
     file.sync_all()
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     drop(file);
+    crate::testpoint::pause("fetch-rename");
     std::fs::rename(&tmp, dest).with_context(|| format!("cannot write {}", dest.display()))?;
     Ok(())
 }

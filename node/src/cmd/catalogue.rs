@@ -13,7 +13,7 @@ use crate::files::write_atomic;
 use crate::passphrase;
 
 /// Compact the stored changes into one snapshot once there are this many.
-const COMPACT_AFTER: u64 = 256;
+pub const COMPACT_AFTER: u64 = 256;
 
 pub fn init(args: InitArgs) -> Result<()> {
     let dir = DataDir::new(&args.data_dir.data_dir);
@@ -166,9 +166,13 @@ pub fn run(cmd: CatalogueCommand) -> Result<()> {
             let delta = replica.edit(Timestamp::now().unix(), &spec.summary(&id), |tx| {
                 spec.apply(tx, &id)
             })?;
+            crate::testpoint::pause("edit-before-commit");
             db.apply(&delta)?;
+            crate::testpoint::pause("edit-committed");
             if db.pending_changes()? >= COMPACT_AFTER {
+                crate::testpoint::pause("compaction");
                 db.compact(&replica.save())?;
+                crate::testpoint::pause("compacted");
             }
             match delta.changes.first() {
                 Some(c) => println!(

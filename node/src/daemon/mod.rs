@@ -52,6 +52,11 @@ pub fn node_peers(root: &TrustedRoot, me: &PeerId) -> Result<HashMap<PeerId, Str
     Ok(out)
 }
 
+/// How often this node may gossip each kind of announcement: an honest node then sends at
+/// most two per second per topic, whatever its edit rate, well inside the gossip budget
+/// its peers hold it to.
+const ANNOUNCE_EVERY: Duration = Duration::from_millis(500);
+
 struct Node {
     jurisdiction: String,
     me: PeerId,
@@ -59,6 +64,8 @@ struct Node {
     dir: DataDir,
     /// Set when a root this node adopted removed its own key: it stops.
     retired: bool,
+    /// Where the swarm listens (recorded in `listen.addrs`).
+    listening: Vec<Multiaddr>,
     /// The typed catalogue, read again only when the document's heads change.
     read_cache: std::cell::RefCell<Option<CatalogueRead>>,
     /// When the engine last ran for the time alone (root expiry), not for a change.
@@ -78,6 +85,9 @@ struct Node {
     replica: Replica,
     db: NodeDb,
     topic: IdentTopic,
+    /// Heads and blob announcements go out at most once per `ANNOUNCE_EVERY` each.
+    heads_pace: accord_net::pace::Pacer,
+    blobs_pace: accord_net::pace::Pacer,
     blobs_topic: IdentTopic,
     mirror: Mirror,
     /// The catalogue changed since the mirror last derived its wants.
@@ -115,6 +125,19 @@ impl Node {
     fn persist(&mut self, delta: &accord_catalogue::Delta) {
         if let Err(e) = self.db.apply(delta) {
             warn!(error = %e, "could not persist catalogue changes");
+        }
+        // Keep the stored changes few: fold them into the snapshot now and then (one
+        // transaction; the signatures stay, for relaying).
+        if !delta.changes.is_empty()
+            && self
+                .db
+                .pending_changes()
+                .is_ok_and(|n| n >= crate::cmd::catalogue::COMPACT_AFTER)
+        {
+            crate::testpoint::pause("compaction");
+            if let Err(e) = self.db.compact(&self.replica.save()) {
+                warn!(error = %e, "could not compact the stored catalogue");
+            }
         }
         if !delta.roots.is_empty() {
             self.roots_advanced(delta);
@@ -191,6 +214,9 @@ impl Node {
         {
             Ok(delta) => {
                 let changed = !delta.changes.is_empty();
+                if changed {
+                    crate::testpoint::pause("sync-apply");
+                }
                 if changed {
                     self.metrics.changes_applied += delta.changes.len() as u64;
                     self.metrics.last_change_unix = Timestamp::now().unix();
@@ -282,8 +308,25 @@ impl Node {
 
     /// Tells the others which blobs we hold and where our blob endpoint listens.
     fn announce_blobs(&mut self) {
+        if self.blobs_pace.request(std::time::Instant::now()) {
+            self.publish_blobs();
+        }
+    }
+
+    fn publish_blobs(&mut self) {
         let a = self.mirror.announcement();
         self.publish(self.blobs_topic.clone(), a);
+    }
+
+    /// Sends the announcements the pacers deferred, now that their interval has passed.
+    fn flush_announcements(&mut self) {
+        let now = std::time::Instant::now();
+        if self.heads_pace.due(now) {
+            self.publish_heads();
+        }
+        if self.blobs_pace.due(now) {
+            self.publish_blobs();
+        }
     }
 
     /// Gossips `data`; with no subscribed peer yet there is no one to tell, which is fine.
@@ -409,15 +452,53 @@ impl Node {
         Ok(p.label)
     }
 
+    /// Whether a peer's announced heads are all here already: then there is nothing to ask
+    /// it for. Every node announces after each change it applies, so without this check one
+    /// edit would start a sync with every announcer, and a burst of edits a storm of
+    /// messages that runs honest peers over their budgets.
+    fn holds_heads(&self, announced: &[u8]) -> bool {
+        announced.len().is_multiple_of(32)
+            && announced.len() <= 32 * 64
+            && announced.chunks_exact(32).all(|h| {
+                <[u8; 32]>::try_from(h).is_ok_and(|h| {
+                    self.replica
+                        .doc()
+                        .get_change_meta_by_hash(&automerge::ChangeHash(h))
+                        .is_some()
+                })
+            })
+    }
+
     /// Tells the others that our catalogue changed.
+    /// Paced (`accord_net::pace`): a burst of changes is one announcement now and one
+    /// with the heads as they are when the interval ends.
     fn announce(&mut self) {
+        if self.heads_pace.request(std::time::Instant::now()) {
+            self.publish_heads();
+        }
+    }
+
+    fn publish_heads(&mut self) {
         let heads: Vec<u8> = self.replica.heads().iter().flat_map(|h| h.0).collect();
         self.publish(self.topic.clone(), heads);
     }
 
     fn handle(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                // The addresses actually bound (a config may ask for port 0), for whoever
+                // starts nodes and needs to point others at this one.
+                self.listening.push(address);
+                let text: String = self.listening.iter().map(|a| format!("{a}\n")).collect();
+                if let Err(e) = crate::files::write_atomic(
+                    &self.data_dir.join("listen.addrs"),
+                    text.as_bytes(),
+                    false,
+                ) {
+                    warn!(error = %format!("{e:#}"), "cannot record the listen addresses");
+                }
+            }
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
@@ -459,14 +540,20 @@ impl Node {
                 message,
                 ..
             })) => {
-                // Gossip has its own budget per node key; a flood is a strike.
+                // Gossip has its own budget per node key, charged to the listed node that
+                // signed the message (a peer relaying others' announcements is not
+                // blamed for them); a flood is a strike.
+                let author = message
+                    .source
+                    .filter(|s| self.names.contains_key(s))
+                    .unwrap_or(propagation_source);
                 if let Err(verdict) = self.discipline.gossip_message(
-                    &propagation_source,
+                    &author,
                     message.data.len(),
                     std::time::Instant::now(),
                 ) {
                     self.metrics.rate_limited += 1;
-                    self.punish(propagation_source, verdict);
+                    self.punish(author, verdict);
                     return;
                 }
                 if message.topic == self.blobs_topic.hash() {
@@ -478,7 +565,7 @@ impl Node {
                         }
                         _ => tracing::debug!("blob announcement from an unlisted source; ignored"),
                     }
-                } else {
+                } else if !self.holds_heads(&message.data) {
                     self.sync_with(propagation_source);
                 }
             }
@@ -797,6 +884,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         &allowed,
         accord_net::Options { mdns: cfg.mdns },
     )?;
+    let _ = std::fs::remove_file(cfg.data_dir.join("listen.addrs"));
     for a in &cfg.listen {
         let addr: Multiaddr = a.parse().with_context(|| format!("listen address {a}"))?;
         swarm
@@ -820,6 +908,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         data_dir: cfg.data_dir.clone(),
         dir: dir.clone(),
         retired: false,
+        listening: Vec::new(),
         read_cache: Default::default(),
         last_timed_plan: std::time::Instant::now(),
         staging_quota: cfg.mirror.staging_quota_mib.saturating_mul(1 << 20),
@@ -836,6 +925,8 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         replica,
         db,
         topic: IdentTopic::new(HEADS_TOPIC),
+        heads_pace: accord_net::pace::Pacer::new(ANNOUNCE_EVERY),
+        blobs_pace: accord_net::pace::Pacer::new(ANNOUNCE_EVERY),
         blobs_topic: IdentTopic::new(BLOBS_TOPIC),
         mirror,
         wants_dirty: true,
@@ -863,6 +954,8 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         Err(e) => warn!(error = %e, "could not record this node's root in the catalogue"),
     }
     let mut anti_entropy = tokio::time::interval(Duration::from_secs(cfg.anti_entropy_secs));
+    let mut announcements = tokio::time::interval(ANNOUNCE_EVERY);
+    announcements.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Reconnect to missing bootstrap peers with exponential backoff (1 s doubling to 60 s),
     // reset whenever every bootstrap peer is connected.
     let mut backoff = Duration::from_secs(1);
@@ -874,6 +967,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             Some(req) = api_rx.recv() => node.handle_api(req),
             Some(done) = done_rx.recv() => node.fetch_done(done),
             Some(msg) = internal_rx.recv() => node.internal(msg),
+            _ = announcements.tick() => node.flush_announcements(),
             _ = anti_entropy.tick() => {
                 node.flush_discipline();
                 node.checkpoint_audit(false);
@@ -917,6 +1011,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
     }
     node.checkpoint_audit(true);
     let _ = std::fs::remove_file(cfg.data_dir.join("api.addr"));
+    let _ = std::fs::remove_file(cfg.data_dir.join("listen.addrs"));
     if let Err(e) = node.mirror.shutdown().await {
         warn!(error = %e, "blob store did not close cleanly");
     }

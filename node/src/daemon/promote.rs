@@ -111,6 +111,7 @@ impl Node {
                     AuditEvent::new(kind::RECALLED, subject, format!("recalled: {reason}"))
                 }
             };
+            crate::testpoint::pause("commit-promotion");
             if let Err(e) =
                 self.db
                     .commit_promotion(&next.to_json(), &self.promoter.signer, now, &[event])
@@ -132,6 +133,7 @@ impl Node {
                 } => {
                     self.metrics.promotions += 1;
                     info!(release = %format!("{capability}@{version}"), statement = %id.short(), "promoted to production");
+                    crate::testpoint::pause("promoted-before-hook");
                     self.run_hook(id);
                 }
                 Action::Recall { id, reason } => {

@@ -6,11 +6,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
-/// `../shared/testdata/sigstore` beside the repository clone.
-pub const DATA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/testdata/sigstore"
-);
+/// The sigstore-python test assets kept in this crate (`tests/data/README.md`).
+pub const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sigstore-python");
 /// This crate's own test data.
 pub const OWN_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 

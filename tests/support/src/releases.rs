@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use super::cluster::{Cluster, NodeName, agent, api, wait_up};
-use super::{J, accord, ok};
+use crate::cli::{J, Run, accord, ok};
+use crate::cluster::{Cluster, NodeName, agent, api, wait_up};
 
 pub fn release_view(d: &Path, i: impl NodeName, key: &str) -> Option<serde_json::Value> {
     let mut r = agent()
@@ -119,7 +119,7 @@ pub fn propose(d: &Path, version: &str) {
     ));
 }
 
-pub fn sign(d: &Path, key: &str, signer: &str, at: &str) -> super::Run {
+pub fn sign(d: &Path, key: &str, signer: &str, at: &str) -> Run {
     accord(
         d,
         &[
