@@ -75,6 +75,8 @@ pub struct Mirror {
     dial: accord_mirror::addresses::DialPolicy,
     /// The IP address each peer's node connection comes from (for `DialPolicy::SameIp`).
     peer_ips: HashMap<PeerId, std::net::IpAddr>,
+    /// Announced addresses the dial policy filtered, last warned about, per peer.
+    filtered: HashMap<PeerId, Vec<SocketAddr>>,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -124,6 +126,7 @@ impl Mirror {
             limits,
             dial,
             peer_ips: HashMap::new(),
+            filtered: HashMap::new(),
         };
         m.set_peers(peers);
         info!(endpoint = %m.endpoint.id(), addrs = ?m.endpoint.bound_sockets(), "blob endpoint ready");
@@ -220,7 +223,13 @@ impl Mirror {
             .copied()
             .collect();
         if addrs.len() < a.addrs.len() {
-            warn!(%peer, announced = ?a.addrs, kept = ?addrs, "blob addresses outside the dial policy ignored");
+            // Peers re-announce every anti-entropy tick: say it once per announced set.
+            if self.filtered.get(&peer) != Some(&a.addrs) {
+                warn!(%peer, announced = ?a.addrs, kept = ?addrs, peer_ip = ?ip, "blob addresses outside the dial policy ignored");
+                self.filtered.insert(peer, a.addrs.clone());
+            }
+        } else {
+            self.filtered.remove(&peer);
         }
         accord_mirror::endpoint::set_address(&self.lookup, id, &addrs);
         let complete: BTreeSet<BlobHash> = a

@@ -57,8 +57,12 @@ impl Cluster {
     pub fn start_env(&mut self, i: usize, env: &[(&str, &str)]) {
         self.launch(i, env);
         let name = self.names[i].clone();
+        // Both transports reported (the nodes started after this one dial one or the other),
+        // and the API answers.
         let up = eventually(60, || {
-            !listen_addrs(&self.dir, name.as_str()).is_empty()
+            let addrs = listen_addrs(&self.dir, name.as_str());
+            addrs.iter().any(|a| a.contains("/tcp/"))
+                && addrs.iter().any(|a| a.contains("/quic-v1"))
                 && agent()
                     .get(format!("{}/health", api(&self.dir, name.as_str())))
                     .call()
@@ -127,6 +131,34 @@ impl Cluster {
         self.names.push(name.to_owned());
         self.children.push(None);
         self.names.len() - 1
+    }
+
+    /// What each node says about its peers, and the warnings in its log: for the message
+    /// of an assertion that failed.
+    pub fn diagnose(&self) -> String {
+        let mut out = String::new();
+        for name in &self.names {
+            let peers = agent()
+                .get(format!("{}/v1/peers", api(&self.dir, name.as_str())))
+                .call()
+                .ok()
+                .and_then(|mut r| r.body_mut().read_to_string().ok())
+                .unwrap_or_else(|| "(no answer)".into());
+            let log =
+                std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
+            let notable: Vec<&str> = log
+                .lines()
+                .filter(|l| {
+                    l.contains("WARN")
+                        || l.contains("ERROR")
+                        || l.contains("connected")
+                        || l.contains("refused")
+                })
+                .collect();
+            let tail = &notable[notable.len().saturating_sub(40)..];
+            out.push_str(&format!("== {name}: peers {peers}\n{}\n", tail.join("\n")));
+        }
+        out
     }
 
     /// The process id of node `i`, while it runs.

@@ -5,7 +5,8 @@
 //!   bound to port 0 and reporting its addresses, and releases looked at through their API;
 //! - `forge`: raw Automerge changes by a listed node key, signed as an honest node signs but
 //!   with none of the local checks — what a stolen key or a modified binary sends;
-//! - `peer` (feature `net`): a hostile listed node over the real libp2p sync protocol.
+//! - `peer` (feature `net`): a hostile listed node over the real libp2p sync protocol;
+//! - `transcript`: literate CLI transcripts (the README's `$ accord …` blocks) run as tests.
 //!
 //! Waiting is always polling for a state with a deadline (`cluster::eventually`), never a
 //! fixed sleep.
@@ -19,3 +20,4 @@ pub mod forge;
 pub mod peer;
 #[cfg(feature = "cluster")]
 pub mod releases;
+pub mod transcript;
