@@ -38,6 +38,17 @@ fn start_pausing(c: &mut Cluster, d: &Path, i: usize, point: &str) -> PathBuf {
     file
 }
 
+/// Node `i`'s catalogue heads, from its API.
+fn heads(d: &Path, i: usize) -> serde_json::Value {
+    agent()
+        .get(format!("{}/health", api(d, i)))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_json::<serde_json::Value>().ok())
+        .map(|h| h["heads"].clone())
+        .unwrap_or_default()
+}
+
 fn paused(file: &Path) -> bool {
     eventually(60, || file.exists())
 }
@@ -125,7 +136,18 @@ fn a_kill_during_a_peers_sync_apply_loses_nothing() {
     let d = tmp.path();
     let mut c = cluster(d);
     edit(d, "eu", "CAP-A02", "effort=EU's own");
+    // First let the two exchange what nodes write when they start (their root
+    // acknowledgements), so the pause below can only be UK's edit arriving.
     c.start(0);
+    c.start(1);
+    assert!(
+        eventually(30, || {
+            let h = heads(d, 0);
+            !h.is_null() && heads(d, 1) == h
+        }),
+        "UK and EU did not converge"
+    );
+    c.stop(1, false);
     let file = start_pausing(&mut c, d, 1, "sync-apply");
     edit(d, "uk", "CAP-B01", "effort=from UK");
     assert!(paused(&file), "EU never applied UK's changes");

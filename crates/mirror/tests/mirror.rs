@@ -233,10 +233,14 @@ async fn corrupt_provider_is_caught_and_the_blob_completes_from_another() {
     )
     .await;
     assert_eq!(got.outcome, Outcome::Complete);
-    assert_eq!(
+    // Only what was missing moves: at most what C lacked when B was cut off (the store may
+    // have committed more of B's verified prefix since that reading, never less), and at
+    // least everything from the corrupt chunk group on (nothing after it was kept).
+    assert!(
+        got.bytes <= SIZE as u64 - after_b.bytes && got.bytes >= SIZE as u64 - FLIP_AT,
+        "A sent {} bytes; C lacked {} after B, and nothing from {FLIP_AT} on was kept",
         got.bytes,
-        SIZE as u64 - after_b.bytes,
-        "A sent only what was missing"
+        SIZE as u64 - after_b.bytes
     );
     let local = c_store.local(&hash).await.expect("local");
     assert!(local.complete);
