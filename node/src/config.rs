@@ -134,7 +134,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        let b = accord_net::rate::Budget::default();
+        let b = accord_service::rate::Budget::default();
         let c = accord_catalogue::Limits::default();
         Limits {
             sync_messages_per_sec: b.messages_per_sec,
@@ -156,8 +156,8 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 impl Limits {
     /// When a misbehaving peer is banned.
-    pub fn discipline(&self) -> accord_net::discipline::Policy {
-        accord_net::discipline::Policy {
+    pub fn discipline(&self) -> accord_service::discipline::Policy {
+        accord_service::discipline::Policy {
             strikes: self.strikes_before_ban.max(1),
             first_ban: std::time::Duration::from_secs(self.first_ban_secs.max(1)),
             ..Default::default()
@@ -174,8 +174,8 @@ impl Limits {
         }
     }
 
-    pub fn budget(&self) -> accord_net::rate::Budget {
-        accord_net::rate::Budget {
+    pub fn budget(&self) -> accord_service::rate::Budget {
+        accord_service::rate::Budget {
             messages_per_sec: self.sync_messages_per_sec,
             message_burst: self.sync_message_burst,
             bytes_per_sec: self.sync_mib_per_sec * MIB,

@@ -203,6 +203,11 @@ impl Replica {
         &self.chain
     }
 
+    /// Whether `key` is this node's own key.
+    pub fn is_own_key(&self, key: &accord_trust::PublicKey) -> bool {
+        key.id() == self.key.id()
+    }
+
     /// This node's jurisdiction and key under the current root, or `None` once a root has
     /// removed the key (the node may no longer write).
     pub fn me(&self) -> Option<PrincipalId> {
@@ -417,6 +422,39 @@ impl Replica {
             .and_then(|b| sync::State::decode(b).ok())
             .unwrap_or_default();
         self.peers.insert(peer.to_owned(), state);
+    }
+
+    /// Our last message to `peer` was lost (the request failed or timed out). Automerge
+    /// believes it arrived and is waiting for an answer, and would say nothing more; start
+    /// the conversation again from what both sides are known to share, as after a restart.
+    pub fn message_lost(&mut self, peer: &str) {
+        if let Some(state) = self.peers.get_mut(peer) {
+            *state = sync::State::decode(&state.encode()).unwrap_or_default();
+        }
+    }
+
+    /// `peer` announced these heads. If any is not here, the next message to that peer asks
+    /// for them: Automerge only speaks when it believes the peer's heads differ from ours,
+    /// and without this it would wait for the peer to speak first. Returns whether there is
+    /// anything to ask for. The heads are unverified gossip: a peer that lies only gets
+    /// asked for what it does not have, an exchange its sync budget pays for.
+    pub fn heard_heads(&mut self, peer: &str, heads: &[ChangeHash]) -> bool {
+        if heads
+            .iter()
+            .all(|h| self.doc.get_change_meta_by_hash(h).is_some())
+        {
+            return false;
+        }
+        if !self.peers.contains_key(peer) {
+            self.connect(peer);
+        }
+        match self.peers.get_mut(peer) {
+            Some(state) => {
+                state.their_heads = Some(heads.to_vec());
+                true
+            }
+            None => false,
+        }
     }
 
     /// A peer went away: returns its state to persist.

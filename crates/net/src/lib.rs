@@ -10,10 +10,6 @@ use std::time::Duration;
 
 pub use libp2p;
 
-pub mod discipline;
-pub mod pace;
-pub mod rate;
-
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
     PeerId, StreamProtocol, Swarm, SwarmBuilder, allow_block_list, connection_limits, gossipsub,

@@ -1,17 +1,20 @@
-//! `accord node run`: the daemon. A thin shell that moves bytes between the libp2p swarm
-//! (`accord-net`), the catalogue replica (`accord-catalogue`) and the node database
-//! (`accord-store`). Every decision about content is the replica's.
+//! `accord node run`: the daemon, a reactor around the sans-I/O core (`accord-service`,
+//! ADR 0006). It turns libp2p, API and timer events into calls on the core, does the I/O
+//! the core returns (send, answer, publish, disconnect, ban, audit), and runs the parts
+//! not yet in the core: the blob mirror, the promotion engine and the API. Every decision
+//! about catalogue content is the replica's; every decision about peers is the core's.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use accord_catalogue::Replica;
 use accord_net::libp2p::gossipsub::{self, IdentTopic};
-use accord_net::libp2p::request_response::{self, Message};
+use accord_net::libp2p::request_response::{self, Message, ResponseChannel};
 use accord_net::libp2p::swarm::SwarmEvent;
 use accord_net::libp2p::{Multiaddr, PeerId, Swarm};
 use accord_net::{BLOBS_TOPIC, Behaviour, BehaviourEvent, HEADS_TOPIC, SyncMessage, SyncReply};
 use accord_protocol::{ReleaseId, Role};
+use accord_service::{Io, Now, Service, Topic};
 use accord_store::NodeDb;
 use accord_trust::TrustedRoot;
 use anyhow::{Context, Result, bail};
@@ -40,30 +43,28 @@ enum Internal {
     RetryHook { id: ReleaseId },
 }
 
-/// Every node key in the root except ours, as PeerId -> jurisdiction: who may connect.
-pub fn node_peers(root: &TrustedRoot, me: &PeerId) -> Result<HashMap<PeerId, String>> {
-    let mut out = HashMap::new();
-    for (principal, key) in root.node_keys() {
-        let peer = accord_net::peer_id(&key.raw())?;
-        if &peer != me {
-            out.insert(peer, principal.to_string());
-        }
-    }
-    Ok(out)
-}
-
 /// How often this node may gossip each kind of announcement: an honest node then sends at
 /// most two per second per topic, whatever its edit rate, well inside the gossip budget
 /// its peers hold it to.
 const ANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
+/// Both clocks, read once per event for the core.
+fn now() -> Now {
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    Now::new(std::time::Instant::now(), unix_ms)
+}
+
+/// The reactor: the libp2p swarm, the mirror, the API and the promotion engine around the
+/// sans-I/O core (`accord_service::Service`), which decides everything about the catalogue
+/// and its peers.
 struct Node {
     jurisdiction: String,
     me: PeerId,
     data_dir: std::path::PathBuf,
     dir: DataDir,
-    /// Set when a root this node adopted removed its own key: it stops.
-    retired: bool,
     /// Where the swarm listens (recorded in `listen.addrs`).
     listening: Vec<Multiaddr>,
     /// The typed catalogue, read again only when the document's heads change.
@@ -76,25 +77,21 @@ struct Node {
     checkpointed: u64,
     last_checkpoint: std::time::Instant,
     checkpoint_every: Duration,
-    /// PeerId -> jurisdiction, for the peers the root lists.
-    names: HashMap<PeerId, String>,
-    /// Budgets, strikes and bans per node key, kept across reconnects.
-    discipline: accord_net::discipline::Discipline<PeerId>,
+    /// Counters of the mirror and the engine (the core keeps the sync ones).
     metrics: Metrics,
+    /// The catalogue, its store, the peers' budgets, strikes and bans, the pacing of
+    /// announcements: every decision about sync.
+    svc: Service<NodeDb, PeerId>,
+    /// Sync requests the core has not answered yet, by the number it knows them by.
+    responses: HashMap<u64, ResponseChannel<SyncReply>>,
+    next_token: u64,
     swarm: Swarm<Behaviour>,
-    replica: Replica,
-    db: NodeDb,
     topic: IdentTopic,
-    /// Heads and blob announcements go out at most once per `ANNOUNCE_EVERY` each.
-    heads_pace: accord_net::pace::Pacer,
-    blobs_pace: accord_net::pace::Pacer,
     blobs_topic: IdentTopic,
     mirror: Mirror,
     /// The catalogue changed since the mirror last derived its wants.
     wants_dirty: bool,
     internal: tokio::sync::mpsc::Sender<Internal>,
-    /// Peers with a sync request of ours in flight (one at a time per peer).
-    in_flight: HashSet<PeerId>,
     promoter: Promoter,
     /// Something changed that could change a promotion decision.
     promote_dirty: bool,
@@ -111,221 +108,89 @@ impl Node {
     /// The typed catalogue, read from the document once per set of heads: everything that
     /// runs per tick or per request reads it, and it only changes with the heads.
     fn read(&self) -> std::rc::Rc<(accord_catalogue::Catalogue, Vec<accord_catalogue::Problem>)> {
-        let heads = self.replica.heads();
+        let replica = self.svc.replica();
+        let heads = replica.heads();
         if let Some((h, cat)) = self.read_cache.borrow().as_ref()
             && *h == heads
         {
             return cat.clone();
         }
-        let cat = std::rc::Rc::new(accord_catalogue::schema::read(self.replica.doc()));
+        let cat = std::rc::Rc::new(accord_catalogue::schema::read(replica.doc()));
         *self.read_cache.borrow_mut() = Some((heads, cat.clone()));
         cat
     }
 
-    fn persist(&mut self, delta: &accord_catalogue::Delta) {
-        if let Err(e) = self.db.apply(delta) {
-            warn!(error = %e, "could not persist catalogue changes");
+    /// PeerId -> jurisdiction, for the peers the current root lists.
+    fn names(&self) -> &HashMap<PeerId, String> {
+        self.svc.listed()
+    }
+
+    /// Does the I/O the core asked for, in its order; then follows a catalogue change with
+    /// the mirror's wants and the promotion engine.
+    fn drain(&mut self) {
+        while let Some(io) = self.svc.poll_io() {
+            self.execute(io);
         }
-        // Keep the stored changes few: fold them into the snapshot now and then (one
-        // transaction; the signatures stay, for relaying).
-        if !delta.changes.is_empty()
-            && self
-                .db
-                .pending_changes()
-                .is_ok_and(|n| n >= crate::cmd::catalogue::COMPACT_AFTER)
-        {
-            crate::testpoint::pause("compaction");
-            if let Err(e) = self.db.compact(&self.replica.save()) {
-                warn!(error = %e, "could not compact the stored catalogue");
-            }
-        }
-        if !delta.roots.is_empty() {
-            self.roots_advanced(delta);
+        // A request the core did not answer (it refused the message) is dropped: the peer
+        // sees the stream close.
+        self.responses.clear();
+        if self.svc.take_changed() {
+            self.wants_dirty = true;
+            self.promote_dirty = true;
         }
     }
 
-    /// The chain gained roots (committed with the delta): the allow-list, the mirror's
-    /// peers and the files follow; a root that removed this node's key retires it.
-    fn roots_advanced(&mut self, delta: &accord_catalogue::Delta) {
-        let chain = self.replica.chain().clone();
-        if let Err(e) = self.dir.write_chain_files(&chain) {
-            warn!(error = %format!("{e:#}"), "could not write the root chain files");
-        }
-        let root = chain.current();
-        for (v, _) in &delta.roots {
-            info!(root = v, "adopted a new root");
-            self.audit(&[accord_store::AuditEvent::new(
-                accord_store::audit::kind::ROOT,
-                format!("root v{v}"),
-                "adopted: verified against the previous root (TUF rules)",
-            )]);
-        }
-        match node_peers(root, &self.me) {
-            Ok(names) => {
+    /// One piece of the core's I/O: a translation, no decision.
+    fn execute(&mut self, io: Io<PeerId>) {
+        match io {
+            Io::SendSync { peer, bytes } => {
+                self.swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer, SyncMessage(bytes));
+            }
+            Io::Respond { token, reply } => {
+                if let Some(channel) = self.responses.remove(&token) {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, SyncReply(reply.map(SyncMessage)));
+                }
+            }
+            Io::Publish { topic, data } => {
+                let topic = match topic {
+                    Topic::Heads => self.topic.clone(),
+                    Topic::Blobs => self.blobs_topic.clone(),
+                };
+                self.publish(topic, data);
+            }
+            Io::AnnounceBlobs => {
+                let a = self.mirror.announcement();
+                self.publish(self.blobs_topic.clone(), a);
+            }
+            Io::Disconnect(peer) => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            Io::Ban { peer, .. } => {
+                self.swarm.behaviour_mut().allow.disallow_peer(peer);
+            }
+            Io::Unban(peer) => {
+                self.swarm.behaviour_mut().allow.allow_peer(peer);
+            }
+            Io::SetListed(names) => {
                 let allowed: Vec<PeerId> = names.keys().copied().collect();
                 accord_net::set_allowed(&mut self.swarm, &allowed);
-                self.discipline.retain(|p| names.contains_key(p));
                 self.mirror.set_peers(&names);
-                self.names = names;
             }
-            Err(e) => warn!(error = %e, "a node key of the new root is unusable"),
-        }
-        self.promote_dirty = true;
-        self.wants_dirty = true;
-        if self.replica.me().is_none() {
-            tracing::error!(
-                root = root.version(),
-                "root v{} no longer lists this node's key: this node is retired and stops; initialise a new data directory with the jurisdiction's new node key",
-                root.version()
-            );
-            self.retired = true;
-        }
-    }
-
-    /// Sends our next sync message to `peer`, if we have one and none is in flight.
-    fn sync_with(&mut self, peer: PeerId) {
-        if self.in_flight.contains(&peer) {
-            return;
-        }
-        if let Some(m) = self.replica.generate_message(&peer.to_string()) {
-            self.swarm
-                .behaviour_mut()
-                .sync
-                .send_request(&peer, SyncMessage(m));
-            self.in_flight.insert(peer);
-        }
-    }
-
-    /// Applies a peer's message; a bad one disconnects that peer (others are unaffected),
-    /// and a peer that keeps sending them is banned.
-    fn receive(&mut self, peer: PeerId, bytes: &[u8]) -> bool {
-        self.metrics.sync_messages_in += 1;
-        self.metrics.sync_bytes_in += bytes.len() as u64;
-        let now = std::time::Instant::now();
-        if let Err(verdict) = self.discipline.sync_message(&peer, bytes.len(), now) {
-            self.metrics.rate_limited += 1;
-            warn!(%peer, "peer is over its sync budget; disconnecting it");
-            self.punish(peer, verdict);
-            return false;
-        }
-        match self
-            .replica
-            .receive_message(&peer.to_string(), bytes, Timestamp::now().unix())
-        {
-            Ok(delta) => {
-                let changed = !delta.changes.is_empty();
-                if changed {
-                    crate::testpoint::pause("sync-apply");
+            Io::Audit(events) => self.audit(&events),
+            Io::RootsAdopted(_) => {
+                if let Err(e) = self.dir.write_chain_files(self.svc.replica().chain()) {
+                    warn!(error = %format!("{e:#}"), "could not write the root chain files");
                 }
-                if changed {
-                    self.metrics.changes_applied += delta.changes.len() as u64;
-                    self.metrics.last_change_unix = Timestamp::now().unix();
-                }
-                self.persist(&delta);
-                if changed {
-                    info!(%peer, changes = delta.changes.len(), "catalogue updated from peer");
-                    self.wants_dirty = true;
-                    self.promote_dirty = true;
-                    self.announce();
-                }
-                true
             }
-            Err(e) if !e.is_violation() => {
-                // An honest peer can send this (it is behind on roots, or a Bloom filter hid
-                // a dependency): no blame. The replica asked for a reset; our next message
-                // requests what is missing.
-                self.metrics.unverifiable_messages += 1;
-                info!(%peer, reason = %e, "a sync message cannot be verified yet; asking again");
-                true
-            }
-            Err(e) => {
-                self.metrics.rejected_messages += 1;
-                warn!(%peer, error = %e, "refused a sync message; disconnecting the peer");
-                let verdict = self.discipline.refused(&peer, &e.to_string(), now);
-                self.punish(peer, verdict);
-                false
-            }
-        }
-    }
-
-    /// Disconnects a peer that broke a rule; bans it when the strikes say so.
-    fn punish(&mut self, peer: PeerId, verdict: accord_net::discipline::Verdict) {
-        if let accord_net::discipline::Verdict::Banned { ban, .. } = verdict
-            && self.swarm.behaviour().allow.allowed_peers().contains(&peer)
-        {
-            self.metrics.bans += 1;
-            self.swarm.behaviour_mut().allow.disallow_peer(peer);
-            let who = self.peer_name(&peer);
-            warn!(peer = %who, seconds = ban.as_secs(), "peer banned");
-            self.audit(&[accord_store::AuditEvent::new(
-                accord_store::audit::kind::REJECTED,
-                format!("peer {who}"),
-                format!(
-                    "banned for {} s after repeated refused messages",
-                    ban.as_secs()
-                ),
-            )]);
-        }
-        let _ = self.swarm.disconnect_peer_id(peer);
-    }
-
-    fn peer_name(&self, peer: &PeerId) -> String {
-        self.names
-            .get(peer)
-            .cloned()
-            .unwrap_or_else(|| peer.to_string())
-    }
-
-    /// One audit row per peer for the messages refused since the last flush (not one
-    /// signed, fsynced row per message), and bans that ended.
-    fn flush_discipline(&mut self) {
-        let now = std::time::Instant::now();
-        for peer in self.discipline.expired_bans(now) {
-            if self.names.contains_key(&peer) {
-                self.swarm.behaviour_mut().allow.allow_peer(peer);
-                info!(peer = %self.peer_name(&peer), "ban over");
-            }
-        }
-        let events: Vec<accord_store::AuditEvent> = self
-            .discipline
-            .take_tallies()
-            .into_iter()
-            .map(|(peer, t)| {
-                accord_store::AuditEvent::new(
-                    accord_store::audit::kind::REJECTED,
-                    format!("peer {}", self.peer_name(&peer)),
-                    format!(
-                        "{} sync message(s) refused, {} over budget since the last entry; first: {}",
-                        t.refused,
-                        t.over_budget,
-                        t.first_reason.unwrap_or_default()
-                    ),
-                )
-            })
-            .collect();
-        self.audit(&events);
-    }
-
-    /// Tells the others which blobs we hold and where our blob endpoint listens.
-    fn announce_blobs(&mut self) {
-        if self.blobs_pace.request(std::time::Instant::now()) {
-            self.publish_blobs();
-        }
-    }
-
-    fn publish_blobs(&mut self) {
-        let a = self.mirror.announcement();
-        self.publish(self.blobs_topic.clone(), a);
-    }
-
-    /// Sends the announcements the pacers deferred, now that their interval has passed.
-    fn flush_announcements(&mut self) {
-        let now = std::time::Instant::now();
-        if self.heads_pace.due(now) {
-            self.publish_heads();
-        }
-        if self.blobs_pace.due(now) {
-            self.publish_blobs();
+            // The loop stops once the core says it is retired.
+            Io::Retired { .. } => {}
         }
     }
 
@@ -336,27 +201,23 @@ impl Node {
         }
     }
 
-    fn sync_with_all(&mut self) {
-        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-        for p in peers {
-            self.sync_with(p);
+    /// The node's counters: the core's sync ones and the reactor's own.
+    fn metrics(&self) -> Metrics {
+        let s = self.svc.metrics();
+        Metrics {
+            sync_messages_in: s.sync_messages_in,
+            sync_messages_out: s.sync_messages_out,
+            sync_bytes_in: s.sync_bytes_in,
+            sync_bytes_out: s.sync_bytes_out,
+            rejected_messages: s.rejected_messages,
+            unverifiable_messages: s.unverifiable_messages,
+            changes_applied: s.changes_applied,
+            last_change_unix: s.last_change_unix,
+            rate_limited: s.rate_limited,
+            bans: s.bans,
+            ..self.metrics.clone()
         }
     }
-
-    /// A change made here is committed: persist it, count it, and tell everyone.
-    fn committed_locally(&mut self, delta: &accord_catalogue::Delta) {
-        self.persist(delta);
-        if delta.changes.is_empty() {
-            return;
-        }
-        self.metrics.changes_applied += delta.changes.len() as u64;
-        self.metrics.last_change_unix = Timestamp::now().unix();
-        self.wants_dirty = true;
-        self.promote_dirty = true;
-        self.announce();
-        self.sync_with_all();
-    }
-
     /// Applies pending catalogue changes to the mirror's wants and starts fetches.
     async fn refresh_mirror(&mut self) {
         if !self.wants_dirty {
@@ -367,7 +228,7 @@ impl Node {
         let cat = &read.0;
         let plan = crate::promotion::mirror_plan(
             cat,
-            self.replica.chain(),
+            self.svc.replica().chain(),
             &self.promoter.state,
             &self.jurisdiction,
             self.staging_quota,
@@ -379,13 +240,13 @@ impl Node {
             warn!(error = %e, "cannot update the mirror queue");
         }
         self.mirror.dispatch();
-        self.announce_blobs();
+        self.svc.announce_blobs(now());
     }
 
     fn fetch_done(&mut self, d: FetchDone) {
         let peer = d.from;
         if self.mirror.on_done(d) {
-            self.announce_blobs();
+            self.svc.announce_blobs(now());
             self.promote_dirty = true;
         }
         let c = self.mirror.counters();
@@ -393,7 +254,7 @@ impl Node {
         self.metrics.blob_fetch_failures = c.failed;
         self.metrics.blob_stalled = c.stalled;
         self.metrics.mirror_queue = self.mirror.queue_len();
-        if let Some(j) = self.names.get(&peer) {
+        if let Some(j) = self.svc.listed().get(&peer) {
             self.metrics.blob_bytes_fetched.insert(
                 j.clone(),
                 self.mirror.fetched_from.get(&peer).copied().unwrap_or(0),
@@ -424,22 +285,16 @@ impl Node {
         // Checked again: another proposal of the same CAP@VER may have landed meanwhile.
         crate::artifacts::Proposal::check_payload(&p.payload, &self.read().0)
             .map_err(|e| format!("{e:#}"))?;
-        let delta = self
-            .replica
-            .edit(
-                Timestamp::now().unix(),
-                &format!("propose {}", p.label),
-                |tx| {
-                    accord_catalogue::edit::add_history(
-                        tx,
-                        accord_catalogue::History::Statements,
-                        &p.payload,
-                    )
-                    .map(|_| ())
-                },
-            )
+        self.svc
+            .edit(now(), &format!("propose {}", p.label), |tx| {
+                accord_catalogue::edit::add_history(
+                    tx,
+                    accord_catalogue::History::Statements,
+                    &p.payload,
+                )
+                .map(|_| ())
+            })
             .map_err(|e| e.to_string())?;
-        self.committed_locally(&delta);
         info!(release = %p.label, "release proposed");
         self.audit(&[accord_store::AuditEvent::new(
             accord_store::audit::kind::PROPOSED,
@@ -450,37 +305,6 @@ impl Node {
             ),
         )]);
         Ok(p.label)
-    }
-
-    /// Whether a peer's announced heads are all here already: then there is nothing to ask
-    /// it for. Every node announces after each change it applies, so without this check one
-    /// edit would start a sync with every announcer, and a burst of edits a storm of
-    /// messages that runs honest peers over their budgets.
-    fn holds_heads(&self, announced: &[u8]) -> bool {
-        announced.len().is_multiple_of(32)
-            && announced.len() <= 32 * 64
-            && announced.chunks_exact(32).all(|h| {
-                <[u8; 32]>::try_from(h).is_ok_and(|h| {
-                    self.replica
-                        .doc()
-                        .get_change_meta_by_hash(&automerge::ChangeHash(h))
-                        .is_some()
-                })
-            })
-    }
-
-    /// Tells the others that our catalogue changed.
-    /// Paced (`accord_net::pace`): a burst of changes is one announcement now and one
-    /// with the heads as they are when the interval ends.
-    fn announce(&mut self) {
-        if self.heads_pace.request(std::time::Instant::now()) {
-            self.publish_heads();
-        }
-    }
-
-    fn publish_heads(&mut self) {
-        let heads: Vec<u8> = self.replica.heads().iter().flat_map(|h| h.0).collect();
-        self.publish(self.topic.clone(), heads);
     }
 
     fn handle(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -504,28 +328,15 @@ impl Node {
             } => {
                 self.mirror
                     .peer_connected(peer_id, ip_of(endpoint.get_remote_address()));
-                if self
-                    .discipline
-                    .banned(&peer_id, std::time::Instant::now())
-                    .is_some()
-                {
-                    let _ = self.swarm.disconnect_peer_id(peer_id);
-                    return;
-                }
-                info!(peer = %peer_id, "peer connected");
-                self.replica.connect(&peer_id.to_string());
-                self.sync_with(peer_id);
+                self.svc.peer_connected(peer_id, now());
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
                 ..
             } => {
-                info!(peer = %peer_id, "peer disconnected");
-                self.in_flight.remove(&peer_id);
                 self.mirror.peer_gone(&peer_id);
-                let delta = self.replica.disconnect(&peer_id.to_string());
-                self.persist(&delta);
+                self.svc.peer_disconnected(&peer_id);
             }
             SwarmEvent::IncomingConnectionError {
                 send_back_addr,
@@ -540,46 +351,41 @@ impl Node {
                 message,
                 ..
             })) => {
-                // Gossip has its own budget per node key, charged to the listed node that
-                // signed the message (a peer relaying others' announcements is not
-                // blamed for them); a flood is a strike.
-                let author = message
-                    .source
-                    .filter(|s| self.names.contains_key(s))
-                    .unwrap_or(propagation_source);
-                if let Err(verdict) = self.discipline.gossip_message(
-                    &author,
-                    message.data.len(),
-                    std::time::Instant::now(),
-                ) {
-                    self.metrics.rate_limited += 1;
-                    self.punish(author, verdict);
-                    return;
-                }
-                if message.topic == self.blobs_topic.hash() {
-                    // Signed gossip: the source is the peer whose key signed it.
-                    match message.source {
-                        Some(src) if self.names.contains_key(&src) => {
+                // Signed gossip: the source is the listed node whose key signed it, and
+                // pays for it (a peer relaying others' announcements is not blamed).
+                let source = message.source.filter(|s| self.names().contains_key(s));
+                let author = source.unwrap_or(propagation_source);
+                let topic = if message.topic == self.blobs_topic.hash() {
+                    Topic::Blobs
+                } else {
+                    Topic::Heads
+                };
+                let usable =
+                    self.svc
+                        .gossip(author, propagation_source, topic, &message.data, now());
+                if usable && topic == Topic::Blobs {
+                    match source {
+                        Some(src) => {
                             self.mirror.on_announce(src, &message.data);
                             self.mirror.dispatch();
                         }
-                        _ => tracing::debug!("blob announcement from an unlisted source; ignored"),
+                        None => {
+                            tracing::debug!("blob announcement from an unlisted source; ignored")
+                        }
                     }
-                } else if !self.holds_heads(&message.data) {
-                    self.sync_with(propagation_source);
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed {
                 topic,
                 ..
-            })) if topic == self.blobs_topic.hash() => self.announce_blobs(),
+            })) if topic == self.blobs_topic.hash() => self.svc.subscribed(Topic::Blobs, now()),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(
                 accord_net::libp2p::mdns::Event::Discovered(found),
             )) => {
                 for (peer, addr) in found {
                     // Only the root's node keys are worth a dial; the allow-list would refuse
                     // anyone else anyway.
-                    if self.names.contains_key(&peer)
+                    if self.names().contains_key(&peer)
                         && !self.swarm.is_connected(&peer)
                         && let Err(e) = self.swarm.dial(addr.clone())
                     {
@@ -590,13 +396,12 @@ impl Node {
             _ => {}
         }
     }
-
     fn handle_api(&mut self, req: ApiRequest) {
         match req {
             ApiRequest::History { id, reply } => {
                 let _ = reply.send(accord_catalogue::history::capability(
-                    self.replica.doc(),
-                    self.replica.chain(),
+                    self.svc.replica().doc(),
+                    self.svc.replica().chain(),
                     &id,
                 ));
             }
@@ -605,7 +410,7 @@ impl Node {
                 let (catalogue, problems) = (read.0.clone(), read.1.clone());
                 let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
                 let mut peers: Vec<PeerView> = self
-                    .names
+                    .names()
                     .iter()
                     .map(|(p, j)| PeerView {
                         peer_id: p.to_string(),
@@ -617,9 +422,10 @@ impl Node {
                 let _ = reply.send(NodeView {
                     jurisdiction: self.jurisdiction.clone(),
                     peer_id: self.me.to_string(),
-                    root_version: self.replica.root().version(),
+                    root_version: self.svc.replica().root().version(),
                     heads: self
-                        .replica
+                        .svc
+                        .replica()
                         .heads()
                         .iter()
                         .map(|h| hex::encode(h.0))
@@ -629,26 +435,21 @@ impl Node {
                         problems,
                     },
                     peers,
-                    metrics: self.metrics.clone(),
+                    metrics: self.metrics(),
                 });
             }
             ApiRequest::Edit { id, spec, reply } => {
                 let result = self
-                    .replica
-                    .edit(Timestamp::now().unix(), &spec.summary(&id), |tx| {
-                        spec.apply(tx, &id)
-                    });
+                    .svc
+                    .edit(now(), &spec.summary(&id), |tx| spec.apply(tx, &id));
                 let answer = match result {
-                    Ok(delta) => {
-                        self.committed_locally(&delta);
-                        match delta.changes.first() {
-                            Some(c) => {
-                                info!(capability = %id, "local edit committed");
-                                Ok(hex::encode(&c.hash[..8]))
-                            }
-                            None => Ok("(no change)".to_owned()),
+                    Ok(delta) => match delta.changes.first() {
+                        Some(c) => {
+                            info!(capability = %id, "local edit committed");
+                            Ok(hex::encode(&c.hash[..8]))
                         }
-                    }
+                        None => Ok("(no change)".to_owned()),
+                    },
                     Err(e) => Err(e.to_string()),
                 };
                 let _ = reply.send(answer);
@@ -671,7 +472,7 @@ impl Node {
                     .parse::<accord_protocol::Selector>()
                     .map_err(anyhow::Error::from)
                     .and_then(|sel| {
-                        crate::artifacts::select(cat, &sel, self.replica.chain())
+                        crate::artifacts::select(cat, &sel, self.svc.replica().chain())
                             .map(|r| r.signed_envelope().to_json())
                     })
                     .map_err(|e| format!("{e:#}"));
@@ -681,7 +482,7 @@ impl Node {
                 let _ = reply.send(self.import_signatures(&envelope));
             }
             ApiRequest::Audit(reply) => {
-                let _ = reply.send(self.db.audit_rows().map_err(|e| e.to_string()));
+                let _ = reply.send(self.svc.store().audit_rows().map_err(|e| e.to_string()));
             }
             ApiRequest::Artifact {
                 selector,
@@ -692,7 +493,7 @@ impl Node {
                 let read = self.read();
                 let answer = crate::artifacts::channel_blobs(
                     &read.0,
-                    self.replica.chain(),
+                    self.svc.replica().chain(),
                     &self.promoter.state,
                     &selector,
                     production,
@@ -722,10 +523,10 @@ impl Node {
     fn release_views(&self) -> Vec<crate::artifacts::ReleaseView> {
         let read = self.read();
         let cat = &read.0;
-        let chain = self.replica.chain();
+        let chain = self.svc.replica().chain();
         let mut views = self
             .mirror
-            .views(cat, chain, &self.jurisdiction, &self.names);
+            .views(cat, chain, &self.jurisdiction, self.names());
         for v in &mut views {
             if let Some(r) = cat.release(&v.id) {
                 let lines = self.promoter.explain(r, v, chain);
@@ -739,11 +540,7 @@ impl Node {
     /// and acknowledged in the catalogue (so it reaches every node), committed with the
     /// chain; from then on it decides who may connect and whose changes count.
     fn apply_root(&mut self, bytes: &[u8]) -> Result<u64> {
-        let delta = self.replica.adopt_root(bytes, Timestamp::now().unix())?;
-        let version = self.replica.root().version();
-        self.committed_locally(&delta);
-        info!(root = version, "installed a new root");
-        Ok(version)
+        Ok(self.svc.adopt_root(bytes, now())?)
     }
 
     fn handle_sync(&mut self, ev: request_response::Event<SyncMessage, SyncReply>) {
@@ -752,32 +549,18 @@ impl Node {
                 Message::Request {
                     request, channel, ..
                 } => {
-                    if self.receive(peer, &request.0) {
-                        let reply = self
-                            .replica
-                            .generate_message(&peer.to_string())
-                            .map(SyncMessage);
-                        let _ = self
-                            .swarm
-                            .behaviour_mut()
-                            .sync
-                            .send_response(channel, SyncReply(reply));
-                    }
+                    let token = self.next_token;
+                    self.next_token = self.next_token.wrapping_add(1);
+                    self.responses.insert(token, channel);
+                    self.svc.sync_request(peer, token, &request.0, now());
                 }
                 Message::Response { response, .. } => {
-                    self.in_flight.remove(&peer);
-                    let ok = match response.0 {
-                        Some(m) => self.receive(peer, &m.0),
-                        None => true,
-                    };
-                    if ok {
-                        self.sync_with(peer);
-                    }
+                    self.svc.sync_response(peer, response.0.map(|m| m.0), now());
                 }
             },
             request_response::Event::OutboundFailure { peer, error, .. } => {
-                self.in_flight.remove(&peer);
                 tracing::debug!(%peer, %error, "sync request failed");
+                self.svc.sync_failed(&peer);
             }
             _ => {}
         }
@@ -836,7 +619,21 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         &serde_json::to_vec(&cfg.local_rules)?,
         false,
     )?;
-    let names = node_peers(&root, &me)?;
+    let mut svc = Service::new(
+        replica,
+        db,
+        accord_service::Config {
+            anti_entropy: Duration::from_secs(cfg.anti_entropy_secs.max(1)),
+            announce_every: ANNOUNCE_EVERY,
+            compact_after: crate::cmd::catalogue::COMPACT_AFTER,
+            budget: cfg.limits.budget(),
+            policy: cfg.limits.discipline(),
+        },
+        Box::new(|key: &accord_trust::PublicKey| accord_net::peer_id(&key.raw()).ok()),
+        now(),
+    );
+    svc.set_pause(crate::testpoint::pause);
+    let names = svc.listed().clone();
     let allowed: Vec<PeerId> = names.keys().copied().collect();
 
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(64);
@@ -907,7 +704,6 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         me,
         data_dir: cfg.data_dir.clone(),
         dir: dir.clone(),
-        retired: false,
         listening: Vec::new(),
         read_cache: Default::default(),
         last_timed_plan: std::time::Instant::now(),
@@ -915,23 +711,16 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         checkpointed: 0,
         last_checkpoint: std::time::Instant::now(),
         checkpoint_every: Duration::from_secs(cfg.audit_checkpoint_secs.max(1)),
-        names,
-        discipline: accord_net::discipline::Discipline::new(
-            cfg.limits.budget(),
-            cfg.limits.discipline(),
-        ),
         metrics: Metrics::default(),
+        svc,
+        responses: HashMap::new(),
+        next_token: 0,
         swarm,
-        replica,
-        db,
         topic: IdentTopic::new(HEADS_TOPIC),
-        heads_pace: accord_net::pace::Pacer::new(ANNOUNCE_EVERY),
-        blobs_pace: accord_net::pace::Pacer::new(ANNOUNCE_EVERY),
         blobs_topic: IdentTopic::new(BLOBS_TOPIC),
         mirror,
         wants_dirty: true,
         internal: internal_tx,
-        in_flight: HashSet::new(),
         promoter,
         promote_dirty: true,
         on_promote: cfg.on_promote.clone(),
@@ -949,13 +738,11 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
     node.resume_hooks();
     // What the catalogue lacks of this node's standing: its roots and its acknowledgement
     // (after `accord init` under a newer root, or an offline `accord root apply`).
-    match node.replica.owed(Timestamp::now().unix()) {
-        Ok(delta) => node.committed_locally(&delta),
-        Err(e) => warn!(error = %e, "could not record this node's root in the catalogue"),
-    }
-    let mut anti_entropy = tokio::time::interval(Duration::from_secs(cfg.anti_entropy_secs));
-    let mut announcements = tokio::time::interval(ANNOUNCE_EVERY);
-    announcements.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    node.svc.settle_owed(now());
+    node.drain();
+    // The reactor's own round (audit checkpoints, the mirror's queue, the engine's timed
+    // plan); the core's rounds come from its `next_wakeup`.
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(cfg.anti_entropy_secs));
     // Reconnect to missing bootstrap peers with exponential backoff (1 s doubling to 60 s),
     // reset whenever every bootstrap peer is connected.
     let mut backoff = Duration::from_secs(1);
@@ -967,12 +754,11 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             Some(req) = api_rx.recv() => node.handle_api(req),
             Some(done) = done_rx.recv() => node.fetch_done(done),
             Some(msg) = internal_rx.recv() => node.internal(msg),
-            _ = announcements.tick() => node.flush_announcements(),
-            _ = anti_entropy.tick() => {
-                node.flush_discipline();
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(node.svc.next_wakeup())) => {
+                node.svc.handle_timeout(now());
+            }
+            _ = housekeeping.tick() => {
                 node.checkpoint_audit(false);
-                node.sync_with_all();
-                node.announce_blobs();
                 node.mirror.dispatch();
                 node.metrics.mirror_queue = node.mirror.queue_len();
                 // Decisions change with time only at a root's expiry: re-plan for the time
@@ -998,28 +784,31 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
         }
+        node.drain();
         node.refresh_mirror().await;
         node.reconcile();
-        if node.retired {
+        node.drain();
+        if node.svc.is_retired() {
             break;
         }
     }
-    let peers: Vec<PeerId> = node.swarm.connected_peers().copied().collect();
+    // Peer sync states are committed, so the next start resumes where this one stopped.
+    let peers: Vec<PeerId> = node.svc.connected().copied().collect();
     for p in peers {
-        let delta = node.replica.disconnect(&p.to_string());
-        node.persist(&delta);
+        node.svc.peer_disconnected(&p);
     }
     node.checkpoint_audit(true);
+    node.drain();
     let _ = std::fs::remove_file(cfg.data_dir.join("api.addr"));
     let _ = std::fs::remove_file(cfg.data_dir.join("listen.addrs"));
     if let Err(e) = node.mirror.shutdown().await {
         warn!(error = %e, "blob store did not close cleanly");
     }
     info!("node stopped; state committed");
-    if node.retired {
+    if node.svc.is_retired() {
         bail!(
             "root v{} no longer lists this node's key: this node is retired",
-            node.replica.root().version()
+            node.svc.replica().root().version()
         );
     }
     Ok(())

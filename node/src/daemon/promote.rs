@@ -40,9 +40,10 @@ fn label(standing: &accord_promote::Standing, id: &ReleaseId) -> String {
 
 impl Node {
     pub(super) fn audit(&self, events: &[AuditEvent]) {
-        if let Err(e) = self
-            .db
-            .append_audit(&self.promoter.signer, Timestamp::now(), events)
+        if let Err(e) =
+            self.svc
+                .store()
+                .append_audit(&self.promoter.signer, Timestamp::now(), events)
         {
             warn!(error = %e, "could not append to the audit log");
         }
@@ -50,11 +51,11 @@ impl Node {
 
     /// Runs the engine if anything changed since the last run.
     pub(super) fn reconcile(&mut self) {
-        if !self.promote_dirty || self.retired {
+        if !self.promote_dirty || self.svc.is_retired() {
             return;
         }
         self.promote_dirty = false;
-        let chain = self.replica.chain().clone();
+        let chain = self.svc.replica().chain().clone();
         let root = chain.current().clone();
         let read = self.read();
         let cat = &read.0;
@@ -62,7 +63,7 @@ impl Node {
         self.audit(&events);
         let views = self
             .mirror
-            .views(cat, &chain, &self.jurisdiction, &self.names);
+            .views(cat, &chain, &self.jurisdiction, self.names());
         let candidates = self.promoter.candidates(cat, &views);
         let now = Timestamp::now();
         let plan = accord_promote::plan(
@@ -112,10 +113,12 @@ impl Node {
                 }
             };
             crate::testpoint::pause("commit-promotion");
-            if let Err(e) =
-                self.db
-                    .commit_promotion(&next.to_json(), &self.promoter.signer, now, &[event])
-            {
+            if let Err(e) = self.svc.store().commit_promotion(
+                &next.to_json(),
+                &self.promoter.signer,
+                now,
+                &[event],
+            ) {
                 // Nothing changed; the next run tries again.
                 warn!(error = %e, release = %action.id(), "could not commit a promotion decision");
                 self.promote_dirty = true;
@@ -180,7 +183,7 @@ impl Node {
     /// the catalogue when the log has grown since the last one, at most once per interval:
     /// every peer then holds proof of how long the log was (`accord audit verify`).
     pub(super) fn checkpoint_audit(&mut self, force: bool) {
-        let Ok(Some((seq, head))) = self.db.audit_head() else {
+        let Ok(Some((seq, head))) = self.svc.store().audit_head() else {
             return;
         };
         if seq <= self.checkpointed
@@ -200,16 +203,13 @@ impl Node {
         .to_envelope();
         accord_trust::sign_envelope(&mut env, &self.promoter.signer);
         let bytes = env.to_json();
-        let result = self
-            .replica
-            .edit(Timestamp::now().unix(), "audit checkpoint", |tx| {
-                accord_catalogue::edit::add_history(tx, History::Checkpoints, &bytes).map(|_| ())
-            });
+        let result = self.svc.edit(super::now(), "audit checkpoint", |tx| {
+            accord_catalogue::edit::add_history(tx, History::Checkpoints, &bytes).map(|_| ())
+        });
         match result {
-            Ok(delta) => {
+            Ok(_) => {
                 self.checkpointed = seq;
                 self.last_checkpoint = std::time::Instant::now();
-                self.committed_locally(&delta);
             }
             Err(e) => warn!(error = %e, "could not publish an audit checkpoint"),
         }
@@ -225,16 +225,14 @@ impl Node {
         if owed.is_empty() {
             return;
         }
-        let result = self
-            .replica
-            .edit(Timestamp::now().unix(), "promotion notes", |tx| {
-                for note in &owed {
-                    accord_catalogue::edit::add_history(tx, History::Notes, note)?;
-                }
-                Ok(())
-            });
+        let result = self.svc.edit(super::now(), "promotion notes", |tx| {
+            for note in &owed {
+                accord_catalogue::edit::add_history(tx, History::Notes, note)?;
+            }
+            Ok(())
+        });
         match result {
-            Ok(delta) => self.committed_locally(&delta),
+            Ok(_) => {}
             Err(e) => warn!(error = %e, "could not publish promotion notes"),
         }
     }
@@ -252,7 +250,7 @@ impl Node {
                 env.payload_type.chars().take(60).collect::<String>()
             ));
         }
-        let root = self.replica.root().clone();
+        let root = self.svc.replica().root().clone();
         let read = self.read();
         let located = locate(&read.0, &env)?;
         let mut added = Vec::new();
@@ -320,21 +318,16 @@ impl Node {
             ));
         }
         let new_statement = located.new_statement.then(|| env.payload.clone());
-        let delta = self
-            .replica
-            .edit(
-                Timestamp::now().unix(),
-                &format!("signatures for {subject}"),
-                |tx| {
-                    if let Some(p) = &new_statement {
-                        accord_catalogue::edit::add_history(tx, History::Statements, p)?;
-                    }
-                    for r in &records {
-                        accord_catalogue::edit::add_history(tx, History::Signatures, r)?;
-                    }
-                    Ok(())
-                },
-            )
+        self.svc
+            .edit(super::now(), &format!("signatures for {subject}"), |tx| {
+                if let Some(p) = &new_statement {
+                    accord_catalogue::edit::add_history(tx, History::Statements, p)?;
+                }
+                for r in &records {
+                    accord_catalogue::edit::add_history(tx, History::Signatures, r)?;
+                }
+                Ok(())
+            })
             .map_err(|e| e.to_string())?;
         // Audited here, with where it came from; the catalogue scan will not repeat them.
         self.promoter.prime_records(&records);
@@ -346,7 +339,6 @@ impl Node {
             )
         }));
         self.audit(&events);
-        self.committed_locally(&delta);
         info!(release = %subject, statement = %located.what, added = added.len(), "signatures recorded");
         Ok(Imported {
             release: subject,
@@ -445,7 +437,7 @@ impl Node {
                 )
             }
         };
-        if let Err(e) = self.db.commit_promotion(
+        if let Err(e) = self.svc.store().commit_promotion(
             &next.to_json(),
             &self.promoter.signer,
             Timestamp::now(),

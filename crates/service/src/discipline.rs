@@ -164,6 +164,11 @@ impl<P: Eq + Hash + Clone> Discipline<P> {
             .collect()
     }
 
+    /// When the earliest ban ends (`None` when nobody is banned).
+    pub fn next_ban_end(&self) -> Option<Instant> {
+        self.records.values().filter_map(|r| r.banned_until).min()
+    }
+
     /// Peers whose ban ended by `now` (to let them in again), cleared as they are returned.
     pub fn expired_bans(&mut self, now: Instant) -> Vec<P> {
         let mut out = Vec::new();

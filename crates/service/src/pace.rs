@@ -48,6 +48,12 @@ impl Pacer {
         }
     }
 
+    /// When a deferred announcement becomes due (`None` when nothing is deferred).
+    pub fn next_due(&self) -> Option<Instant> {
+        // Pending implies something was sent before (the first request always goes out).
+        self.last.filter(|_| self.pending).map(|l| l + self.every)
+    }
+
     fn ready(&self, now: Instant) -> bool {
         self.last
             .is_none_or(|l| now.saturating_duration_since(l) >= self.every)

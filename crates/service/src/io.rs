@@ -1,0 +1,44 @@
+//! What the core asks the reactor to do. The reactor only translates: every variant maps
+//! to one call on the swarm, the mirror or the files, and decides nothing.
+
+use std::collections::HashMap;
+
+use accord_store::AuditEvent;
+
+/// The gossip topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// "My catalogue's heads are these" (32-byte change hashes).
+    Heads,
+    /// "I hold these blobs, fetch them from me here" (the mirror's announcement).
+    Blobs,
+}
+
+/// One piece of I/O, in the order the core wants it done.
+#[derive(Debug, Clone)]
+pub enum Io<P> {
+    /// Send our next sync message to `peer`, as a request (one in flight per peer).
+    SendSync { peer: P, bytes: Vec<u8> },
+    /// Answer the sync request the reactor numbered `token` (our next message, or none).
+    Respond { token: u64, reply: Option<Vec<u8>> },
+    /// Gossip `data` on `topic`.
+    Publish { topic: Topic, data: Vec<u8> },
+    /// Our blob announcement is due: the reactor has the mirror build it and publishes it
+    /// on `Topic::Blobs`.
+    AnnounceBlobs,
+    /// Close every connection to `peer`.
+    Disconnect(P),
+    /// Refuse `peer`'s connections until `Unban` (it broke the rules too often).
+    Ban { peer: P, secs: u64 },
+    /// Let `peer` connect again (its ban is over).
+    Unban(P),
+    /// The root now lists these node keys (as peers, with their jurisdictions): only they
+    /// may connect, and the mirror deals only with them.
+    SetListed(HashMap<P, String>),
+    /// Rows to append to the audit log.
+    Audit(Vec<AuditEvent>),
+    /// The root chain gained roots (already committed): write the chain files.
+    RootsAdopted(Vec<u64>),
+    /// The current root no longer lists this node's key: stop the node.
+    Retired { root: u64 },
+}

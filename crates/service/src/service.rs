@@ -1,0 +1,595 @@
+//! The node's catalogue side as a state machine: which peer to sync with and when, what a
+//! peer's message does, who is over budget or banned, when to announce, when to compact,
+//! what a new root changes. Events and time come in as method calls; what to do comes out
+//! of `poll_io`, and `next_wakeup` says when to call `handle_timeout` (modelled on Radicle
+//! heartwood's `Service` and quinn-proto's `Connection`).
+//!
+//! `P` is how the reactor names a peer: libp2p's `PeerId` in the node, a number in a
+//! simulation. Nothing here knows sockets, tasks or clocks.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt::Display;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use accord_catalogue::{CatalogueError, Delta, Replica};
+use accord_store::AuditEvent;
+use accord_store::audit::kind;
+use tracing::{info, warn};
+
+use crate::discipline::{Discipline, Policy, Verdict};
+use crate::io::{Io, Topic};
+use crate::pace::Pacer;
+use crate::rate::Budget;
+use crate::store::Store;
+use crate::time::Now;
+
+/// How the core behaves; the node reads it from its config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How often every connected peer is offered a sync, every ban checked, every
+    /// refusal audited, and our blobs announced, whatever else happens.
+    pub anti_entropy: Duration,
+    /// At most one announcement per topic per this interval (`pace`).
+    pub announce_every: Duration,
+    /// Fold stored changes into the snapshot once this many are stored.
+    pub compact_after: u64,
+    pub budget: Budget,
+    pub policy: Policy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            anti_entropy: Duration::from_secs(5),
+            announce_every: Duration::from_millis(500),
+            compact_after: 256,
+            budget: Budget::default(),
+            policy: Policy::default(),
+        }
+    }
+}
+
+/// Counters the node exports as metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncMetrics {
+    pub sync_messages_in: u64,
+    pub sync_bytes_in: u64,
+    pub sync_messages_out: u64,
+    pub sync_bytes_out: u64,
+    pub changes_applied: u64,
+    pub last_change_unix: i64,
+    pub rejected_messages: u64,
+    pub unverifiable_messages: u64,
+    pub rate_limited: u64,
+    pub bans: u64,
+}
+
+/// Maps a node key of the root to the reactor's name for that peer.
+pub type PeerOf<P> = Box<dyn Fn(&accord_trust::PublicKey) -> Option<P>>;
+
+pub struct Service<S, P> {
+    replica: Replica,
+    store: S,
+    config: Config,
+    peer_of: PeerOf<P>,
+    /// The root's node keys but ours, as peers, with their jurisdictions.
+    listed: HashMap<P, String>,
+    connected: HashSet<P>,
+    /// Peers with a sync request of ours in flight (one at a time per peer).
+    in_flight: HashSet<P>,
+    banned: HashSet<P>,
+    discipline: Discipline<P>,
+    heads_pace: Pacer,
+    blobs_pace: Pacer,
+    next_anti_entropy: Instant,
+    outbox: VecDeque<Io<P>>,
+    metrics: SyncMetrics,
+    /// The catalogue changed since the reactor last asked (`take_changed`).
+    changed: bool,
+    retired: bool,
+    /// Test pause points (crash tests); a no-op unless the reactor sets one.
+    pause: fn(&str),
+}
+
+impl<S, P> std::fmt::Debug for Service<S, P>
+where
+    P: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("connected", &self.connected)
+            .field("in_flight", &self.in_flight)
+            .field("banned", &self.banned)
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store, P: Clone + Eq + Hash + Display + std::fmt::Debug> Service<S, P> {
+    /// A core around an opened replica and its store, at `now`.
+    pub fn new(replica: Replica, store: S, config: Config, peer_of: PeerOf<P>, now: Now) -> Self {
+        let mut s = Service {
+            replica,
+            store,
+            peer_of,
+            listed: HashMap::new(),
+            connected: HashSet::new(),
+            in_flight: HashSet::new(),
+            banned: HashSet::new(),
+            discipline: Discipline::new(config.budget, config.policy),
+            heads_pace: Pacer::new(config.announce_every),
+            blobs_pace: Pacer::new(config.announce_every),
+            next_anti_entropy: now.mono + config.anti_entropy,
+            outbox: VecDeque::new(),
+            metrics: SyncMetrics::default(),
+            changed: false,
+            retired: false,
+            pause: |_| {},
+            config,
+        };
+        s.listed = s.listed_now();
+        s
+    }
+
+    /// Where crash tests may stop the process (`"sync-apply"`, `"compaction"`).
+    pub fn set_pause(&mut self, pause: fn(&str)) {
+        self.pause = pause;
+    }
+
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn metrics(&self) -> &SyncMetrics {
+        &self.metrics
+    }
+
+    /// The peers the root lists, with their jurisdictions.
+    pub fn listed(&self) -> &HashMap<P, String> {
+        &self.listed
+    }
+
+    pub fn is_connected(&self, peer: &P) -> bool {
+        self.connected.contains(peer)
+    }
+
+    pub fn connected(&self) -> impl Iterator<Item = &P> {
+        self.connected.iter()
+    }
+
+    /// Whether a root this node adopted removed its key (it must stop).
+    pub fn is_retired(&self) -> bool {
+        self.retired
+    }
+
+    /// Whether the catalogue changed since the last call (the mirror's wants and the
+    /// promotion engine follow it).
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// The next piece of I/O to do.
+    pub fn poll_io(&mut self) -> Option<Io<P>> {
+        self.outbox.pop_front()
+    }
+
+    /// When `handle_timeout` must run next: the next anti-entropy round, or sooner a
+    /// deferred announcement or the end of a ban.
+    pub fn next_wakeup(&self) -> Instant {
+        [
+            Some(self.next_anti_entropy),
+            self.heads_pace.next_due(),
+            self.blobs_pace.next_due(),
+            self.discipline.next_ban_end(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(self.next_anti_entropy)
+    }
+
+    /// Does what is due at `now`; calling it early or twice does nothing extra.
+    pub fn handle_timeout(&mut self, now: Now) {
+        if self.heads_pace.due(now.mono) {
+            self.publish_heads();
+        }
+        if self.blobs_pace.due(now.mono) {
+            self.outbox.push_back(Io::AnnounceBlobs);
+        }
+        self.end_bans(now);
+        if now.mono >= self.next_anti_entropy {
+            self.next_anti_entropy = now.mono + self.config.anti_entropy;
+            self.audit_refusals();
+            self.sync_with_all();
+            self.announce_blobs(now);
+        }
+    }
+
+    /// A connection to `peer` is up (the reactor lets only listed keys connect).
+    pub fn peer_connected(&mut self, peer: P, now: Now) {
+        if self.discipline.banned(&peer, now.mono).is_some() {
+            self.outbox.push_back(Io::Disconnect(peer));
+            return;
+        }
+        info!(%peer, "peer connected");
+        self.connected.insert(peer.clone());
+        self.replica.connect(&peer.to_string());
+        self.sync_with(&peer);
+    }
+
+    /// The last connection to `peer` closed: keep its sync state for the next time.
+    pub fn peer_disconnected(&mut self, peer: &P) {
+        if !self.connected.remove(peer) {
+            return;
+        }
+        info!(%peer, "peer disconnected");
+        self.in_flight.remove(peer);
+        let delta = self.replica.disconnect(&peer.to_string());
+        self.persist(&delta);
+    }
+
+    /// A peer's sync request, numbered `token` by the reactor: applied, then answered with
+    /// our next message. A refused message is not answered; the peer is disconnected.
+    pub fn sync_request(&mut self, peer: P, token: u64, bytes: &[u8], now: Now) {
+        if self.receive(&peer, bytes, now) {
+            let reply = self.replica.generate_message(&peer.to_string());
+            if let Some(m) = &reply {
+                self.metrics.sync_messages_out += 1;
+                self.metrics.sync_bytes_out += m.len() as u64;
+            }
+            self.outbox.push_back(Io::Respond { token, reply });
+        }
+    }
+
+    /// The answer to our request: applied, then the conversation goes on until neither
+    /// side has anything to say.
+    pub fn sync_response(&mut self, peer: P, reply: Option<Vec<u8>>, now: Now) {
+        self.in_flight.remove(&peer);
+        let ok = match reply {
+            Some(m) => self.receive(&peer, &m, now),
+            None => true,
+        };
+        if ok {
+            self.sync_with(&peer);
+        }
+    }
+
+    /// Our request to `peer` failed (timeout, connection lost): it may be asked again.
+    pub fn sync_failed(&mut self, peer: &P) {
+        self.in_flight.remove(peer);
+        self.replica.message_lost(&peer.to_string());
+    }
+
+    /// A gossip message on `topic`, signed by `author` (a listed node) and relayed by
+    /// `via`. Charged to the author's gossip budget; returns whether to use it (for blob
+    /// announcements, which the reactor's mirror reads). Heads we do not hold yet start a
+    /// sync with whoever relayed them.
+    pub fn gossip(&mut self, author: P, via: P, topic: Topic, data: &[u8], now: Now) -> bool {
+        if let Err(verdict) = self
+            .discipline
+            .gossip_message(&author, data.len(), now.mono)
+        {
+            self.metrics.rate_limited += 1;
+            self.punish(&author, verdict);
+            return false;
+        }
+        match topic {
+            Topic::Blobs => self.listed.contains_key(&author),
+            Topic::Heads => {
+                if let Some(heads) = parse_heads(data)
+                    && self.replica.heard_heads(&via.to_string(), &heads)
+                {
+                    self.sync_with(&via);
+                }
+                true
+            }
+        }
+    }
+
+    /// A peer subscribed to the blob topic: tell it what we hold (paced).
+    pub fn subscribed(&mut self, topic: Topic, now: Now) {
+        if topic == Topic::Blobs {
+            self.announce_blobs(now);
+        }
+    }
+
+    /// Makes a local edit (signed by this node's key, checked like a peer's), commits it
+    /// and tells everyone.
+    pub fn edit<F>(&mut self, now: Now, message: &str, f: F) -> Result<Delta, CatalogueError>
+    where
+        F: FnOnce(
+            &mut automerge::transaction::Transaction<'_>,
+        ) -> Result<(), accord_catalogue::CatalogueError>,
+    {
+        let delta = self.replica.edit(now.unix(), message, f)?;
+        self.committed_locally(&delta, now);
+        Ok(delta)
+    }
+
+    /// Installs a successor root (TUF rules against the current one), records and
+    /// acknowledges it in the catalogue so it reaches every node.
+    pub fn adopt_root(&mut self, bytes: &[u8], now: Now) -> Result<u64, CatalogueError> {
+        let delta = self.replica.adopt_root(bytes, now.unix())?;
+        self.committed_locally(&delta, now);
+        let version = self.replica.root().version();
+        info!(root = version, "installed a new root");
+        Ok(version)
+    }
+
+    /// What the catalogue owes for this node's standing (its roots and its acknowledgement,
+    /// after `accord init` under a newer root or an offline `accord root apply`).
+    pub fn settle_owed(&mut self, now: Now) {
+        match self.replica.owed(now.unix()) {
+            Ok(delta) => self.committed_locally(&delta, now),
+            Err(e) => warn!(error = %e, "could not record this node's root in the catalogue"),
+        }
+    }
+
+    /// A change made here is committed: persist it, count it, and tell everyone.
+    pub fn committed_locally(&mut self, delta: &Delta, now: Now) {
+        self.persist(delta);
+        if delta.changes.is_empty() {
+            return;
+        }
+        self.metrics.changes_applied += delta.changes.len() as u64;
+        self.metrics.last_change_unix = now.unix();
+        self.changed = true;
+        self.announce(now);
+        self.sync_with_all();
+    }
+
+    /// Offers a sync to every connected peer (at start, and at every anti-entropy round).
+    pub fn sync_with_all(&mut self) {
+        let peers: Vec<P> = self.connected.iter().cloned().collect();
+        for p in peers {
+            self.sync_with(&p);
+        }
+    }
+
+    /// Our blob announcement (paced; `Io::AnnounceBlobs` when it may go out).
+    pub fn announce_blobs(&mut self, now: Now) {
+        if self.blobs_pace.request(now.mono) {
+            self.outbox.push_back(Io::AnnounceBlobs);
+        }
+    }
+
+    /// Sends our next sync message to `peer`, if we have one and none is in flight.
+    fn sync_with(&mut self, peer: &P) {
+        if self.in_flight.contains(peer) || !self.connected.contains(peer) {
+            return;
+        }
+        if let Some(m) = self.replica.generate_message(&peer.to_string()) {
+            self.metrics.sync_messages_out += 1;
+            self.metrics.sync_bytes_out += m.len() as u64;
+            self.in_flight.insert(peer.clone());
+            self.outbox.push_back(Io::SendSync {
+                peer: peer.clone(),
+                bytes: m,
+            });
+        }
+    }
+
+    /// Applies a peer's message; a bad one disconnects that peer (others are unaffected),
+    /// and a peer that keeps sending them is banned.
+    fn receive(&mut self, peer: &P, bytes: &[u8], now: Now) -> bool {
+        self.metrics.sync_messages_in += 1;
+        self.metrics.sync_bytes_in += bytes.len() as u64;
+        if let Err(verdict) = self.discipline.sync_message(peer, bytes.len(), now.mono) {
+            self.metrics.rate_limited += 1;
+            warn!(%peer, "peer is over its sync budget; disconnecting it");
+            self.punish(peer, verdict);
+            return false;
+        }
+        match self
+            .replica
+            .receive_message(&peer.to_string(), bytes, now.unix())
+        {
+            Ok(delta) => {
+                let changed = !delta.changes.is_empty();
+                if changed {
+                    (self.pause)("sync-apply");
+                    self.metrics.changes_applied += delta.changes.len() as u64;
+                    self.metrics.last_change_unix = now.unix();
+                }
+                self.persist(&delta);
+                if changed {
+                    info!(%peer, changes = delta.changes.len(), "catalogue updated from peer");
+                    self.changed = true;
+                    self.announce(now);
+                }
+                true
+            }
+            Err(e) if !e.is_violation() => {
+                // An honest peer can send this (it is behind on roots, or a Bloom filter hid
+                // a dependency): no blame. The replica asked for a reset; our next message
+                // requests what is missing.
+                self.metrics.unverifiable_messages += 1;
+                info!(%peer, reason = %e, "a sync message cannot be verified yet; asking again");
+                true
+            }
+            Err(e) => {
+                self.metrics.rejected_messages += 1;
+                warn!(%peer, error = %e, "refused a sync message; disconnecting the peer");
+                let verdict = self.discipline.refused(peer, &e.to_string(), now.mono);
+                self.punish(peer, verdict);
+                false
+            }
+        }
+    }
+
+    /// Disconnects a peer that broke a rule; bans it when the strikes say so.
+    fn punish(&mut self, peer: &P, verdict: Verdict) {
+        if let Verdict::Banned { ban, .. } = verdict
+            && self.banned.insert(peer.clone())
+        {
+            self.metrics.bans += 1;
+            let who = self.name(peer);
+            warn!(peer = %who, seconds = ban.as_secs(), "peer banned");
+            self.outbox.push_back(Io::Ban {
+                peer: peer.clone(),
+                secs: ban.as_secs(),
+            });
+            self.outbox.push_back(Io::Audit(vec![AuditEvent::new(
+                kind::REJECTED,
+                format!("peer {who}"),
+                format!(
+                    "banned for {} s after repeated refused messages",
+                    ban.as_secs()
+                ),
+            )]));
+        }
+        self.outbox.push_back(Io::Disconnect(peer.clone()));
+    }
+
+    fn end_bans(&mut self, now: Now) {
+        for peer in self.discipline.expired_bans(now.mono) {
+            if self.banned.remove(&peer) && self.listed.contains_key(&peer) {
+                info!(peer = %self.name(&peer), "ban over");
+                self.outbox.push_back(Io::Unban(peer));
+            }
+        }
+    }
+
+    /// One audit row per peer for the messages refused since the last round (not one
+    /// signed, fsynced row per message).
+    fn audit_refusals(&mut self) {
+        let events: Vec<AuditEvent> = self
+            .discipline
+            .take_tallies()
+            .into_iter()
+            .map(|(peer, t)| {
+                AuditEvent::new(
+                    kind::REJECTED,
+                    format!("peer {}", self.name(&peer)),
+                    format!(
+                        "{} sync message(s) refused, {} over budget since the last entry; first: {}",
+                        t.refused,
+                        t.over_budget,
+                        t.first_reason.unwrap_or_default()
+                    ),
+                )
+            })
+            .collect();
+        if !events.is_empty() {
+            self.outbox.push_back(Io::Audit(events));
+        }
+    }
+
+    fn name(&self, peer: &P) -> String {
+        self.listed
+            .get(peer)
+            .cloned()
+            .unwrap_or_else(|| peer.to_string())
+    }
+
+    /// Commits a delta; folds the stored changes into the snapshot now and then; follows
+    /// a root the chain gained.
+    fn persist(&mut self, delta: &Delta) {
+        if let Err(e) = self.store.apply(delta) {
+            warn!(error = %e, "could not persist catalogue changes");
+        }
+        if !delta.changes.is_empty()
+            && self
+                .store
+                .pending_changes()
+                .is_ok_and(|n| n >= self.config.compact_after)
+        {
+            (self.pause)("compaction");
+            if let Err(e) = self.store.compact(&self.replica.save()) {
+                warn!(error = %e, "could not compact the stored catalogue");
+            }
+        }
+        if !delta.roots.is_empty() {
+            self.roots_advanced(delta);
+        }
+    }
+
+    /// The chain gained roots (committed with the delta): who may connect follows, and a
+    /// root that removed this node's key retires it.
+    fn roots_advanced(&mut self, delta: &Delta) {
+        let versions: Vec<u64> = delta.roots.iter().map(|(v, _)| *v).collect();
+        let rows = versions
+            .iter()
+            .map(|v| {
+                info!(root = v, "adopted a new root");
+                AuditEvent::new(
+                    kind::ROOT,
+                    format!("root v{v}"),
+                    "adopted: verified against the previous root (TUF rules)",
+                )
+            })
+            .collect();
+        self.outbox.push_back(Io::RootsAdopted(versions));
+        self.outbox.push_back(Io::Audit(rows));
+        let listed = self.listed_now();
+        self.discipline.retain(|p| listed.contains_key(p));
+        for p in self.connected.clone() {
+            if !listed.contains_key(&p) {
+                self.outbox.push_back(Io::Disconnect(p));
+            }
+        }
+        self.listed = listed;
+        self.outbox.push_back(Io::SetListed(self.listed.clone()));
+        self.changed = true;
+        if self.replica.me().is_none() {
+            let root = self.replica.root().version();
+            tracing::error!(
+                root,
+                "root v{root} no longer lists this node's key: this node is retired and stops; initialise a new data directory with the jurisdiction's new node key"
+            );
+            self.retired = true;
+            self.outbox.push_back(Io::Retired { root });
+        }
+    }
+
+    /// The current root's node keys but ours, as peers.
+    fn listed_now(&self) -> HashMap<P, String> {
+        let root = self.replica.root();
+        let mut out = HashMap::new();
+        for (principal, key) in root.node_keys() {
+            if self.replica.is_own_key(key) {
+                continue;
+            }
+            if let Some(p) = (self.peer_of)(key) {
+                out.insert(p, principal.to_string());
+            }
+        }
+        out
+    }
+
+    /// Paced: a burst of changes is one announcement now and one with the heads as they
+    /// are when the interval ends.
+    fn announce(&mut self, now: Now) {
+        if self.heads_pace.request(now.mono) {
+            self.publish_heads();
+        }
+    }
+
+    fn publish_heads(&mut self) {
+        let heads: Vec<u8> = self.replica.heads().iter().flat_map(|h| h.0).collect();
+        self.outbox.push_back(Io::Publish {
+            topic: Topic::Heads,
+            data: heads,
+        });
+    }
+}
+
+/// Announced heads: whole 32-byte hashes, at most 64 of them (more is not an honest
+/// announcement). Every node announces after each change it applies, so asking whoever
+/// announced heads we already hold would turn one edit into a sync with every announcer,
+/// and a burst of edits into a storm that runs honest peers over their budgets: the
+/// replica asks only for heads it lacks.
+fn parse_heads(announced: &[u8]) -> Option<Vec<automerge::ChangeHash>> {
+    if !announced.len().is_multiple_of(32) || announced.len() > 32 * 64 {
+        return None;
+    }
+    announced
+        .chunks_exact(32)
+        .map(|h| <[u8; 32]>::try_from(h).ok().map(automerge::ChangeHash))
+        .collect()
+}

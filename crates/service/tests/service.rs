@@ -1,0 +1,356 @@
+//! The node core driven the way a simulator drives it: real replicas and signatures, an
+//! in-memory store, a network that is a queue, and a clock the test moves. What only the
+//! process tests reached before: sync scheduling, announce-then-sync, pacing woken by
+//! `next_wakeup`, bans and their end, anti-entropy catching up a lost message.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use accord_catalogue::{Replica, Seed, Stored, edit, genesis};
+use accord_service::{Config, Io, MemoryStore, Now, Service, Topic};
+use accord_testsupport::forge::{self, Forger};
+use accord_trust::testkit::Cooperative;
+
+const SEED: &str = include_str!("../../../config/catalogue.toml");
+const T0: i64 = 1_800_000_000_000;
+
+type Node = Service<MemoryStore, String>;
+
+/// A few nodes on a lossless, instant network; `drop_sync` loses sync traffic.
+struct Net {
+    nodes: HashMap<String, Node>,
+    links: Vec<(String, String)>,
+    now: Now,
+    /// (requester, responder) per outstanding request token.
+    tokens: HashMap<u64, (String, String)>,
+    next_token: u64,
+    /// Every Io each node emitted, for assertions.
+    log: Vec<(String, Io<String>)>,
+    queue: VecDeque<(String, Io<String>)>,
+    drop_sync: bool,
+}
+
+fn setup(names: &[&str]) -> (Cooperative, Net) {
+    let (coop, root) = accord_trust::testkit::anchored().expect("cooperative");
+    let seed = Seed::parse(SEED, "seed").expect("seed");
+    let (doc, hash) =
+        genesis::build(&seed, &hex::encode(root.envelope().payload_digest())).expect("genesis");
+    let ids: HashMap<accord_protocol::KeyId, String> = ["uk", "eu", "ca", "au"]
+        .iter()
+        .map(|j| {
+            (
+                coop.signer(&format!("{j}.node")).expect("key").id().clone(),
+                (*j).to_owned(),
+            )
+        })
+        .collect();
+    let now = Now::new(Instant::now(), T0);
+    let mut nodes = HashMap::new();
+    for n in names {
+        let replica = Replica::open(
+            hash,
+            Stored {
+                snapshot: Some(doc.save()),
+                ..Stored::default()
+            },
+            coop.signer(&format!("{n}.node")).expect("key"),
+            accord_trust::RootChain::from_trusted(root.clone()),
+        )
+        .expect("open");
+        let ids = ids.clone();
+        let svc = Service::new(
+            replica,
+            MemoryStore::default(),
+            Config::default(),
+            Box::new(move |k: &accord_trust::PublicKey| ids.get(k.id()).cloned()),
+            now,
+        );
+        nodes.insert((*n).to_owned(), svc);
+    }
+    (
+        coop,
+        Net {
+            nodes,
+            links: Vec::new(),
+            now,
+            tokens: HashMap::new(),
+            next_token: 0,
+            log: Vec::new(),
+            queue: VecDeque::new(),
+            drop_sync: false,
+        },
+    )
+}
+
+impl Net {
+    fn node(&mut self, n: &str) -> &mut Node {
+        self.nodes.get_mut(n).expect("node")
+    }
+
+    fn connect(&mut self, a: &str, b: &str) {
+        self.links.push((a.to_owned(), b.to_owned()));
+        let now = self.now;
+        self.node(a).peer_connected(b.to_owned(), now);
+        self.node(b).peer_connected(a.to_owned(), now);
+        self.pump();
+    }
+
+    fn linked(&self, a: &str, b: &str) -> bool {
+        self.links
+            .iter()
+            .any(|(x, y)| (x == a && y == b) || (x == b && y == a))
+    }
+
+    /// Delivers every Io until no node has anything to do (time does not move).
+    fn pump(&mut self) {
+        let names: Vec<String> = self.nodes.keys().cloned().collect();
+        for _ in 0..10_000 {
+            for n in &names {
+                while let Some(io) = self.node(n).poll_io() {
+                    self.queue.push_back((n.clone(), io));
+                }
+            }
+            let Some((from, io)) = self.queue.pop_front() else {
+                return;
+            };
+            self.log.push((from.clone(), io.clone()));
+            let now = self.now;
+            match io {
+                Io::SendSync { peer, bytes } => {
+                    if self.drop_sync {
+                        self.node(&from).sync_failed(&peer);
+                        continue;
+                    }
+                    self.next_token += 1;
+                    let t = self.next_token;
+                    self.tokens.insert(t, (from.clone(), peer.clone()));
+                    self.node(&peer).sync_request(from.clone(), t, &bytes, now);
+                }
+                Io::Respond { token, reply } => {
+                    if let Some((req, resp)) = self.tokens.remove(&token) {
+                        self.node(&req).sync_response(resp, reply, now);
+                    }
+                }
+                Io::Publish { topic, data } => {
+                    let peers: Vec<String> = names
+                        .iter()
+                        .filter(|p| self.linked(&from, p))
+                        .cloned()
+                        .collect();
+                    for p in peers {
+                        self.node(&p)
+                            .gossip(from.clone(), from.clone(), topic, &data, now);
+                    }
+                }
+                Io::Disconnect(peer) => {
+                    self.links.retain(|(x, y)| {
+                        !((x == &from && y == &peer) || (x == &peer && y == &from))
+                    });
+                    self.node(&from).peer_disconnected(&peer);
+                    if let Some(p) = self.nodes.get_mut(&peer) {
+                        p.peer_disconnected(&from);
+                    }
+                }
+                _ => {}
+            }
+        }
+        panic!("the network never went quiet");
+    }
+
+    /// Moves the clock to `node`'s next wakeup and lets it do what is due.
+    fn wake(&mut self, node: &str) -> Duration {
+        let at = self.node(node).next_wakeup();
+        let d = at.saturating_duration_since(self.now.mono);
+        self.now = self.now.after(d);
+        let now = self.now;
+        self.node(node).handle_timeout(now);
+        self.pump();
+        d
+    }
+
+    fn heads(&self, n: &str) -> Vec<automerge::ChangeHash> {
+        self.nodes[n].replica().heads()
+    }
+
+    fn count(&self, from: &str, pred: impl Fn(&Io<String>) -> bool) -> usize {
+        self.log
+            .iter()
+            .filter(|(f, io)| f == from && pred(io))
+            .count()
+    }
+}
+
+fn set_effort(net: &mut Net, n: &str, i: usize) {
+    let now = net.now;
+    net.node(n)
+        .edit(now, "effort", |tx| {
+            edit::set(tx, "CAP-B01", "effort", &format!("{i} weeks"))
+        })
+        .expect("edit");
+}
+
+#[test]
+fn an_edit_reaches_every_connected_node_with_no_timer() {
+    let (_, mut net) = setup(&["uk", "eu", "ca"]);
+    net.connect("uk", "eu");
+    net.connect("eu", "ca");
+    set_effort(&mut net, "uk", 1);
+    net.pump();
+    // UK synced with EU at once; EU announced its new heads, and CA, which lacked them,
+    // asked EU: no anti-entropy round was needed.
+    assert_eq!(net.heads("eu"), net.heads("uk"));
+    assert_eq!(net.heads("ca"), net.heads("uk"));
+    // The edit was persisted everywhere.
+    for n in ["uk", "eu", "ca"] {
+        assert!(!net.nodes[n].store().contents().changes.is_empty(), "{n}");
+    }
+}
+
+#[test]
+fn a_burst_of_edits_is_two_announcements_and_the_second_is_woken_by_next_wakeup() {
+    let (_, mut net) = setup(&["uk", "eu"]);
+    net.connect("uk", "eu");
+    let heads = |io: &Io<String>| {
+        matches!(
+            io,
+            Io::Publish {
+                topic: Topic::Heads,
+                ..
+            }
+        )
+    };
+    for i in 0..50 {
+        set_effort(&mut net, "uk", i);
+    }
+    net.pump();
+    assert_eq!(net.count("uk", heads), 1, "one announcement at once");
+    // The deferred one is due in half a second: that, not the 5 s anti-entropy round, is
+    // when the core asks to be woken.
+    let waited = net.wake("uk");
+    assert_eq!(waited, Duration::from_millis(500));
+    assert_eq!(net.count("uk", heads), 2);
+    // It carries the heads as they are now.
+    let last = net
+        .log
+        .iter()
+        .rev()
+        .find_map(|(f, io)| match io {
+            Io::Publish {
+                topic: Topic::Heads,
+                data,
+            } if f == "uk" => Some(data.clone()),
+            _ => None,
+        })
+        .expect("announcement");
+    let now_heads: Vec<u8> = net.heads("uk").iter().flat_map(|h| h.0).collect();
+    assert_eq!(last, now_heads);
+    // Nothing more is pending: the next wakeup is the anti-entropy round.
+    assert_eq!(net.wake("uk"), Duration::from_millis(4500));
+    assert_eq!(net.count("uk", heads), 2);
+}
+
+#[test]
+fn anti_entropy_catches_up_what_a_lost_message_missed() {
+    let (_, mut net) = setup(&["uk", "eu"]);
+    net.connect("uk", "eu");
+    net.drop_sync = true;
+    set_effort(&mut net, "uk", 7);
+    net.pump();
+    assert_ne!(net.heads("eu"), net.heads("uk"), "the sync was lost");
+    net.drop_sync = false;
+    // UK's deferred nothing; its next wakeup is the anti-entropy round, which syncs.
+    let waited = net.wake("uk");
+    assert_eq!(waited, Duration::from_secs(5));
+    assert_eq!(net.heads("eu"), net.heads("uk"));
+}
+
+#[test]
+fn a_peer_that_keeps_breaking_the_rules_is_banned_until_woken() {
+    let (coop, mut net) = setup(&["uk"]);
+    let now = net.now;
+    let uk = net.node("uk");
+    uk.peer_connected("au".to_owned(), now);
+    while uk.poll_io().is_some() {}
+    let doc = uk.replica().doc().clone();
+    let forger = Forger::new(coop.signer("au.node").expect("au"));
+    let c = forger.change(&doc, 1_800_000_000, |tx| {
+        let caps = forge::top(tx, "capabilities");
+        let b01 = automerge::ReadDoc::get(tx, &caps, "CAP-B01")?
+            .expect("b01")
+            .1;
+        automerge::transaction::Transactable::delete(tx, &b01, "status")
+    });
+    let m = forger.message(vec![c.hash()], &[c]);
+    let mut out = Vec::new();
+    for t in 0..3 {
+        uk.sync_request("au".to_owned(), t, &m, now);
+        while let Some(io) = uk.poll_io() {
+            out.push(io);
+        }
+    }
+    assert!(
+        !out.iter().any(|io| matches!(io, Io::Respond { .. })),
+        "a refused message is never answered"
+    );
+    assert_eq!(
+        out.iter()
+            .filter(|io| matches!(io, Io::Disconnect(p) if p == "au"))
+            .count(),
+        3
+    );
+    assert!(
+        out.iter()
+            .any(|io| matches!(io, Io::Ban { peer, secs: 30 } if peer == "au"))
+    );
+    assert_eq!(uk.metrics().bans, 1);
+    // Banned: a new connection is closed at once.
+    uk.peer_disconnected(&"au".to_owned());
+    uk.peer_connected("au".to_owned(), now);
+    assert!(matches!(uk.poll_io(), Some(Io::Disconnect(p)) if p == "au"));
+    // The core asks to be woken when the ban ends, and lets the peer in then.
+    let end = uk.next_wakeup();
+    assert_eq!(end, now.mono + Duration::from_secs(5), "anti-entropy first");
+    let later = now.after(Duration::from_secs(30));
+    assert!(uk.next_wakeup() <= later.mono);
+    uk.handle_timeout(now.after(Duration::from_secs(5)));
+    let mut ios = Vec::new();
+    while let Some(io) = uk.poll_io() {
+        ios.push(io);
+    }
+    assert!(
+        ios.iter()
+            .any(|io| matches!(io, Io::Audit(rows) if rows.len() == 1)),
+        "the refusals are one aggregated audit row: {ios:?}"
+    );
+    assert!(!ios.iter().any(|io| matches!(io, Io::Unban(p) if p == "au")));
+    uk.handle_timeout(later);
+    let mut ios = Vec::new();
+    while let Some(io) = uk.poll_io() {
+        ios.push(io);
+    }
+    assert!(
+        ios.iter().any(|io| matches!(io, Io::Unban(p) if p == "au")),
+        "{ios:?}"
+    );
+}
+
+#[test]
+fn heads_already_held_start_no_sync() {
+    let (_, mut net) = setup(&["uk", "eu"]);
+    net.connect("uk", "eu");
+    set_effort(&mut net, "uk", 3);
+    net.pump();
+    let before = net.count("eu", |io| matches!(io, Io::SendSync { .. }));
+    // UK's announcement arrives again (gossip relayed twice): EU holds those heads.
+    let data: Vec<u8> = net.heads("uk").iter().flat_map(|h| h.0).collect();
+    let now = net.now;
+    assert!(
+        net.node("eu")
+            .gossip("uk".into(), "uk".into(), Topic::Heads, &data, now)
+    );
+    net.pump();
+    assert_eq!(
+        net.count("eu", |io| matches!(io, Io::SendSync { .. })),
+        before
+    );
+}
