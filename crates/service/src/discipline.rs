@@ -5,8 +5,7 @@
 //! for one aggregated audit row per peer and interval, not one signed, fsynced row per
 //! message. Sans-I/O: time is passed in.
 
-use std::collections::HashMap;
-use std::hash::Hash;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::rate::{Budget, OverBudget, RateLimiter};
@@ -70,10 +69,10 @@ pub struct Discipline<P> {
     policy: Policy,
     sync: RateLimiter<P>,
     gossip: RateLimiter<P>,
-    records: HashMap<P, Record>,
+    records: BTreeMap<P, Record>,
 }
 
-impl<P: Eq + Hash + Clone> Discipline<P> {
+impl<P: Ord + Clone> Discipline<P> {
     pub fn new(sync: Budget, policy: Policy) -> Self {
         Discipline {
             policy,
@@ -84,7 +83,7 @@ impl<P: Eq + Hash + Clone> Discipline<P> {
                 bytes_per_sec: 64.0 * 1024.0 * policy.gossip_per_sec,
                 byte_burst: 64.0 * 1024.0 * policy.gossip_burst,
             }),
-            records: HashMap::new(),
+            records: BTreeMap::new(),
         }
     }
 

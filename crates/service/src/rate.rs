@@ -3,8 +3,7 @@
 //! flooding us and is treated like one sending garbage. Time is passed in (sans-I/O), so the
 //! limiter is tested without sleeping.
 
-use std::collections::HashMap;
-use std::hash::Hash;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// A token bucket: `rate` per second, holding at most `burst`.
@@ -56,14 +55,14 @@ impl std::fmt::Display for OverBudget {
 #[derive(Debug)]
 pub struct RateLimiter<P> {
     budget: Budget,
-    peers: HashMap<P, (Bucket, Bucket)>,
+    peers: BTreeMap<P, (Bucket, Bucket)>,
 }
 
-impl<P: Eq + Hash + Clone> RateLimiter<P> {
+impl<P: Ord + Clone> RateLimiter<P> {
     pub fn new(budget: Budget) -> Self {
         RateLimiter {
             budget,
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
         }
     }
 

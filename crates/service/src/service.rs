@@ -7,7 +7,7 @@
 //! `P` is how the reactor names a peer: libp2p's `PeerId` in the node, a number in a
 //! simulation. Nothing here knows sockets, tasks or clocks.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt::Display;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
@@ -75,10 +75,10 @@ pub struct Service<S, P> {
     peer_of: PeerOf<P>,
     /// The root's node keys but ours, as peers, with their jurisdictions.
     listed: HashMap<P, String>,
-    connected: HashSet<P>,
+    connected: BTreeSet<P>,
     /// Peers with a sync request of ours in flight (one at a time per peer).
-    in_flight: HashSet<P>,
-    banned: HashSet<P>,
+    in_flight: BTreeSet<P>,
+    banned: BTreeSet<P>,
     discipline: Discipline<P>,
     heads_pace: Pacer,
     blobs_pace: Pacer,
@@ -88,6 +88,13 @@ pub struct Service<S, P> {
     /// The catalogue changed since the reactor last asked (`take_changed`).
     changed: bool,
     retired: bool,
+    /// Whether a sync conversation with some peer has run to its end since start: until
+    /// then this node may lack its own key's history (a data dir initialised again, or
+    /// restored from a backup), and a change it wrote would reuse a sequence number its
+    /// key already used, which every peer refuses as equivocation.
+    caught_up: bool,
+    /// `settle_owed` was asked for before `caught_up`.
+    owed_pending: bool,
     /// Test pause points (crash tests); a no-op unless the reactor sets one.
     pause: fn(&str),
 }
@@ -106,7 +113,7 @@ where
     }
 }
 
-impl<S: Store, P: Clone + Eq + Hash + Display + std::fmt::Debug> Service<S, P> {
+impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> {
     /// A core around an opened replica and its store, at `now`.
     pub fn new(replica: Replica, store: S, config: Config, peer_of: PeerOf<P>, now: Now) -> Self {
         let mut s = Service {
@@ -114,9 +121,9 @@ impl<S: Store, P: Clone + Eq + Hash + Display + std::fmt::Debug> Service<S, P> {
             store,
             peer_of,
             listed: HashMap::new(),
-            connected: HashSet::new(),
-            in_flight: HashSet::new(),
-            banned: HashSet::new(),
+            connected: BTreeSet::new(),
+            in_flight: BTreeSet::new(),
+            banned: BTreeSet::new(),
             discipline: Discipline::new(config.budget, config.policy),
             heads_pace: Pacer::new(config.announce_every),
             blobs_pace: Pacer::new(config.announce_every),
@@ -125,6 +132,8 @@ impl<S: Store, P: Clone + Eq + Hash + Display + std::fmt::Debug> Service<S, P> {
             metrics: SyncMetrics::default(),
             changed: false,
             retired: false,
+            caught_up: false,
+            owed_pending: false,
             pause: |_| {},
             config,
         };
@@ -238,9 +247,12 @@ impl<S: Store, P: Clone + Eq + Hash + Display + std::fmt::Debug> Service<S, P> {
     pub fn sync_request(&mut self, peer: P, token: u64, bytes: &[u8], now: Now) {
         if self.receive(&peer, bytes, now) {
             let reply = self.replica.generate_message(&peer.to_string());
-            if let Some(m) = &reply {
-                self.metrics.sync_messages_out += 1;
-                self.metrics.sync_bytes_out += m.len() as u64;
+            match &reply {
+                Some(m) => {
+                    self.metrics.sync_messages_out += 1;
+                    self.metrics.sync_bytes_out += m.len() as u64;
+                }
+                None => self.concluded(now),
             }
             self.outbox.push_back(Io::Respond { token, reply });
         }
@@ -254,9 +266,24 @@ impl<S: Store, P: Clone + Eq + Hash + Display + std::fmt::Debug> Service<S, P> {
             Some(m) => self.receive(&peer, &m, now),
             None => true,
         };
-        if ok {
-            self.sync_with(&peer);
+        if ok && !self.sync_with(&peer) {
+            self.concluded(now);
         }
+    }
+
+    /// A conversation ended with nothing left to say: this node holds what that peer
+    /// holds, its own key's past included. What was owed at start is written now.
+    fn concluded(&mut self, now: Now) {
+        if std::mem::replace(&mut self.caught_up, true) || !self.owed_pending {
+            return;
+        }
+        self.owed_pending = false;
+        self.settle_owed(now);
+    }
+
+    /// Whether this node has caught up with a peer since it started (`caught_up`).
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up
     }
 
     /// Our request to `peer` failed (timeout, connection lost): it may be asked again.
@@ -323,7 +350,13 @@ impl<S: Store, P: Clone + Eq + Hash + Display + std::fmt::Debug> Service<S, P> {
 
     /// What the catalogue owes for this node's standing (its roots and its acknowledgement,
     /// after `accord init` under a newer root or an offline `accord root apply`).
+    /// Deferred until the node has caught up with a peer (`caught_up`): written before,
+    /// they could reuse the key's sequence numbers.
     pub fn settle_owed(&mut self, now: Now) {
+        if !self.caught_up {
+            self.owed_pending = true;
+            return;
+        }
         match self.replica.owed(now.unix()) {
             Ok(delta) => self.committed_locally(&delta, now),
             Err(e) => warn!(error = %e, "could not record this node's root in the catalogue"),
@@ -358,10 +391,11 @@ impl<S: Store, P: Clone + Eq + Hash + Display + std::fmt::Debug> Service<S, P> {
         }
     }
 
-    /// Sends our next sync message to `peer`, if we have one and none is in flight.
-    fn sync_with(&mut self, peer: &P) {
+    /// Sends our next sync message to `peer`, if we have one and none is in flight; returns
+    /// whether one went out.
+    fn sync_with(&mut self, peer: &P) -> bool {
         if self.in_flight.contains(peer) || !self.connected.contains(peer) {
-            return;
+            return false;
         }
         if let Some(m) = self.replica.generate_message(&peer.to_string()) {
             self.metrics.sync_messages_out += 1;
@@ -371,6 +405,25 @@ impl<S: Store, P: Clone + Eq + Hash + Display + std::fmt::Debug> Service<S, P> {
                 peer: peer.clone(),
                 bytes: m,
             });
+            return true;
+        }
+        false
+    }
+
+    /// Changes arrived from `from`: offer them to every other connected peer now (each
+    /// conversation is one request in flight; Automerge sends only what that peer lacks).
+    /// Only the node that made a change announces it (`committed_locally`): if every node
+    /// announced what it applied, one edit would be N announcements each flooded to N
+    /// nodes, which the simulations measured growing as N squared.
+    fn pass_on(&mut self, from: &P) {
+        let others: Vec<P> = self
+            .connected
+            .iter()
+            .filter(|p| *p != from)
+            .cloned()
+            .collect();
+        for p in others {
+            self.sync_with(&p);
         }
     }
 
@@ -400,7 +453,7 @@ impl<S: Store, P: Clone + Eq + Hash + Display + std::fmt::Debug> Service<S, P> {
                 if changed {
                     info!(%peer, changes = delta.changes.len(), "catalogue updated from peer");
                     self.changed = true;
-                    self.announce(now);
+                    self.pass_on(peer);
                 }
                 true
             }

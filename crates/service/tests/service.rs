@@ -28,7 +28,11 @@ struct Net {
     log: Vec<(String, Io<String>)>,
     queue: VecDeque<(String, Io<String>)>,
     drop_sync: bool,
+    /// Starts a node from the genesis with a fresh store (a new data dir for its key).
+    boot: Boot,
 }
+
+type Boot = Box<dyn Fn(&str, Now) -> Node>;
 
 fn setup(names: &[&str]) -> (Cooperative, Net) {
     let (coop, root) = accord_trust::testkit::anchored().expect("cooperative");
@@ -45,27 +49,30 @@ fn setup(names: &[&str]) -> (Cooperative, Net) {
         })
         .collect();
     let now = Now::new(Instant::now(), T0);
-    let mut nodes = HashMap::new();
-    for n in names {
+    let keys = coop.clone();
+    let boot: Boot = Box::new(move |n: &str, now: Now| {
         let replica = Replica::open(
             hash,
             Stored {
                 snapshot: Some(doc.save()),
                 ..Stored::default()
             },
-            coop.signer(&format!("{n}.node")).expect("key"),
+            keys.signer(&format!("{n}.node")).expect("key"),
             accord_trust::RootChain::from_trusted(root.clone()),
         )
         .expect("open");
         let ids = ids.clone();
-        let svc = Service::new(
+        Service::new(
             replica,
             MemoryStore::default(),
             Config::default(),
             Box::new(move |k: &accord_trust::PublicKey| ids.get(k.id()).cloned()),
             now,
-        );
-        nodes.insert((*n).to_owned(), svc);
+        )
+    });
+    let mut nodes = HashMap::new();
+    for n in names {
+        nodes.insert((*n).to_owned(), boot(n, now));
     }
     (
         coop,
@@ -78,6 +85,7 @@ fn setup(names: &[&str]) -> (Cooperative, Net) {
             log: Vec::new(),
             queue: VecDeque::new(),
             drop_sync: false,
+            boot,
         },
     )
 }
@@ -196,8 +204,8 @@ fn an_edit_reaches_every_connected_node_with_no_timer() {
     net.connect("eu", "ca");
     set_effort(&mut net, "uk", 1);
     net.pump();
-    // UK synced with EU at once; EU announced its new heads, and CA, which lacked them,
-    // asked EU: no anti-entropy round was needed.
+    // UK synced with EU at once, and EU passed the change on to CA at once: no
+    // anti-entropy round was needed.
     assert_eq!(net.heads("eu"), net.heads("uk"));
     assert_eq!(net.heads("ca"), net.heads("uk"));
     // The edit was persisted everywhere.
@@ -353,4 +361,46 @@ fn heads_already_held_start_no_sync() {
         net.count("eu", |io| matches!(io, Io::SendSync { .. })),
         before
     );
+}
+
+#[test]
+fn a_node_initialised_again_with_its_key_catches_up_before_it_writes() {
+    let (_, mut net) = setup(&["uk", "eu"]);
+    net.connect("uk", "eu");
+    let now = net.now;
+    net.node("uk").settle_owed(now);
+    assert_eq!(
+        net.nodes["uk"].metrics().changes_applied,
+        1,
+        "caught up at connect: UK acknowledged its root at once"
+    );
+    set_effort(&mut net, "uk", 1);
+    net.pump();
+    assert_eq!(net.heads("eu"), net.heads("uk"));
+    // UK's data dir is lost; `accord init` again with the same node key.
+    net.links.clear();
+    net.node("eu").peer_disconnected(&"uk".to_owned());
+    let fresh = (net.boot)("uk", now);
+    net.nodes.insert("uk".to_owned(), fresh);
+    // Its start-up acknowledgement waits: written now, it would reuse sequence number 1,
+    // which EU holds from UK's earlier life, and EU would refuse it as equivocation.
+    net.node("uk").settle_owed(now);
+    assert!(!net.nodes["uk"].is_caught_up());
+    assert!(
+        net.node("uk").poll_io().is_none(),
+        "nothing written, nothing said"
+    );
+    net.connect("uk", "eu");
+    assert!(net.nodes["uk"].is_caught_up());
+    assert_eq!(net.heads("eu"), net.heads("uk"), "UK got its own past back");
+    for n in ["uk", "eu"] {
+        let m = net.nodes[n].metrics();
+        assert_eq!(m.rejected_messages, 0, "{n}: {m:?}");
+        assert_eq!(m.bans, 0, "{n}");
+    }
+    // And it writes again, after its past.
+    set_effort(&mut net, "uk", 2);
+    net.pump();
+    assert_eq!(net.heads("eu"), net.heads("uk"));
+    assert_eq!(net.nodes["eu"].metrics().rejected_messages, 0);
 }

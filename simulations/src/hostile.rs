@@ -1,0 +1,67 @@
+//! A listed node turned hostile. Its node keeps running (it stays connected and answers
+//! syncs), and once a second it also does what `Replica::edit` would never let it: it sends
+//! each neighbour a properly signed change that breaks the authority rules, a change signed
+//! by a key no root lists, and it announces heads that do not exist. After each round it
+//! reconnects to every neighbour that hung up, as a real attacker would redial.
+//!
+//! Nothing here decides what the honest nodes do: they run the unchanged core.
+
+use std::time::Duration;
+
+use accord_testsupport::forge::{self, Forger};
+use automerge::ReadDoc;
+use automerge::transaction::Transactable;
+use rand::Rng;
+
+use crate::world::{Action, NodeId, World};
+use accord_service::Topic;
+
+pub const EVERY: Duration = Duration::from_secs(1);
+
+/// One round of the attack by node `n`, and the next one scheduled.
+pub fn attack(w: &mut World, n: NodeId) {
+    if !w.is_up(n) || w.t > w.attack_until {
+        return;
+    }
+    for m in w.neighbours_of(n) {
+        w.link(n, m);
+    }
+    let label = w.topology.nodes[n as usize].label.clone();
+    let (Ok(own), Some(node)) = (w.coop.signer(&label), w.node(n)) else {
+        return;
+    };
+    let own = Forger::new(own);
+    let base = node.replica().doc().clone();
+    let time = w.now().unix();
+    let cap = w.capabilities[w.rng.gen_range(0..w.capabilities.len())].clone();
+    // A properly signed change by a listed key that deletes a field: forbidden.
+    let forbidden = own.change(&base, time, |tx| {
+        let caps = forge::top(tx, "capabilities");
+        match tx.get(&caps, cap.as_str())? {
+            Some((_, obj)) => tx.delete(&obj, "status"),
+            None => Ok(()),
+        }
+    });
+    // A change by a key no root lists.
+    let outsider = Forger::new(accord_trust::testkit::key("outsider", 0));
+    let unlisted = outsider.change(&base, time, |tx| {
+        let caps = forge::top(tx, "capabilities");
+        match tx.get(&caps, cap.as_str())? {
+            Some((_, obj)) => tx.put(&obj, "effort", "forever"),
+            None => Ok(()),
+        }
+    });
+    w.forged.push(forbidden.hash());
+    w.forged.push(unlisted.hash());
+    let m1 = own.message(vec![forbidden.hash()], &[forbidden]);
+    let m2 = outsider.message(vec![unlisted.hash()], &[unlisted]);
+    for m in w.neighbours_of(n) {
+        w.inject_request(n, m, m1.clone());
+        w.inject_request(n, m, m2.clone());
+    }
+    // Heads nobody has.
+    let lie: Vec<u8> = (0..32).map(|_| w.rng.r#gen::<u8>()).collect();
+    w.inject_gossip(n, Topic::Heads, lie);
+    let next = w.t + EVERY;
+    w.schedule(next, Action::Attack(n));
+}

@@ -1,0 +1,782 @@
+//! The simulated network: every node is the real `accord_service::Service` with its
+//! in-memory store; the world is an event queue in simulated time. A node's `Io` becomes
+//! future events at its peers (after the link's latency and transmission time), its
+//! `next_wakeup` becomes a wake event, and nothing here decides anything a node decides:
+//! this file only delivers, as the daemon's reactor does with libp2p.
+//!
+//! Deterministic: one seeded generator, ordered collections wherever order reaches the
+//! nodes, and ties in time broken by the order events were scheduled.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use accord_catalogue::{Replica, Seed, Stored, edit, genesis};
+use accord_protocol::KeyId;
+use accord_service::{Config, Io, MemoryStore, Now, Service, Topic};
+use accord_trust::testkit::{Cooperative, Shape};
+use accord_trust::{RootChain, TrustedRoot};
+use anyhow::{Context, Result};
+use automerge::ChangeHash;
+use rand::Rng;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::links::{LinkModel, Site};
+use crate::topology::Topology;
+
+pub type NodeId = u32;
+pub type Node = Service<MemoryStore, NodeId>;
+
+/// The catalogue every node starts from (the repository's seed).
+const SEED: &str = include_str!("../../config/catalogue.toml");
+/// Simulated Unix time at the start: 2027-01-15T08:00:00Z (milliseconds).
+const T0_MS: i64 = 1_800_000_000_000;
+
+/// Something a scenario makes happen at a moment.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// A capability edit on this node (as its API would make it).
+    Edit(NodeId),
+    /// The node stops; with `keep_state` false it comes back from its genesis, as a node
+    /// whose disk was lost.
+    Leave { node: NodeId, keep_state: bool },
+    /// The node is back and reconnects to its neighbours that are up.
+    Rejoin(NodeId),
+    /// The sites listed are cut off from the others: connections across drop, messages in
+    /// flight across are lost.
+    Cut(Vec<Site>),
+    /// The cut is over: connections come back.
+    Heal,
+    /// A hostile node does its worst once (`crate::hostile`).
+    Attack(NodeId),
+}
+
+#[derive(Debug)]
+enum Event {
+    Wake(NodeId),
+    Request {
+        from: NodeId,
+        to: NodeId,
+        token: u64,
+        bytes: Vec<u8>,
+    },
+    Reply {
+        from: NodeId,
+        to: NodeId,
+        reply: Option<Vec<u8>>,
+    },
+    Gossip {
+        via: NodeId,
+        to: NodeId,
+        author: NodeId,
+        id: u64,
+        topic: Topic,
+        data: Arc<Vec<u8>>,
+    },
+    Do(Action),
+}
+
+struct Entry {
+    at: Duration,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    /// Earliest first (the heap is a max-heap).
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// What one node sent and received.
+#[derive(Debug, Clone, Default)]
+pub struct Traffic {
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    pub messages_out: u64,
+}
+
+/// An edit being followed: when it was made and when each node first held it.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub hash: ChangeHash,
+    pub origin: NodeId,
+    pub at: Duration,
+    pub arrived: Vec<Option<Duration>>,
+}
+
+pub struct World {
+    pub topology: Topology,
+    pub model: LinkModel,
+    pub rng: ChaCha8Rng,
+    pub coop: Cooperative,
+    nodes: Vec<Option<Node>>,
+    neighbours: Vec<Vec<NodeId>>,
+    linked: BTreeSet<(NodeId, NodeId)>,
+    cut: Option<Vec<Site>>,
+    start: Instant,
+    pub t: Duration,
+    queue: BinaryHeap<Entry>,
+    seq: u64,
+    busy: HashMap<(NodeId, NodeId), Duration>,
+    tokens: HashMap<u64, (NodeId, NodeId)>,
+    next_token: u64,
+    next_gossip: u64,
+    seen: HashSet<(NodeId, u64)>,
+    wake_at: Vec<Option<Duration>>,
+    pub traffic: Vec<Traffic>,
+    pub tracked: Vec<Tracked>,
+    pub capabilities: Vec<String>,
+    pub edits_made: u64,
+    pub edits_refused: u64,
+    pub audit_rows: u64,
+    pub events: u64,
+    /// Nodes whose own code is replaced by an attacker's (`crate::hostile`).
+    pub hostile: BTreeSet<NodeId>,
+    /// Changes the attackers forged: no honest node may ever hold one.
+    pub forged: Vec<ChangeHash>,
+    /// Attackers stop at this time (`crate::hostile`).
+    pub attack_until: Duration,
+    /// When the last scheduled edit is made (convergence is judged after it).
+    last_edit: Duration,
+    /// Nodes that left keeping their state (their store is their disk).
+    asleep: HashMap<NodeId, Node>,
+    amnesiac: BTreeSet<NodeId>,
+    boot: Boot,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("nodes", &self.nodes.len())
+            .field("t", &self.t)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a node needs to start from nothing (and to start again after losing its disk).
+struct Boot {
+    root: TrustedRoot,
+    genesis: ChangeHash,
+    snapshot: Vec<u8>,
+    ids: Arc<HashMap<KeyId, NodeId>>,
+    config: Config,
+}
+
+impl World {
+    /// Every node of `topology` started from the seed catalogue, the connections up.
+    pub fn new(topology: Topology, model: LinkModel, seed: u64) -> Result<World> {
+        let mirrors = (topology.nodes.len() - 4) / 4;
+        let mut shape = Shape::default();
+        let node_keys = u32::try_from(1 + mirrors).context("too many mirrors")?;
+        shape
+            .keys_per_role
+            .insert(accord_protocol::Role::Node, (node_keys, 1));
+        let coop = Cooperative::new(shape);
+        let steering = coop.steering();
+        let refs: Vec<&str> = steering.iter().map(String::as_str).collect();
+        let env = coop.signed_root(1, &refs)?;
+        let root = TrustedRoot::anchor(&env.to_json())?;
+        let seed_doc = Seed::parse(SEED, "config/catalogue.toml")?;
+        let capabilities = seed_doc.capabilities.iter().map(|c| c.id.clone()).collect();
+        let (doc, genesis) =
+            genesis::build(&seed_doc, &hex_digest(&root.envelope().payload_digest()))?;
+        let mut ids = HashMap::new();
+        for (i, spec) in topology.nodes.iter().enumerate() {
+            ids.insert(coop.signer(&spec.label)?.id().clone(), i as NodeId);
+        }
+        let boot = Boot {
+            root,
+            genesis,
+            snapshot: doc.save(),
+            ids: Arc::new(ids),
+            config: Config::default(),
+        };
+        let n = topology.nodes.len();
+        let neighbours = topology.neighbours();
+        let mut w = World {
+            model,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            coop,
+            nodes: Vec::with_capacity(n),
+            neighbours,
+            linked: BTreeSet::new(),
+            cut: None,
+            start: Instant::now(),
+            t: Duration::ZERO,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            busy: HashMap::new(),
+            tokens: HashMap::new(),
+            next_token: 0,
+            next_gossip: 0,
+            seen: HashSet::new(),
+            wake_at: vec![None; n],
+            traffic: vec![Traffic::default(); n],
+            tracked: Vec::new(),
+            capabilities,
+            edits_made: 0,
+            edits_refused: 0,
+            audit_rows: 0,
+            events: 0,
+            hostile: BTreeSet::new(),
+            forged: Vec::new(),
+            attack_until: Duration::ZERO,
+            last_edit: Duration::ZERO,
+            asleep: HashMap::new(),
+            amnesiac: BTreeSet::new(),
+            boot,
+            topology,
+        };
+        for i in 0..n {
+            let node = w.boot_node(i as NodeId)?;
+            w.nodes.push(Some(node));
+        }
+        for (a, b) in w.topology.edges.clone() {
+            w.link(a, b);
+        }
+        Ok(w)
+    }
+
+    fn boot_node(&self, id: NodeId) -> Result<Node> {
+        let label = &self.topology.nodes[id as usize].label;
+        let replica = Replica::open(
+            self.boot.genesis,
+            Stored {
+                snapshot: Some(self.boot.snapshot.clone()),
+                ..Stored::default()
+            },
+            self.coop.signer(label)?,
+            RootChain::from_trusted(self.boot.root.clone()),
+        )?;
+        let ids = self.boot.ids.clone();
+        Ok(Service::new(
+            replica,
+            MemoryStore::default(),
+            self.boot.config.clone(),
+            Box::new(move |k: &accord_trust::PublicKey| ids.get(k.id()).copied()),
+            self.now(),
+        ))
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(id as usize).and_then(Option::as_ref)
+    }
+
+    pub fn node_mut(&mut self, id: NodeId) -> Option<&mut Node> {
+        self.nodes.get_mut(id as usize).and_then(Option::as_mut)
+    }
+
+    pub fn site(&self, id: NodeId) -> Site {
+        self.topology.nodes[id as usize].site
+    }
+
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.node(id).is_some()
+    }
+
+    /// The reactor's "now" at simulated time `t`.
+    pub fn now(&self) -> Now {
+        Now::new(
+            self.start + self.t,
+            T0_MS.saturating_add(i64::try_from(self.t.as_millis()).unwrap_or(i64::MAX)),
+        )
+    }
+
+    pub fn schedule(&mut self, at: Duration, action: Action) {
+        if matches!(action, Action::Edit(_)) {
+            self.last_edit = self.last_edit.max(at);
+        }
+        self.push(at, Event::Do(action));
+    }
+
+    fn push(&mut self, at: Duration, event: Event) {
+        self.seq += 1;
+        self.queue.push(Entry {
+            at,
+            seq: self.seq,
+            event,
+        });
+    }
+
+    /// Runs events until simulated time `until` (or until nothing is left).
+    pub fn run_until(&mut self, until: Duration) {
+        while let Some(e) = self.queue.peek() {
+            if e.at > until {
+                break;
+            }
+            let Some(e) = self.queue.pop() else { break };
+            self.t = e.at;
+            self.events += 1;
+            self.handle(e.event);
+        }
+        self.t = until;
+    }
+
+    /// Runs until every edit made so far is held by every node that is up, or `limit`.
+    /// Returns whether they converged.
+    pub fn run_until_converged(&mut self, limit: Duration) -> bool {
+        let last_edit = self.last_edit.min(limit);
+        if self.t < last_edit {
+            self.run_until(last_edit);
+        }
+        let step = Duration::from_millis(100);
+        loop {
+            if self.converged() {
+                return true;
+            }
+            if self.t >= limit {
+                return false;
+            }
+            let next = (self.t + step).min(limit);
+            self.run_until(next);
+        }
+    }
+
+    /// Every tracked edit is at every honest node that is up.
+    pub fn converged(&self) -> bool {
+        self.tracked.iter().all(|e| {
+            e.arrived
+                .iter()
+                .enumerate()
+                .all(|(i, a)| a.is_some() || !self.counts(i as NodeId))
+        })
+    }
+
+    /// Whether a node counts for convergence: up and honest.
+    pub fn counts(&self, id: NodeId) -> bool {
+        self.is_up(id) && !self.hostile.contains(&id)
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Wake(n) => {
+                if self.wake_at[n as usize] != Some(self.t) {
+                    return; // superseded by an earlier wakeup
+                }
+                self.wake_at[n as usize] = None;
+                let now = self.now();
+                if let Some(node) = self.node_mut(n) {
+                    node.handle_timeout(now);
+                }
+                self.drain(n);
+            }
+            Event::Request {
+                from,
+                to,
+                token,
+                bytes,
+            } => {
+                if !self.is_linked(from, to) {
+                    self.tokens.remove(&token);
+                    return;
+                }
+                self.traffic[to as usize].bytes_in += bytes.len() as u64;
+                let now = self.now();
+                let before = self.applied(to);
+                if let Some(node) = self.node_mut(to) {
+                    node.sync_request(from, token, &bytes, now);
+                }
+                self.after_apply(to, before);
+                self.drain(to);
+            }
+            Event::Reply { from, to, reply } => {
+                if !self.is_linked(from, to) {
+                    return;
+                }
+                self.traffic[to as usize].bytes_in += reply.as_ref().map_or(0, |r| r.len() as u64);
+                let now = self.now();
+                let before = self.applied(to);
+                if let Some(node) = self.node_mut(to) {
+                    node.sync_response(from, reply, now);
+                }
+                self.after_apply(to, before);
+                self.drain(to);
+            }
+            Event::Gossip {
+                via,
+                to,
+                author,
+                id,
+                topic,
+                data,
+            } => {
+                if !self.is_linked(via, to) {
+                    return;
+                }
+                self.traffic[to as usize].bytes_in += data.len() as u64;
+                if !self.seen.insert((to, id)) {
+                    return;
+                }
+                let now = self.now();
+                let accepted = self
+                    .node_mut(to)
+                    .is_some_and(|node| node.gossip(author, via, topic, &data, now));
+                self.drain(to);
+                if accepted {
+                    self.flood(to, Some(via), author, id, topic, data);
+                }
+            }
+            Event::Do(action) => self.act(action),
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Edit(n) => self.edit(n),
+            Action::Leave { node, keep_state } => self.leave(node, keep_state),
+            Action::Rejoin(n) => self.rejoin(n),
+            Action::Cut(sites) => {
+                self.cut = Some(sites);
+                for (a, b) in self.linked.clone() {
+                    if self.is_cut(a, b) {
+                        self.unlink(a, b);
+                    }
+                }
+            }
+            Action::Heal => {
+                self.cut = None;
+                for (a, b) in self.topology.edges.clone() {
+                    self.link(a, b);
+                }
+            }
+            Action::Attack(n) => crate::hostile::attack(self, n),
+        }
+    }
+
+    /// One edit: a random capability's effort, as an operator would set it.
+    fn edit(&mut self, n: NodeId) {
+        let cap = self.capabilities[self.rng.gen_range(0..self.capabilities.len())].clone();
+        let weeks = self.rng.gen_range(1..52);
+        let now = self.now();
+        let Some(node) = self.node_mut(n) else {
+            return;
+        };
+        let result = node.edit(now, "simulated edit", |tx| {
+            edit::set(tx, &cap, "effort", &format!("{weeks} weeks"))
+        });
+        match result {
+            Ok(delta) => {
+                self.edits_made += 1;
+                let count = self.nodes.len();
+                for c in &delta.changes {
+                    let mut arrived = vec![None; count];
+                    arrived[n as usize] = Some(self.t);
+                    self.tracked.push(Tracked {
+                        hash: ChangeHash(c.hash),
+                        origin: n,
+                        at: self.t,
+                        arrived,
+                    });
+                }
+            }
+            Err(_) => self.edits_refused += 1,
+        }
+        self.drain(n);
+    }
+
+    fn leave(&mut self, n: NodeId, keep_state: bool) {
+        for m in self.neighbours[n as usize].clone() {
+            self.unlink(n, m);
+        }
+        let Some(node) = self.nodes.get_mut(n as usize).and_then(Option::take) else {
+            return;
+        };
+        self.wake_at[n as usize] = None;
+        if keep_state {
+            // Its store is its disk: it comes back with it.
+            self.asleep.insert(n, node);
+        } else {
+            self.amnesiac.insert(n);
+            for e in &mut self.tracked {
+                e.arrived[n as usize] = None;
+            }
+        }
+    }
+
+    fn rejoin(&mut self, n: NodeId) {
+        if self.is_up(n) {
+            return;
+        }
+        let node = match self.asleep.remove(&n) {
+            Some(node) => node,
+            None => match self.boot_node(n) {
+                Ok(node) => node,
+                Err(_) => return,
+            },
+        };
+        self.nodes[n as usize] = Some(node);
+        // What it holds now counts as arrived now.
+        self.after_apply(n, 0);
+        for m in self.neighbours[n as usize].clone() {
+            self.link(n, m);
+        }
+        self.drain(n);
+    }
+
+    fn is_cut(&self, a: NodeId, b: NodeId) -> bool {
+        self.cut
+            .as_ref()
+            .is_some_and(|side| side.contains(&self.site(a)) != side.contains(&self.site(b)))
+    }
+
+    pub fn is_linked(&self, a: NodeId, b: NodeId) -> bool {
+        self.linked.contains(&(a.min(b), a.max(b)))
+    }
+
+    /// A connection comes up (both up, not across a cut): both nodes are told.
+    pub fn link(&mut self, a: NodeId, b: NodeId) {
+        if a == b || !self.is_up(a) || !self.is_up(b) || self.is_cut(a, b) {
+            return;
+        }
+        if !self.linked.insert((a.min(b), a.max(b))) {
+            return;
+        }
+        let now = self.now();
+        if let Some(node) = self.node_mut(a) {
+            node.peer_connected(b, now);
+        }
+        if let Some(node) = self.node_mut(b) {
+            node.peer_connected(a, now);
+        }
+        self.drain(a);
+        self.drain(b);
+    }
+
+    /// A connection closes: both nodes are told; what is in flight on it is lost.
+    pub fn unlink(&mut self, a: NodeId, b: NodeId) {
+        if !self.linked.remove(&(a.min(b), a.max(b))) {
+            return;
+        }
+        if let Some(node) = self.node_mut(a) {
+            node.peer_disconnected(&b);
+        }
+        if let Some(node) = self.node_mut(b) {
+            node.peer_disconnected(&a);
+        }
+    }
+
+    /// Sends on the directed link `from` to `to`: it arrives after the link is free, the
+    /// bytes are through, and the propagation delay has passed.
+    fn send(&mut self, from: NodeId, to: NodeId, bytes: usize, event: Event) {
+        let (a, b) = (self.site(from), self.site(to));
+        let free = self.busy.get(&(from, to)).copied().unwrap_or_default();
+        let start = free.max(self.t);
+        let done = start + self.model.transmit(a, b, bytes);
+        self.busy.insert((from, to), done);
+        let t = &mut self.traffic[from as usize];
+        t.bytes_out += bytes as u64;
+        t.messages_out += 1;
+        self.push(done + self.model.one_way(a, b), event);
+    }
+
+    /// Gossip as gossipsub floods it: to every connected neighbour but the one it came
+    /// from; each node passes a message on once.
+    fn flood(
+        &mut self,
+        from: NodeId,
+        except: Option<NodeId>,
+        author: NodeId,
+        id: u64,
+        topic: Topic,
+        data: Arc<Vec<u8>>,
+    ) {
+        for m in self.neighbours[from as usize].clone() {
+            if Some(m) == except || m == author || !self.is_linked(from, m) {
+                continue;
+            }
+            self.send(
+                from,
+                m,
+                data.len(),
+                Event::Gossip {
+                    via: from,
+                    to: m,
+                    author,
+                    id,
+                    topic,
+                    data: data.clone(),
+                },
+            );
+        }
+    }
+
+    /// Does the I/O node `n` asks for, then asks when to wake it.
+    pub fn drain(&mut self, n: NodeId) {
+        while let Some(io) = self.node_mut(n).and_then(Service::poll_io) {
+            match io {
+                Io::SendSync { peer, bytes } => {
+                    if !self.is_linked(n, peer) {
+                        if let Some(node) = self.node_mut(n) {
+                            node.sync_failed(&peer);
+                        }
+                        continue;
+                    }
+                    self.next_token += 1;
+                    let token = self.next_token;
+                    self.tokens.insert(token, (n, peer));
+                    let len = bytes.len();
+                    self.send(
+                        n,
+                        peer,
+                        len,
+                        Event::Request {
+                            from: n,
+                            to: peer,
+                            token,
+                            bytes,
+                        },
+                    );
+                }
+                Io::Respond { token, reply } => {
+                    if let Some((requester, _)) = self.tokens.remove(&token) {
+                        let len = reply.as_ref().map_or(0, Vec::len);
+                        self.send(
+                            n,
+                            requester,
+                            len,
+                            Event::Reply {
+                                from: n,
+                                to: requester,
+                                reply,
+                            },
+                        );
+                    }
+                }
+                Io::Publish { topic, data } => {
+                    self.next_gossip += 1;
+                    let id = self.next_gossip;
+                    self.seen.insert((n, id));
+                    self.flood(n, None, n, id, topic, Arc::new(data));
+                }
+                Io::Disconnect(peer) => self.unlink(n, peer),
+                Io::Audit(rows) => self.audit_rows += rows.len() as u64,
+                // No blob store in these scenarios; bans are the node's own (`Disconnect`
+                // follows, and a banned peer's next connection is refused by the node).
+                Io::AnnounceBlobs
+                | Io::Ban { .. }
+                | Io::Unban(_)
+                | Io::SetListed(_)
+                | Io::RootsAdopted(_)
+                | Io::Retired { .. } => {}
+            }
+        }
+        self.schedule_wake(n);
+    }
+
+    fn schedule_wake(&mut self, n: NodeId) {
+        let Some(at) = self.node(n).map(Service::next_wakeup) else {
+            return;
+        };
+        let at = at.saturating_duration_since(self.start).max(self.t);
+        match self.wake_at[n as usize] {
+            Some(w) if w <= at && w >= self.t => {}
+            _ => {
+                self.wake_at[n as usize] = Some(at);
+                self.push(at, Event::Wake(n));
+            }
+        }
+    }
+
+    /// Changes node `n` has applied so far (to see whether an input brought any).
+    fn applied(&self, n: NodeId) -> u64 {
+        self.node(n).map_or(0, |s| s.metrics().changes_applied)
+    }
+
+    /// Records which followed edits reached `n`, if the last input applied anything.
+    fn after_apply(&mut self, n: NodeId, before: u64) {
+        if self.applied(n) == before && before != 0 {
+            return;
+        }
+        let Some(node) = self.nodes.get(n as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        let doc = node.replica().doc();
+        let t = self.t;
+        for e in &mut self.tracked {
+            if e.arrived[n as usize].is_none() && doc.get_change_meta_by_hash(&e.hash).is_some() {
+                e.arrived[n as usize] = Some(t);
+            }
+        }
+    }
+
+    /// A sync request `from` sends outside its node's own logic (an attacker's message).
+    pub(crate) fn inject_request(&mut self, from: NodeId, to: NodeId, bytes: Vec<u8>) {
+        if !self.is_linked(from, to) {
+            return;
+        }
+        self.next_token += 1;
+        let token = self.next_token;
+        self.tokens.insert(token, (from, to));
+        let len = bytes.len();
+        self.send(
+            from,
+            to,
+            len,
+            Event::Request {
+                from,
+                to,
+                token,
+                bytes,
+            },
+        );
+    }
+
+    /// Gossip `from` publishes outside its node's own logic (an attacker's announcement).
+    pub(crate) fn inject_gossip(&mut self, from: NodeId, topic: Topic, data: Vec<u8>) {
+        self.next_gossip += 1;
+        let id = self.next_gossip;
+        self.seen.insert((from, id));
+        self.flood(from, None, from, id, topic, Arc::new(data));
+    }
+
+    pub(crate) fn neighbours_of(&self, n: NodeId) -> Vec<NodeId> {
+        self.neighbours[n as usize].clone()
+    }
+
+    /// Nodes that lost their state at some point (they must not edit: see `docs/simulations.md`).
+    pub fn amnesiac(&self) -> &BTreeSet<NodeId> {
+        &self.amnesiac
+    }
+
+    /// Whether any node that counts holds a forged change.
+    pub fn forged_held(&self) -> usize {
+        (0..self.nodes.len() as NodeId)
+            .filter(|n| self.counts(*n))
+            .filter_map(|n| self.node(n))
+            .map(|node| {
+                self.forged
+                    .iter()
+                    .filter(|h| node.replica().doc().get_change_meta_by_hash(h).is_some())
+                    .count()
+            })
+            .sum()
+    }
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
