@@ -58,7 +58,12 @@ fn honest_nodes_refuse_every_forged_change_and_still_converge() {
     assert!(o.converged, "{o:?}");
     assert!(extra(&o, "forged changes sent").parse::<u64>().expect("n") > 0);
     assert_eq!(extra(&o, "forged changes held by honest nodes"), "0");
-    assert!(extra(&o, "messages refused by honest nodes").parse::<u64>().expect("n") > 0);
+    assert!(
+        extra(&o, "messages refused by honest nodes")
+            .parse::<u64>()
+            .expect("n")
+            > 0
+    );
     assert!(extra(&o, "bans").parse::<u64>().expect("n") > 0);
 }
 
