@@ -87,6 +87,11 @@ pub struct Replica {
     peers: HashMap<String, sync::State>,
     /// Persisted states of peers not connected now.
     saved_peers: BTreeMap<String, Vec<u8>>,
+    /// Per peer, dependencies its last message lacked: our next message asks for them by
+    /// name. Its Bloom filter of what we hold can be wrong (a false positive makes it
+    /// leave a change out), and the same filter is wrong the same way every time, so
+    /// asking it to reset alone would loop for ever.
+    missing: HashMap<String, Vec<ChangeHash>>,
     limits: Limits,
     /// Operations the document holds (for `Limits::max_document_ops`).
     ops: u64,
@@ -167,6 +172,7 @@ impl Replica {
             statements,
             peers: HashMap::new(),
             saved_peers: stored.peer_states,
+            missing: HashMap::new(),
             limits: Limits::default(),
             ops,
         })
@@ -482,7 +488,13 @@ impl Replica {
             caps.retain(|c| *c != sync::Capability::MessageV2);
         }
         let before = state.sent_hashes.clone();
-        let msg = self.doc.generate_sync_message(state)?;
+        let mut msg = self.doc.generate_sync_message(state)?;
+        if let Some(lacking) = self.missing.remove(peer) {
+            // Automerge encodes hash lists sorted.
+            msg.need.extend(lacking);
+            msg.need.sort();
+            msg.need.dedup();
+        }
         // One signature per author covers all of that author's changes in the message: an
         // author's changes are hash-linked (each depends on its previous one), so the
         // signature over the newest one authenticates its ancestors (ADR 0003).
@@ -560,6 +572,10 @@ impl Replica {
                     // dependency out, or it is behind on roots). Keep nothing of its
                     // changes, but learn its heads and ask it to reset, so our next message
                     // asks for exactly what is missing and it resends everything.
+                    let lacking = self.lacking(&msg);
+                    if !lacking.is_empty() {
+                        self.missing.insert(peer.to_owned(), lacking);
+                    }
                     let mut bare = msg;
                     bare.changes = sync::ChunkList::from(Vec::<Vec<u8>>::new());
                     if self.doc.receive_sync_message(&mut state, bare).is_ok() {
@@ -660,6 +676,24 @@ impl Replica {
             ));
         }
         Ok(out)
+    }
+
+    /// Dependencies of a message's changes that neither this node nor the message has (at
+    /// most 256: a peer asks again for the rest).
+    fn lacking(&self, msg: &sync::Message) -> Vec<ChangeHash> {
+        let Ok(new) = self.new_changes(msg) else {
+            return Vec::new();
+        };
+        let hashes: HashSet<ChangeHash> = new.iter().map(Change::hash).collect();
+        let mut out: Vec<ChangeHash> = new
+            .iter()
+            .flat_map(|c| c.deps().to_vec())
+            .filter(|d| !hashes.contains(d) && self.doc.get_change_by_hash(d).is_none())
+            .collect();
+        out.sort();
+        out.dedup();
+        out.truncate(256);
+        out
     }
 
     /// Verifies a message's new changes before any is applied (see the module docs).
