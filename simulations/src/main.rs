@@ -70,5 +70,15 @@ fn main() -> Result<()> {
     for f in report::write(&args.out, &outcomes)? {
         println!("wrote {f}");
     }
+    let broken: Vec<String> = outcomes.iter().flat_map(|o| o.violations()).collect();
+    if !broken.is_empty() {
+        for b in &broken {
+            eprintln!("invariant broken: {b}");
+        }
+        anyhow::bail!(
+            "{} invariant(s) broken (replay with --seed {seed})",
+            broken.len()
+        );
+    }
     Ok(())
 }

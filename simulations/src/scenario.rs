@@ -97,6 +97,33 @@ pub struct Outcome {
     pub extra: Vec<(String, String)>,
 }
 
+impl Outcome {
+    /// The invariants every run checks; a run that breaks one fails.
+    pub fn violations(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if !self.converged {
+            v.push(format!(
+                "{} at {} nodes: honest nodes did not converge",
+                self.scenario, self.nodes
+            ));
+        }
+        for (key, must) in [
+            ("forged changes held by honest nodes", "0"),
+            ("edits across the cut before healing", "0"),
+        ] {
+            if let Some((_, got)) = self.extra.iter().find(|(k, _)| k == key)
+                && got != must
+            {
+                v.push(format!(
+                    "{} at {} nodes: {key}: {got}",
+                    self.scenario, self.nodes
+                ));
+            }
+        }
+        v
+    }
+}
+
 pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
     if p.nodes < 4 || !(p.nodes - 4).is_multiple_of(4) || p.nodes > 1004 {
         bail!(
@@ -263,6 +290,13 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
     if scenario == Scenario::Intercontinental {
         extra.extend(site_matrix(&w));
     }
+    if scenario == Scenario::Churn {
+        let catch_up = catch_up(&w);
+        extra.push((
+            "catch-up after rejoining p50/max ms".into(),
+            format!("{:.0} / {:.0}", catch_up.p50, catch_up.max),
+        ));
+    }
     let convergence = Spread::of(
         w.tracked
             .iter()
@@ -317,6 +351,24 @@ fn edits(
         let n = editors[rng.gen_range(0..editors.len())];
         w.schedule(at, Action::Edit(n));
     }
+}
+
+/// Per returning node: from its return until it holds every edit made before it.
+fn catch_up(w: &World) -> Spread {
+    Spread::of(
+        w.rejoins
+            .iter()
+            .filter_map(|(n, back)| {
+                w.tracked
+                    .iter()
+                    .filter(|e| e.at <= *back)
+                    .map(|e| e.arrived[*n as usize].map(|a| a.saturating_sub(*back)))
+                    .collect::<Option<Vec<_>>>()
+                    .map(|v| v.into_iter().max().unwrap_or_default())
+            })
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .collect(),
+    )
 }
 
 /// Edits that reached the other side of the cut before it healed (must be none).

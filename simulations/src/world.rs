@@ -153,6 +153,8 @@ pub struct World {
     pub attack_until: Duration,
     /// When the last scheduled edit is made (convergence is judged after it).
     last_edit: Duration,
+    /// Each node's return, and when (`churn` measures how long each takes to catch up).
+    pub rejoins: Vec<(NodeId, Duration)>,
     /// Nodes that left keeping their state (their store is their disk).
     asleep: HashMap<NodeId, Node>,
     amnesiac: BTreeSet<NodeId>,
@@ -238,6 +240,7 @@ impl World {
             forged: Vec::new(),
             attack_until: Duration::ZERO,
             last_edit: Duration::ZERO,
+            rejoins: Vec::new(),
             asleep: HashMap::new(),
             amnesiac: BTreeSet::new(),
             boot,
@@ -529,6 +532,7 @@ impl World {
             },
         };
         self.nodes[n as usize] = Some(node);
+        self.rejoins.push((n, self.t));
         // What it holds now counts as arrived now.
         self.after_apply(n, 0);
         for m in self.neighbours[n as usize].clone() {

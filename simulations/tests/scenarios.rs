@@ -18,6 +18,24 @@ fn run(s: Scenario, nodes: usize, seed: u64) -> Outcome {
     .expect("runs")
 }
 
+/// Every scenario at 4 and 40 nodes, each run's invariants checked.
+#[test]
+fn every_scenario_holds_its_invariants_at_4_and_40_nodes() {
+    for s in [
+        Scenario::Steady,
+        Scenario::Partition,
+        Scenario::Churn,
+        Scenario::Intercontinental,
+        Scenario::Hostile,
+    ] {
+        for n in [4, 40] {
+            let o = run(s, n, 2026);
+            assert!(o.violations().is_empty(), "{:?}", o.violations());
+            assert!(o.edits > 0, "{} at {n}: no edit made", s.name());
+        }
+    }
+}
+
 fn extra<'a>(o: &'a Outcome, key: &str) -> &'a str {
     o.extra
         .iter()
