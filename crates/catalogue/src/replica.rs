@@ -565,16 +565,32 @@ impl Replica {
                 .receive_sync_message(&mut state, msg)
                 .map_err(|e| refuse(Refusal::Violation, format!("rejected by Automerge: {e}")))?;
         } else {
-            let checked = match self.check(new, &wire.signatures) {
+            // Dependencies: here already, or in the message. Nothing waits in a queue.
+            let lacking = self.lacking(&new);
+            let checked = match lacking.first() {
+                Some((c, d)) => Err((
+                    Refusal::Unverifiable,
+                    format!(
+                        "change {} depends on {}, which neither this node nor the message has",
+                        hex::encode(&c.0[..6]),
+                        hex::encode(&d.0[..6])
+                    ),
+                )),
+                None => self.check(new, &wire.signatures),
+            };
+            let checked = match checked {
                 Ok(c) => c,
                 Err((Refusal::Unverifiable, reason)) => {
                     // An honest peer can send this (a Bloom-filter false positive left a
                     // dependency out, or it is behind on roots). Keep nothing of its
-                    // changes, but learn its heads and ask it to reset, so our next message
-                    // asks for exactly what is missing and it resends everything.
-                    let lacking = self.lacking(&msg);
+                    // changes, but learn its heads and ask it to reset, and ask for what
+                    // was missing by name, so it resends everything that is needed.
                     if !lacking.is_empty() {
-                        self.missing.insert(peer.to_owned(), lacking);
+                        let mut need: Vec<ChangeHash> = lacking.iter().map(|(_, d)| *d).collect();
+                        need.sort();
+                        need.dedup();
+                        need.truncate(256);
+                        self.missing.insert(peer.to_owned(), need);
                     }
                     let mut bare = msg;
                     bare.changes = sync::ChunkList::from(Vec::<Vec<u8>>::new());
@@ -678,44 +694,21 @@ impl Replica {
         Ok(out)
     }
 
-    /// Dependencies of a message's changes that neither this node nor the message has (at
-    /// most 256: a peer asks again for the rest).
-    fn lacking(&self, msg: &sync::Message) -> Vec<ChangeHash> {
-        let Ok(new) = self.new_changes(msg) else {
-            return Vec::new();
-        };
+    /// (change, dependency) for every dependency of the new changes that neither this node
+    /// nor the message has.
+    fn lacking(&self, new: &[Change]) -> Vec<(ChangeHash, ChangeHash)> {
         let hashes: HashSet<ChangeHash> = new.iter().map(Change::hash).collect();
-        let mut out: Vec<ChangeHash> = new
-            .iter()
-            .flat_map(|c| c.deps().to_vec())
-            .filter(|d| !hashes.contains(d) && self.doc.get_change_by_hash(d).is_none())
-            .collect();
-        out.sort();
-        out.dedup();
-        out.truncate(256);
-        out
+        new.iter()
+            .flat_map(|c| c.deps().iter().map(move |d| (c.hash(), *d)))
+            .filter(|(_, d)| !hashes.contains(d) && self.doc.get_change_by_hash(d).is_none())
+            .collect()
     }
 
-    /// Verifies a message's new changes before any is applied (see the module docs).
+    /// Verifies a message's new changes before any is applied (see the module docs); the
+    /// caller has found every dependency here or in the message (`lacking`).
     fn check(&self, new: Vec<Change>, attached: &[[u8; 64]]) -> Result<Checked, (Refusal, String)> {
         let violation = |r: String| (Refusal::Violation, r);
         let short = |h: &ChangeHash| hex::encode(&h.0[..6]);
-        // Dependencies: here already, or in the message. Nothing waits in a queue.
-        let hashes: HashSet<ChangeHash> = new.iter().map(Change::hash).collect();
-        for c in &new {
-            for d in c.deps() {
-                if !hashes.contains(d) && self.doc.get_change_by_hash(d).is_none() {
-                    return Err((
-                        Refusal::Unverifiable,
-                        format!(
-                            "change {} depends on {}, which neither this node nor the message has",
-                            short(&c.hash()),
-                            short(d)
-                        ),
-                    ));
-                }
-            }
-        }
         let order = causal_order(new);
 
         // Authors and write authority, in causal order: roots an earlier change adds count
