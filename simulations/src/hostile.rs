@@ -56,12 +56,12 @@ pub fn attack(w: &mut World, n: NodeId) {
     let m1 = own.message(vec![forbidden.hash()], &[forbidden]);
     let m2 = outsider.message(vec![unlisted.hash()], &[unlisted]);
     for m in w.neighbours_of(n) {
-        w.inject_request(n, m, m1.clone());
-        w.inject_request(n, m, m2.clone());
+        w.request(n, m, m1.clone());
+        w.request(n, m, m2.clone());
     }
     // Heads nobody has.
     let lie: Vec<u8> = (0..32).map(|_| w.rng.r#gen::<u8>()).collect();
-    w.inject_gossip(n, Topic::Heads, lie);
+    w.publish(n, Topic::Heads, lie);
     let next = w.t + EVERY;
     w.schedule(next, Action::Attack(n));
 }

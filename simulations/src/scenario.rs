@@ -14,6 +14,9 @@ use crate::links::{LinkModel, Site};
 use crate::topology::Topology;
 use crate::world::{Action, NodeId, World};
 
+/// Edits are spread over this much simulated time.
+const EDIT_WINDOW: Duration = Duration::from_secs(20);
+
 /// Simulated time after which a run that has not converged is reported as such.
 const LIMIT: Duration = Duration::from_secs(600);
 
@@ -147,25 +150,11 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
     let from = match scenario {
         Scenario::Steady => {
             let editors: Vec<NodeId> = (0..w.len() as NodeId).collect();
-            edits(
-                &mut w,
-                &mut rng,
-                &editors,
-                p.edits,
-                t0,
-                Duration::from_secs(20),
-            );
+            edits(&mut w, &mut rng, &editors, p.edits, t0, EDIT_WINDOW);
             None
         }
         Scenario::Intercontinental => {
-            edits(
-                &mut w,
-                &mut rng,
-                &[0, 1, 2, 3],
-                p.edits,
-                t0,
-                Duration::from_secs(20),
-            );
+            edits(&mut w, &mut rng, &[0, 1, 2, 3], p.edits, t0, EDIT_WINDOW);
             None
         }
         Scenario::Partition => {
@@ -179,7 +168,7 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
                 &editors,
                 p.edits,
                 cut + Duration::from_secs(1),
-                Duration::from_secs(20),
+                EDIT_WINDOW,
             );
             w.schedule(heal, Action::Heal);
             w.run_until(heal);
@@ -198,14 +187,19 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
             movers.shuffle(&mut rng);
             movers.truncate((w.len() / 5).max(1));
             let mut last = t0;
+            let mut lost = Vec::new();
             for (i, m) in movers.iter().enumerate() {
+                let keep_state = i % 2 == 0;
+                if !keep_state {
+                    lost.push(*m);
+                }
                 let leave = t0 + Duration::from_millis(rng.gen_range(0..10_000));
                 let back = leave + Duration::from_millis(rng.gen_range(5_000..15_000));
                 w.schedule(
                     leave,
                     Action::Leave {
                         node: *m,
-                        keep_state: i % 2 == 0,
+                        keep_state,
                     },
                 );
                 w.schedule(back, Action::Rejoin(*m));
@@ -214,21 +208,11 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
             // A node restored without its disk would reuse its sequence numbers if it
             // edited before catching up (docs/simulations.md): edits come from the others.
             let editors: Vec<NodeId> = (0..w.len() as NodeId)
-                .filter(|n| !movers[..].iter().skip(1).step_by(2).any(|m| m == n))
+                .filter(|n| !lost.contains(n))
                 .collect();
-            edits(
-                &mut w,
-                &mut rng,
-                &editors,
-                p.edits,
-                t0,
-                Duration::from_secs(20),
-            );
+            edits(&mut w, &mut rng, &editors, p.edits, t0, EDIT_WINDOW);
             extra.push(("nodes that left".into(), movers.len().to_string()));
-            extra.push((
-                "of them without their state".into(),
-                (movers.len() / 2).to_string(),
-            ));
+            extra.push(("of them without their state".into(), lost.len().to_string()));
             w.run_until(last);
             Some(last)
         }
@@ -247,14 +231,7 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
             let editors: Vec<NodeId> = (0..w.len() as NodeId)
                 .filter(|n| !w.hostile.contains(n))
                 .collect();
-            edits(
-                &mut w,
-                &mut rng,
-                &editors,
-                p.edits,
-                t0,
-                Duration::from_secs(20),
-            );
+            edits(&mut w, &mut rng, &editors, p.edits, t0, EDIT_WINDOW);
             extra.push(("hostile nodes".into(), bad.len().to_string()));
             None
         }

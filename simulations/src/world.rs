@@ -157,7 +157,6 @@ pub struct World {
     pub rejoins: Vec<(NodeId, Duration)>,
     /// Nodes that left keeping their state (their store is their disk).
     asleep: HashMap<NodeId, Node>,
-    amnesiac: BTreeSet<NodeId>,
     boot: Boot,
 }
 
@@ -242,7 +241,6 @@ impl World {
             last_edit: Duration::ZERO,
             rejoins: Vec::new(),
             asleep: HashMap::new(),
-            amnesiac: BTreeSet::new(),
             boot,
             topology,
         };
@@ -513,7 +511,6 @@ impl World {
             // Its store is its disk: it comes back with it.
             self.asleep.insert(n, node);
         } else {
-            self.amnesiac.insert(n);
             for e in &mut self.tracked {
                 e.arrived[n as usize] = None;
             }
@@ -534,7 +531,7 @@ impl World {
         self.nodes[n as usize] = Some(node);
         self.rejoins.push((n, self.t));
         // What it holds now counts as arrived now.
-        self.after_apply(n, 0);
+        self.record_arrivals(n);
         for m in self.neighbours[n as usize].clone() {
             self.link(n, m);
         }
@@ -633,27 +630,11 @@ impl World {
         while let Some(io) = self.node_mut(n).and_then(Service::poll_io) {
             match io {
                 Io::SendSync { peer, bytes } => {
-                    if !self.is_linked(n, peer) {
-                        if let Some(node) = self.node_mut(n) {
-                            node.sync_failed(&peer);
-                        }
-                        continue;
+                    if !self.request(n, peer, bytes)
+                        && let Some(node) = self.node_mut(n)
+                    {
+                        node.sync_failed(&peer);
                     }
-                    self.next_token += 1;
-                    let token = self.next_token;
-                    self.tokens.insert(token, (n, peer));
-                    let len = bytes.len();
-                    self.send(
-                        n,
-                        peer,
-                        len,
-                        Event::Request {
-                            from: n,
-                            to: peer,
-                            token,
-                            bytes,
-                        },
-                    );
                 }
                 Io::Respond { token, reply } => {
                     if let Some((requester, _)) = self.tokens.remove(&token) {
@@ -670,12 +651,7 @@ impl World {
                         );
                     }
                 }
-                Io::Publish { topic, data } => {
-                    self.next_gossip += 1;
-                    let id = self.next_gossip;
-                    self.seen.insert((n, id));
-                    self.flood(n, None, n, id, topic, Arc::new(data));
-                }
+                Io::Publish { topic, data } => self.publish(n, topic, data),
                 Io::Disconnect(peer) => self.unlink(n, peer),
                 Io::Audit(rows) => self.audit_rows += rows.len() as u64,
                 // No blob store in these scenarios; bans are the node's own (`Disconnect`
@@ -712,9 +688,13 @@ impl World {
 
     /// Records which followed edits reached `n`, if the last input applied anything.
     fn after_apply(&mut self, n: NodeId, before: u64) {
-        if self.applied(n) == before && before != 0 {
-            return;
+        if self.applied(n) != before {
+            self.record_arrivals(n);
         }
+    }
+
+    /// Marks every followed edit `n` holds and was not known to hold as arrived now.
+    fn record_arrivals(&mut self, n: NodeId) {
         let Some(node) = self.nodes.get(n as usize).and_then(Option::as_ref) else {
             return;
         };
@@ -727,10 +707,11 @@ impl World {
         }
     }
 
-    /// A sync request `from` sends outside its node's own logic (an attacker's message).
-    pub(crate) fn inject_request(&mut self, from: NodeId, to: NodeId, bytes: Vec<u8>) {
+    /// Sends a sync request from `from` to `to` (its node's, or an attacker's message);
+    /// false when they are not connected.
+    pub(crate) fn request(&mut self, from: NodeId, to: NodeId, bytes: Vec<u8>) -> bool {
         if !self.is_linked(from, to) {
-            return;
+            return false;
         }
         self.next_token += 1;
         let token = self.next_token;
@@ -747,10 +728,11 @@ impl World {
                 bytes,
             },
         );
+        true
     }
 
-    /// Gossip `from` publishes outside its node's own logic (an attacker's announcement).
-    pub(crate) fn inject_gossip(&mut self, from: NodeId, topic: Topic, data: Vec<u8>) {
+    /// Gossip `from` publishes (its node's, or an attacker's announcement).
+    pub(crate) fn publish(&mut self, from: NodeId, topic: Topic, data: Vec<u8>) {
         self.next_gossip += 1;
         let id = self.next_gossip;
         self.seen.insert((from, id));
@@ -759,11 +741,6 @@ impl World {
 
     pub(crate) fn neighbours_of(&self, n: NodeId) -> Vec<NodeId> {
         self.neighbours[n as usize].clone()
-    }
-
-    /// Nodes that lost their state at some point (they must not edit: see `docs/simulations.md`).
-    pub fn amnesiac(&self) -> &BTreeSet<NodeId> {
-        &self.amnesiac
     }
 
     /// Whether any node that counts holds a forged change.
