@@ -61,7 +61,7 @@ pub enum ApiRequest {
     /// Signatures on a release, recall or conditional statement, to check and record.
     Signatures {
         envelope: Vec<u8>,
-        reply: oneshot::Sender<Result<crate::daemon::Imported, String>>,
+        reply: oneshot::Sender<Result<accord_promote::admit::Imported, String>>,
     },
     /// The audit log's rows, raw (the client verifies the chain itself).
     Audit(oneshot::Sender<Result<AuditRows, String>>),
@@ -449,7 +449,7 @@ async fn signatures(
     State(api): State<Api>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<crate::daemon::Imported>, ApiError> {
+) -> Result<Json<accord_promote::admit::Imported>, ApiError> {
     authorize(&api, &headers)?;
     if body.len() > accord_protocol::limits::MAX_ENVELOPE_BYTES {
         return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "envelope too large"));

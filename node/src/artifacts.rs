@@ -187,19 +187,7 @@ pub fn select<'c>(cat: &'c Catalogue, sel: &Selector, chain: &RootChain) -> Resu
 }
 
 /// Who wrote a statement into the catalogue: "eu (node key 1a2b…)" per author.
-pub fn proposers(r: &Release, chain: &RootChain) -> Vec<String> {
-    r.authors
-        .iter()
-        .map(|a| match accord_catalogue::signing::author_of(chain, a) {
-            Some(s) => format!(
-                "{} (node key {})",
-                s.principal(),
-                &s.key().id().short()[..8]
-            ),
-            None => format!("unknown actor {}", a.chars().take(8).collect::<String>()),
-        })
-        .collect()
-}
+pub use accord_promote::inputs::proposers;
 
 /// One artifact of a release and how much of it each node holds (verified bytes).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -157,7 +157,7 @@ impl Mirror {
     pub async fn update_wants(
         &mut self,
         cat: &Catalogue,
-        plan: &crate::promotion::MirrorPlan,
+        plan: &accord_promote::MirrorPlan,
     ) -> Result<()> {
         self.releases = artifacts::releases(cat);
         for r in &self.releases {

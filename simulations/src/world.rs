@@ -661,6 +661,8 @@ impl World {
                 | Io::Unban(_)
                 | Io::SetListed(_)
                 | Io::RootsAdopted(_)
+                | Io::RunHook { .. }
+                | Io::Wants(_)
                 | Io::Retired { .. } => {}
             }
         }

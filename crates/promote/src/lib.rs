@@ -11,7 +11,10 @@
 //! node knows: whether the artifacts are here, the capability's production high-water mark
 //! (rollback protection that survives restarts), and which releases are live here.
 
+pub mod admit;
+pub mod inputs;
 pub mod note;
+mod reason;
 
 use std::collections::BTreeMap;
 
@@ -21,7 +24,9 @@ use accord_trust::{Blocker, Decision, PolicyInput, TrustedRoot, evaluate};
 use serde::{Deserialize, Serialize};
 
 pub use accord_protocol::{Note, NoteState};
+pub use inputs::{MirrorPlan, candidates, hook_backoff, mirror_plan, notes_owed, retired};
 pub use note::NoteError;
+pub use reason::Reason;
 
 /// A release statement as the node sees it right now.
 #[derive(Debug, Clone)]
@@ -173,7 +178,7 @@ pub struct Explanation {
     pub key: String,
     pub state: Status,
     /// Every reason it is not promoted here yet (empty once promoted).
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
     pub mirror: Mirror,
     pub decision: Decision,
 }
@@ -368,7 +373,7 @@ pub fn plan(state: &State, ctx: &Context<'_>, candidates: &[Candidate]) -> Plan 
 
     for c in order {
         let key = c.key();
-        let explain = |state: Status, reasons: Vec<String>, decision: Decision| Explanation {
+        let explain = |state: Status, reasons: Vec<Reason>, decision: Decision| Explanation {
             id: c.id,
             key: key.clone(),
             state,
@@ -385,7 +390,7 @@ pub fn plan(state: &State, ctx: &Context<'_>, candidates: &[Candidate]) -> Plan 
                     .unwrap_or_default();
                 explanations.push(explain(
                     Status::Recalled,
-                    vec![format!("recalled: {why}")],
+                    vec![Reason::Recalled(why)],
                     decide(c, None),
                 ));
             }
@@ -411,32 +416,34 @@ pub fn plan(state: &State, ctx: &Context<'_>, candidates: &[Candidate]) -> Plan 
                 if let Some(other) = stood(&c.capability, &c.version, &c.id) {
                     explanations.push(explain(
                         Status::Conflict,
-                        vec![format!(
-                            "another statement of {key} ({}) was promoted here; this one ({}) never will be",
-                            other.short(),
-                            c.id.short()
-                        )],
+                        vec![Reason::OtherPromoted {
+                            key: key.clone(),
+                            other,
+                            this: c.id,
+                        }],
                         decision,
                     ));
                     continue;
                 }
                 if let Some(rivals) = contested.get(&c.id) {
-                    let ids: Vec<String> = rivals.iter().map(ReleaseId::short).collect();
                     explanations.push(explain(
                         Status::Conflict,
-                        vec![format!(
-                            "{} statements of {key} are fully approved ({}); none is promoted until all but one are recalled",
-                            rivals.len(),
-                            ids.join(", ")
-                        )],
+                        vec![Reason::Contested {
+                            key: key.clone(),
+                            rivals: rivals.clone(),
+                        }],
                         decision,
                     ));
                     continue;
                 }
-                let mut reasons: Vec<String> =
-                    decision.blockers.iter().map(ToString::to_string).collect();
+                let mut reasons: Vec<Reason> = decision
+                    .blockers
+                    .iter()
+                    .cloned()
+                    .map(Reason::Blocked)
+                    .collect();
                 if let Mirror::Incomplete { missing } = &c.mirror {
-                    reasons.extend(missing.iter().cloned());
+                    reasons.extend(missing.iter().cloned().map(Reason::NotHere));
                 }
                 // Newer production here means never, whatever else is missing (the mirror
                 // does not even fetch it).

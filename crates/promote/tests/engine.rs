@@ -1,13 +1,15 @@
 //! The promotion engine decides like a sovereign node: all signatures and all artifacts or
 //! nothing; newest version only; recalls take releases out; local rules only add.
 
-use accord_promote::{Action, Candidate, Context, Mirror, Note, NoteState, State, Status, plan};
+use accord_promote::{
+    Action, Candidate, Context, Mirror, Note, NoteState, Reason, State, Status, plan,
+};
 use accord_protocol::statement::{
     ConditionalPredicate, PREDICATE_CONDITIONAL, PREDICATE_RECALL, RecallPredicate, ReleaseRef,
 };
 use accord_protocol::{Envelope, PrincipalId, ReleaseId, Requirement, Role, Statement};
 use accord_trust::testkit::{Cooperative, NOW, anchored, release};
-use accord_trust::{RootChain, TrustedRoot, sign_envelope};
+use accord_trust::{Blocker, RootChain, TrustedRoot, sign_envelope};
 
 const ALL: [&str; 5] = ["uk.lead", "eu.lead", "ca.lead", "au.lead", "uk.security"];
 
@@ -99,7 +101,10 @@ fn three_of_four_leads_promote_nothing_and_say_who_is_missing() {
     let e = &p.explanations[0];
     assert_eq!(e.state, Status::Waiting);
     assert!(
-        e.reasons.iter().any(|r| r.contains("ca")),
+        e.reasons
+            .iter()
+            .any(|r| matches!(r, Reason::Blocked(Blocker::RuleNotMet { .. }))
+                && r.to_string().contains("ca")),
         "{:?}",
         e.reasons
     );
@@ -115,7 +120,10 @@ fn all_signatures_but_artifacts_missing_waits_for_the_mirror() {
     };
     let p = plan(&State::default(), &ctx(&root, &j, &[]), &[c]);
     assert!(p.actions.is_empty());
-    assert_eq!(p.explanations[0].reasons, vec!["image.tar 40% mirrored"]);
+    assert_eq!(
+        p.explanations[0].reasons,
+        vec![Reason::NotHere("image.tar 40% mirrored".into())]
+    );
 }
 
 #[test]
@@ -168,7 +176,8 @@ fn an_older_version_is_never_promoted_over_a_newer_one() {
         .expect("old");
     assert_eq!(e.state, Status::Superseded);
     assert!(
-        e.reasons[0].contains("rollback protection"),
+        matches!(e.reasons[0], Reason::Blocked(Blocker::NotNewer { .. }))
+            && e.reasons[0].to_string().contains("rollback protection"),
         "{:?}",
         e.reasons
     );
@@ -227,7 +236,10 @@ fn a_local_rule_holds_this_node_back() {
     );
     assert!(p.actions.is_empty());
     assert!(
-        p.explanations[0].reasons.iter().any(|r| r.contains("au")),
+        p.explanations[0]
+            .reasons
+            .iter()
+            .any(|r| r.to_string().contains("au")),
         "{:?}",
         p.explanations[0].reasons
     );
@@ -269,7 +281,10 @@ fn a_signature_by_a_key_removed_in_a_newer_root_no_longer_counts() {
     let p = plan(&State::default(), &ctx(&root2, &j, &[]), &[c]);
     assert!(p.actions.is_empty());
     assert!(
-        p.explanations[0].reasons.iter().any(|r| r.contains("ca")),
+        p.explanations[0]
+            .reasons
+            .iter()
+            .any(|r| r.to_string().contains("ca")),
         "{:?}",
         p.explanations[0].reasons
     );
@@ -312,7 +327,12 @@ fn a_conditional_lets_the_release_go_to_the_consenting_jurisdictions_only() {
     let p = plan(&State::default(), &ctx(&root, &ca, &[]), &[c]);
     assert!(p.actions.is_empty());
     assert!(
-        p.explanations[0].reasons[0].contains("only to uk, eu"),
+        matches!(
+            p.explanations[0].reasons[0],
+            Reason::Blocked(Blocker::ExcludedByConditional { .. })
+        ) && p.explanations[0].reasons[0]
+            .to_string()
+            .contains("only to uk, eu"),
         "{:?}",
         p.explanations[0].reasons
     );
@@ -409,15 +429,20 @@ fn equivocating_statements_never_both_reach_production() {
         .find(|e| e.id == rival.id)
         .expect("rival");
     assert_eq!(e.state, Status::Conflict);
-    assert!(e.reasons[0].contains("never will be"), "{:?}", e.reasons);
+    assert!(
+        matches!(&e.reasons[0], Reason::OtherPromoted { other, .. } if *other == approved.id),
+        "{:?}",
+        e.reasons
+    );
+    assert!(e.reasons[0].to_string().contains("never will be"));
 
     // On a node that had promoted neither, both fully approved at once: neither goes.
     let p = plan(&State::default(), &ctx(&root, &j, &[]), &[approved, rival]);
     assert!(p.actions.is_empty());
     assert!(
-        p.explanations
-            .iter()
-            .all(|e| e.state == Status::Conflict && e.reasons[0].contains("recalled")),
+        p.explanations.iter().all(|e| e.state == Status::Conflict
+            && matches!(&e.reasons[0], Reason::Contested { rivals, .. } if rivals.len() == 2)
+            && e.reasons[0].to_string().contains("recalled")),
         "{:?}",
         p.explanations
     );

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use accord_promote::MirrorPlan;
+use accord_protocol::ReleaseId;
 use accord_store::AuditEvent;
 
 /// The gossip topics.
@@ -39,6 +41,15 @@ pub enum Io<P> {
     Audit(Vec<AuditEvent>),
     /// The root chain gained roots (already committed): write the chain files.
     RootsAdopted(Vec<u64>),
+    /// Run the `on_promote` command for `release` with exactly this environment (plus
+    /// `PATH` and the data dir), and report with `Service::hook_finished`.
+    RunHook {
+        release: ReleaseId,
+        env: Vec<(String, String)>,
+    },
+    /// The mirror should hold these releases and no others (pinned, fetched), and say why
+    /// it holds back the rest.
+    Wants(MirrorPlan),
     /// The current root no longer lists this node's key: stop the node.
     Retired { root: u64 },
 }

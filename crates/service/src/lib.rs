@@ -20,6 +20,6 @@ pub mod store;
 pub mod time;
 
 pub use io::{Io, Topic};
-pub use service::{Config, PeerOf, Service, SyncMetrics};
-pub use store::{MemoryStore, Store};
+pub use service::{Config, PeerOf, PromotionConfig, PromotionMetrics, Read, Service, SyncMetrics};
+pub use store::{MemoryStore, NodeStore, Store};
 pub use time::Now;

@@ -24,6 +24,9 @@ use crate::rate::Budget;
 use crate::store::Store;
 use crate::time::Now;
 
+mod promotion;
+pub use promotion::{PromotionConfig, PromotionMetrics};
+
 /// How the core behaves; the node reads it from its config.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -97,7 +100,18 @@ pub struct Service<S, P> {
     owed_pending: bool,
     /// Test pause points (crash tests); a no-op unless the reactor sets one.
     pause: fn(&str),
+    /// The promotion engine and its duties (`with_promotion`); a core without it only
+    /// syncs the catalogue.
+    promotion: Option<promotion::Promotion>,
+    /// The time of the latest input: work done lazily in `poll_io` happens "now".
+    clock: Now,
+    /// The typed catalogue, read again only when the document's heads change.
+    read_cache: std::cell::RefCell<Option<CatalogueRead>>,
 }
+
+/// The typed catalogue at some heads, and what was wrong with it.
+pub type Read = std::rc::Rc<(accord_catalogue::Catalogue, Vec<accord_catalogue::Problem>)>;
+type CatalogueRead = (Vec<automerge::ChangeHash>, Read);
 
 impl<S, P> std::fmt::Debug for Service<S, P>
 where
@@ -135,6 +149,9 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             caught_up: false,
             owed_pending: false,
             pause: |_| {},
+            promotion: None,
+            clock: now,
+            read_cache: Default::default(),
             config,
         };
         s.listed = s.listed_now();
@@ -182,8 +199,26 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         std::mem::take(&mut self.changed)
     }
 
-    /// The next piece of I/O to do.
+    /// The typed catalogue, read from the document once per set of heads: everything that
+    /// runs per event or per request reads it, and it only changes with the heads.
+    pub fn catalogue(&self) -> Read {
+        let heads = self.replica.heads();
+        if let Some((h, cat)) = self.read_cache.borrow().as_ref()
+            && *h == heads
+        {
+            return cat.clone();
+        }
+        let cat = std::rc::Rc::new(accord_catalogue::schema::read(self.replica.doc()));
+        *self.read_cache.borrow_mut() = Some((heads, cat.clone()));
+        cat
+    }
+
+    /// The next piece of I/O to do. When nothing else is queued, the promotion engine runs
+    /// if anything changed (quinn's `poll_transmit` does its work the same way).
     pub fn poll_io(&mut self) -> Option<Io<P>> {
+        if self.outbox.is_empty() {
+            self.reconcile(self.clock);
+        }
         self.outbox.pop_front()
     }
 
@@ -195,6 +230,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             self.heads_pace.next_due(),
             self.blobs_pace.next_due(),
             self.discipline.next_ban_end(),
+            self.promotion_wakeup(),
         ]
         .into_iter()
         .flatten()
@@ -204,6 +240,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
 
     /// Does what is due at `now`; calling it early or twice does nothing extra.
     pub fn handle_timeout(&mut self, now: Now) {
+        self.clock = now;
         if self.heads_pace.due(now.mono) {
             self.publish_heads();
         }
@@ -217,10 +254,12 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             self.sync_with_all();
             self.announce_blobs(now);
         }
+        self.promotion_timeout(now);
     }
 
     /// A connection to `peer` is up (the reactor lets only listed keys connect).
     pub fn peer_connected(&mut self, peer: P, now: Now) {
+        self.clock = now;
         if self.discipline.banned(&peer, now.mono).is_some() {
             self.outbox.push_back(Io::Disconnect(peer));
             return;
@@ -245,6 +284,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
     /// A peer's sync request, numbered `token` by the reactor: applied, then answered with
     /// our next message. A refused message is not answered; the peer is disconnected.
     pub fn sync_request(&mut self, peer: P, token: u64, bytes: &[u8], now: Now) {
+        self.clock = now;
         if self.receive(&peer, bytes, now) {
             let reply = self.replica.generate_message(&peer.to_string());
             match &reply {
@@ -261,6 +301,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
     /// The answer to our request: applied, then the conversation goes on until neither
     /// side has anything to say.
     pub fn sync_response(&mut self, peer: P, reply: Option<Vec<u8>>, now: Now) {
+        self.clock = now;
         self.in_flight.remove(&peer);
         let ok = match reply {
             Some(m) => self.receive(&peer, &m, now),
@@ -297,6 +338,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
     /// announcements, which the reactor's mirror reads). Heads we do not hold yet start a
     /// sync with whoever relayed them.
     pub fn gossip(&mut self, author: P, via: P, topic: Topic, data: &[u8], now: Now) -> bool {
+        self.clock = now;
         if let Err(verdict) = self
             .discipline
             .gossip_message(&author, data.len(), now.mono)
@@ -320,6 +362,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
 
     /// A peer subscribed to the blob topic: tell it what we hold (paced).
     pub fn subscribed(&mut self, topic: Topic, now: Now) {
+        self.clock = now;
         if topic == Topic::Blobs {
             self.announce_blobs(now);
         }
@@ -333,6 +376,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             &mut automerge::transaction::Transaction<'_>,
         ) -> Result<(), accord_catalogue::CatalogueError>,
     {
+        self.clock = now;
         let delta = self.replica.edit(now.unix(), message, f)?;
         self.committed_locally(&delta, now);
         Ok(delta)
@@ -341,6 +385,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
     /// Installs a successor root (TUF rules against the current one), records and
     /// acknowledges it in the catalogue so it reaches every node.
     pub fn adopt_root(&mut self, bytes: &[u8], now: Now) -> Result<u64, CatalogueError> {
+        self.clock = now;
         let delta = self.replica.adopt_root(bytes, now.unix())?;
         self.committed_locally(&delta, now);
         let version = self.replica.root().version();
@@ -353,6 +398,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
     /// Deferred until the node has caught up with a peer (`caught_up`): written before,
     /// they could reuse the key's sequence numbers.
     pub fn settle_owed(&mut self, now: Now) {
+        self.clock = now;
         if !self.caught_up {
             self.owed_pending = true;
             return;
@@ -371,7 +417,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         }
         self.metrics.changes_applied += delta.changes.len() as u64;
         self.metrics.last_change_unix = now.unix();
-        self.changed = true;
+        self.catalogue_changed();
         self.announce(now);
         self.sync_with_all();
     }
@@ -452,7 +498,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
                 self.persist(&delta);
                 if changed {
                     info!(%peer, changes = delta.changes.len(), "catalogue updated from peer");
-                    self.changed = true;
+                    self.catalogue_changed();
                     self.pass_on(peer);
                 }
                 true
@@ -533,6 +579,13 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         }
     }
 
+    /// The catalogue changed: the reactor hears of it (`take_changed`), and the promotion
+    /// engine and the mirror plan follow.
+    fn catalogue_changed(&mut self) {
+        self.changed = true;
+        self.promotion_follows_catalogue();
+    }
+
     fn name(&self, peer: &P) -> String {
         self.listed
             .get(peer)
@@ -588,7 +641,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         }
         self.listed = listed;
         self.outbox.push_back(Io::SetListed(self.listed.clone()));
-        self.changed = true;
+        self.catalogue_changed();
         if self.replica.me().is_none() {
             let root = self.replica.root().version();
             tracing::error!(

@@ -3,8 +3,10 @@
 //! whether they happened: what the core does next depends on it.
 
 use accord_catalogue::Delta;
+use accord_store::AuditEvent;
+use accord_trust::SecretKey;
 
-/// The node's durable catalogue state.
+/// The node's durable state: the catalogue, the promotion state and the audit log.
 pub trait Store {
     /// Commits a delta (changes, peer states, roots) in one transaction.
     fn apply(&self, delta: &Delta) -> Result<(), String>;
@@ -12,17 +14,55 @@ pub trait Store {
     fn pending_changes(&self) -> Result<u64, String>;
     /// Replaces the snapshot and drops the changes it contains, in one transaction.
     fn compact(&self, snapshot: &[u8]) -> Result<(), String>;
+    /// Commits the promotion engine's new state and its audit rows (written at Unix time
+    /// `at`) in one transaction: both or neither.
+    fn commit_promotion(&self, state: &[u8], at: i64, events: &[AuditEvent]) -> Result<(), String>;
+    /// The audit log's last row: its sequence number and hash.
+    fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, String>;
 }
 
-impl Store for accord_store::NodeDb {
+/// The node's redb file and the node key that signs its audit rows.
+#[derive(Debug)]
+pub struct NodeStore {
+    pub db: accord_store::NodeDb,
+    pub signer: SecretKey,
+}
+
+impl NodeStore {
+    /// Appends audit rows, signed, at Unix time `at`.
+    pub fn append_audit(&self, at: i64, events: &[AuditEvent]) -> Result<(), String> {
+        self.db
+            .append_audit(
+                &self.signer,
+                accord_protocol::Timestamp::from_unix(at),
+                events,
+            )
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Store for NodeStore {
     fn apply(&self, delta: &Delta) -> Result<(), String> {
-        accord_store::NodeDb::apply(self, delta).map_err(|e| e.to_string())
+        self.db.apply(delta).map_err(|e| e.to_string())
     }
     fn pending_changes(&self) -> Result<u64, String> {
-        accord_store::NodeDb::pending_changes(self).map_err(|e| e.to_string())
+        self.db.pending_changes().map_err(|e| e.to_string())
     }
     fn compact(&self, snapshot: &[u8]) -> Result<(), String> {
-        accord_store::NodeDb::compact(self, snapshot).map_err(|e| e.to_string())
+        self.db.compact(snapshot).map_err(|e| e.to_string())
+    }
+    fn commit_promotion(&self, state: &[u8], at: i64, events: &[AuditEvent]) -> Result<(), String> {
+        self.db
+            .commit_promotion(
+                state,
+                &self.signer,
+                accord_protocol::Timestamp::from_unix(at),
+                events,
+            )
+            .map_err(|e| e.to_string())
+    }
+    fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, String> {
+        self.db.audit_head().map_err(|e| e.to_string())
     }
 }
 
@@ -39,12 +79,25 @@ pub struct Memory {
     pub peer_states: std::collections::BTreeMap<String, Vec<u8>>,
     pub roots: Vec<(u64, Vec<u8>)>,
     pub compactions: u64,
+    /// The promotion state last committed.
+    pub promotion: Option<Vec<u8>>,
+    /// Audit rows written with promotion decisions, with their Unix time.
+    pub audit: Vec<(i64, AuditEvent)>,
+    /// Tests set this to make the next promotion commits fail (a full disk).
+    pub refuse_promotions: bool,
 }
 
 impl MemoryStore {
     /// A copy of what is stored.
     pub fn contents(&self) -> Memory {
         self.inner.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Makes promotion commits fail (`true`) or succeed again.
+    pub fn refuse_promotions(&self, refuse: bool) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.refuse_promotions = refuse;
+        }
     }
 }
 
@@ -68,5 +121,24 @@ impl Store for MemoryStore {
         m.changes.clear();
         m.compactions += 1;
         Ok(())
+    }
+    fn commit_promotion(&self, state: &[u8], at: i64, events: &[AuditEvent]) -> Result<(), String> {
+        let mut m = self.inner.lock().map_err(|e| e.to_string())?;
+        if m.refuse_promotions {
+            return Err("the store refuses writes (test)".into());
+        }
+        m.promotion = Some(state.to_vec());
+        m.audit.extend(events.iter().map(|e| (at, e.clone())));
+        Ok(())
+    }
+    fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, String> {
+        use sha2::Digest;
+        let m = self.inner.lock().map_err(|e| e.to_string())?;
+        Ok(m.audit.last().map(|(_, e)| {
+            (
+                m.audit.len() as u64,
+                sha2::Sha256::digest(format!("{e:?}")).into(),
+            )
+        }))
     }
 }

@@ -249,14 +249,16 @@ fn explain_offline(
     let state = dir.promotion_state()?;
     let me = accord_protocol::PrincipalId::new(me)?;
     let local_rules = dir.local_rules();
-    let candidates = crate::promotion::candidates(cat, views, me.as_str());
+    let now = accord_protocol::Timestamp::now();
+    let held = crate::promotion::held_here(views, me.as_str());
+    let candidates = accord_promote::candidates(cat, &held);
     let plan = accord_promote::plan(
         &state,
         &accord_promote::Context {
             root: chain.current(),
             local_rules: &local_rules,
             jurisdiction: &me,
-            now: accord_protocol::Timestamp::now(),
+            now,
         },
         &candidates,
     );
@@ -265,7 +267,7 @@ fn explain_offline(
             continue;
         };
         let mine = plan.explanations.iter().find(|x| x.id == v.id);
-        let lines = crate::promotion::explain(r, v, chain, &me, mine);
+        let lines = crate::promotion::explain(r, v, chain, &me, mine, now);
         v.explained(lines);
     }
     Ok(())
@@ -584,7 +586,7 @@ pub fn gc(dir: &DataDir) -> Result<()> {
     // What the node would mirror (the same plan as the running node, with the default
     // staging quota), and what production serves, whatever the catalogue says now.
     let state = dir.promotion_state()?;
-    let plan = crate::promotion::mirror_plan(
+    let plan = accord_promote::mirror_plan(
         &cat,
         &dir.chain()?,
         &state,
@@ -592,6 +594,7 @@ pub fn gc(dir: &DataDir) -> Result<()> {
         crate::config::MirrorConfig::default()
             .staging_quota_mib
             .saturating_mul(1 << 20),
+        accord_protocol::Timestamp::now(),
     );
     let retired = plan.held_back.len();
     let mut keep: std::collections::HashSet<String> = releases

@@ -14,8 +14,7 @@ use accord_net::libp2p::swarm::SwarmEvent;
 use accord_net::libp2p::{Multiaddr, PeerId, Swarm};
 use accord_net::{BLOBS_TOPIC, Behaviour, BehaviourEvent, HEADS_TOPIC, SyncMessage, SyncReply};
 use accord_protocol::{ReleaseId, Role};
-use accord_service::{Io, Now, Service, Topic};
-use accord_store::NodeDb;
+use accord_service::{Io, NodeStore, Now, Service, Topic};
 use accord_trust::TrustedRoot;
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
@@ -27,10 +26,8 @@ use crate::api::{ApiRequest, CatalogueView, Metrics, NodeView, PeerView};
 use crate::config::NodeConfig;
 use crate::datadir::DataDir;
 use crate::mirror::{FetchDone, Mirror};
-use crate::promotion::Promoter;
 
 mod promote;
-pub use promote::Imported;
 
 /// Results of work the loop handed to a task, coming back to be applied in order.
 enum Internal {
@@ -39,14 +36,16 @@ enum Internal {
         id: ReleaseId,
         result: std::result::Result<(), String>,
     },
-    /// Time to try a failed hook again.
-    RetryHook { id: ReleaseId },
 }
 
 /// How often this node may gossip each kind of announcement: an honest node then sends at
 /// most two per second per topic, whatever its edit rate, well inside the gossip budget
 /// its peers hold it to.
 const ANNOUNCE_EVERY: Duration = Duration::from_millis(500);
+
+/// Decisions change with time alone only at a root's expiry: the engine runs for the time
+/// once a minute (it runs after every change anyway).
+const REPLAN_EVERY: Duration = Duration::from_secs(60);
 
 /// Both clocks, read once per event for the core.
 fn now() -> Now {
@@ -57,9 +56,9 @@ fn now() -> Now {
     Now::new(std::time::Instant::now(), unix_ms)
 }
 
-/// The reactor: the libp2p swarm, the mirror, the API and the promotion engine around the
-/// sans-I/O core (`accord_service::Service`), which decides everything about the catalogue
-/// and its peers.
+/// The reactor: the libp2p swarm, the mirror, the API and the hook runner around the
+/// sans-I/O core (`accord_service::Service`), which decides everything about the
+/// catalogue, its peers and promotion.
 struct Node {
     jurisdiction: String,
     me: PeerId,
@@ -67,21 +66,11 @@ struct Node {
     dir: DataDir,
     /// Where the swarm listens (recorded in `listen.addrs`).
     listening: Vec<Multiaddr>,
-    /// The typed catalogue, read again only when the document's heads change.
-    read_cache: std::cell::RefCell<Option<CatalogueRead>>,
-    /// When the engine last ran for the time alone (root expiry), not for a change.
-    last_timed_plan: std::time::Instant,
-    /// Bytes of unapproved releases mirrored per proposing jurisdiction.
-    staging_quota: u64,
-    /// The audit log's last row already published in a checkpoint, and when.
-    checkpointed: u64,
-    last_checkpoint: std::time::Instant,
-    checkpoint_every: Duration,
-    /// Counters of the mirror and the engine (the core keeps the sync ones).
+    /// Counters of the mirror (the core keeps the sync and promotion ones).
     metrics: Metrics,
     /// The catalogue, its store, the peers' budgets, strikes and bans, the pacing of
-    /// announcements: every decision about sync.
-    svc: Service<NodeDb, PeerId>,
+    /// announcements, the promotion engine: every decision.
+    svc: Service<NodeStore, PeerId>,
     /// Sync requests the core has not answered yet, by the number it knows them by.
     responses: HashMap<u64, ResponseChannel<SyncReply>>,
     next_token: u64,
@@ -89,35 +78,16 @@ struct Node {
     topic: IdentTopic,
     blobs_topic: IdentTopic,
     mirror: Mirror,
-    /// The catalogue changed since the mirror last derived its wants.
-    wants_dirty: bool,
+    /// The core's latest word on what the mirror should hold, not yet handed to it.
+    wants: Option<accord_promote::MirrorPlan>,
     internal: tokio::sync::mpsc::Sender<Internal>,
-    promoter: Promoter,
-    /// Something changed that could change a promotion decision.
-    promote_dirty: bool,
     on_promote: Option<String>,
 }
 
-/// The typed catalogue at some heads.
-type CatalogueRead = (
-    Vec<automerge::ChangeHash>,
-    std::rc::Rc<(accord_catalogue::Catalogue, Vec<accord_catalogue::Problem>)>,
-);
-
 impl Node {
-    /// The typed catalogue, read from the document once per set of heads: everything that
-    /// runs per tick or per request reads it, and it only changes with the heads.
-    fn read(&self) -> std::rc::Rc<(accord_catalogue::Catalogue, Vec<accord_catalogue::Problem>)> {
-        let replica = self.svc.replica();
-        let heads = replica.heads();
-        if let Some((h, cat)) = self.read_cache.borrow().as_ref()
-            && *h == heads
-        {
-            return cat.clone();
-        }
-        let cat = std::rc::Rc::new(accord_catalogue::schema::read(replica.doc()));
-        *self.read_cache.borrow_mut() = Some((heads, cat.clone()));
-        cat
+    /// The typed catalogue (cached by the core per set of heads).
+    fn read(&self) -> accord_service::Read {
+        self.svc.catalogue()
     }
 
     /// PeerId -> jurisdiction, for the peers the current root lists.
@@ -125,8 +95,7 @@ impl Node {
         self.svc.listed()
     }
 
-    /// Does the I/O the core asked for, in its order; then follows a catalogue change with
-    /// the mirror's wants and the promotion engine.
+    /// Does the I/O the core asked for, in its order.
     fn drain(&mut self) {
         while let Some(io) = self.svc.poll_io() {
             self.execute(io);
@@ -134,10 +103,6 @@ impl Node {
         // A request the core did not answer (it refused the message) is dropped: the peer
         // sees the stream close.
         self.responses.clear();
-        if self.svc.take_changed() {
-            self.wants_dirty = true;
-            self.promote_dirty = true;
-        }
     }
 
     /// One piece of the core's I/O: a translation, no decision.
@@ -184,6 +149,9 @@ impl Node {
                 self.mirror.set_peers(&names);
             }
             Io::Audit(events) => self.audit(&events),
+            Io::RunHook { release, env } => self.run_hook(release, env),
+            // Handed to the mirror after the drain (updating its wants is async).
+            Io::Wants(plan) => self.wants = Some(plan),
             Io::RootsAdopted(_) => {
                 if let Err(e) = self.dir.write_chain_files(self.svc.replica().chain()) {
                     warn!(error = %format!("{e:#}"), "could not write the root chain files");
@@ -201,10 +169,18 @@ impl Node {
         }
     }
 
-    /// The node's counters: the core's sync ones and the reactor's own.
+    /// The node's counters: the core's sync and promotion ones and the reactor's own.
     fn metrics(&self) -> Metrics {
         let s = self.svc.metrics();
+        let p = self.svc.promotion_metrics();
         Metrics {
+            promotions: p.promotions,
+            recalls: p.recalls,
+            hook_failures: p.hook_failures,
+            releases_live: p.releases_live,
+            equivocations: p.equivocations,
+            staged_bytes: p.staged_bytes,
+            held_back: p.held_back,
             sync_messages_in: s.sync_messages_in,
             sync_messages_out: s.sync_messages_out,
             sync_bytes_in: s.sync_bytes_in,
@@ -218,36 +194,44 @@ impl Node {
             ..self.metrics.clone()
         }
     }
-    /// Applies pending catalogue changes to the mirror's wants and starts fetches.
+    /// Hands the core's mirror plan to the mirror, starts fetches, and tells the core what
+    /// is held here.
     async fn refresh_mirror(&mut self) {
-        if !self.wants_dirty {
+        let Some(plan) = self.wants.take() else {
+            // New releases the plan did not change for still need their line.
+            if self.svc.take_changed() {
+                self.report_held();
+            }
             return;
-        }
-        self.wants_dirty = false;
+        };
+        self.svc.take_changed();
         let read = self.read();
-        let cat = &read.0;
-        let plan = crate::promotion::mirror_plan(
-            cat,
-            self.svc.replica().chain(),
-            &self.promoter.state,
-            &self.jurisdiction,
-            self.staging_quota,
-        );
-        self.metrics.equivocations = cat.equivocations().len() as u64;
-        self.metrics.staged_bytes = plan.staged.clone();
-        self.metrics.held_back = plan.held_back.len() as u64;
-        if let Err(e) = self.mirror.update_wants(cat, &plan).await {
+        if let Err(e) = self.mirror.update_wants(&read.0, &plan).await {
             warn!(error = %e, "cannot update the mirror queue");
         }
         self.mirror.dispatch();
         self.svc.announce_blobs(now());
+        self.report_held();
+    }
+
+    /// Tells the core what this node's own store holds of each release, verified.
+    fn report_held(&mut self) {
+        let read = self.read();
+        let views = self.mirror.views(
+            &read.0,
+            self.svc.replica().chain(),
+            &self.jurisdiction,
+            self.names(),
+        );
+        let held = crate::promotion::held_here(&views, &self.jurisdiction);
+        self.svc.mirror_progress(held, now());
     }
 
     fn fetch_done(&mut self, d: FetchDone) {
         let peer = d.from;
         if self.mirror.on_done(d) {
             self.svc.announce_blobs(now());
-            self.promote_dirty = true;
+            self.report_held();
         }
         let c = self.mirror.counters();
         self.metrics.blob_corrupt = c.corrupt;
@@ -265,14 +249,7 @@ impl Node {
 
     fn internal(&mut self, msg: Internal) {
         match msg {
-            Internal::HookDone { id, result } => self.hook_done(id, result),
-            Internal::RetryHook { id } => {
-                if self.promoter.state.is_live(&id)
-                    && self.promoter.state.hooks_owed.contains_key(&id)
-                {
-                    self.run_hook(&id);
-                }
-            }
+            Internal::HookDone { id, result } => self.svc.hook_finished(id, result, now()),
         }
     }
 
@@ -479,10 +456,10 @@ impl Node {
                 let _ = reply.send(answer);
             }
             ApiRequest::Signatures { envelope, reply } => {
-                let _ = reply.send(self.import_signatures(&envelope));
+                let _ = reply.send(self.svc.import_signatures(&envelope, now()));
             }
             ApiRequest::Audit(reply) => {
-                let _ = reply.send(self.svc.store().audit_rows().map_err(|e| e.to_string()));
+                let _ = reply.send(self.svc.store().db.audit_rows().map_err(|e| e.to_string()));
             }
             ApiRequest::Artifact {
                 selector,
@@ -491,10 +468,11 @@ impl Node {
                 reply,
             } => {
                 let read = self.read();
+                let state = self.svc.promotion_state().cloned().unwrap_or_default();
                 let answer = crate::artifacts::channel_blobs(
                     &read.0,
                     self.svc.replica().chain(),
-                    &self.promoter.state,
+                    &state,
                     &selector,
                     production,
                     &self.jurisdiction,
@@ -527,9 +505,12 @@ impl Node {
         let mut views = self
             .mirror
             .views(cat, chain, &self.jurisdiction, self.names());
+        let me = self.svc.promotion_jurisdiction();
+        let at = Timestamp::from_unix(now().unix());
         for v in &mut views {
-            if let Some(r) = cat.release(&v.id) {
-                let lines = self.promoter.explain(r, v, chain);
+            if let (Some(r), Some(me)) = (cat.release(&v.id), me) {
+                let mine = self.svc.explanations().and_then(|e| e.get(&v.id));
+                let lines = crate::promotion::explain(r, v, chain, me, mine, at);
                 v.explained(lines);
             }
         }
@@ -586,16 +567,6 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             .context("the promotion state in node.redb is unreadable")?,
         None => accord_promote::State::default(),
     };
-    let mut promoter = Promoter::new(
-        state,
-        accord_protocol::PrincipalId::new(&cfg.jurisdiction)?,
-        cfg.local_rules.clone(),
-        signer,
-    );
-    promoter.prime(
-        &accord_catalogue::schema::read(replica.doc()).0,
-        replica.chain(),
-    );
     let root = replica.root().clone();
     match root.body().place_of(&key_id) {
         Some((p, Role::Node)) if p.as_str() == cfg.jurisdiction => {}
@@ -619,9 +590,22 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         &serde_json::to_vec(&cfg.local_rules)?,
         false,
     )?;
+    let store = NodeStore {
+        db,
+        signer: accord_trust::SecretKey::from_seed(&seed)?,
+    };
+    let promotion = accord_service::PromotionConfig {
+        jurisdiction: accord_protocol::PrincipalId::new(&cfg.jurisdiction)?,
+        local_rules: cfg.local_rules.clone(),
+        signer,
+        hook: cfg.on_promote.is_some(),
+        staging_quota: cfg.mirror.staging_quota_mib.saturating_mul(1 << 20),
+        checkpoint_every: Duration::from_secs(cfg.audit_checkpoint_secs.max(1)),
+        replan_every: REPLAN_EVERY,
+    };
     let mut svc = Service::new(
         replica,
-        db,
+        store,
         accord_service::Config {
             anti_entropy: Duration::from_secs(cfg.anti_entropy_secs.max(1)),
             announce_every: ANNOUNCE_EVERY,
@@ -631,7 +615,8 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         },
         Box::new(|key: &accord_trust::PublicKey| accord_net::peer_id(&key.raw()).ok()),
         now(),
-    );
+    )
+    .with_promotion(promotion, state, now());
     svc.set_pause(crate::testpoint::pause);
     let names = svc.listed().clone();
     let allowed: Vec<PeerId> = names.keys().copied().collect();
@@ -705,12 +690,6 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         data_dir: cfg.data_dir.clone(),
         dir: dir.clone(),
         listening: Vec::new(),
-        read_cache: Default::default(),
-        last_timed_plan: std::time::Instant::now(),
-        staging_quota: cfg.mirror.staging_quota_mib.saturating_mul(1 << 20),
-        checkpointed: 0,
-        last_checkpoint: std::time::Instant::now(),
-        checkpoint_every: Duration::from_secs(cfg.audit_checkpoint_secs.max(1)),
         metrics: Metrics::default(),
         svc,
         responses: HashMap::new(),
@@ -719,29 +698,16 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         topic: IdentTopic::new(HEADS_TOPIC),
         blobs_topic: IdentTopic::new(BLOBS_TOPIC),
         mirror,
-        wants_dirty: true,
+        wants: None,
         internal: internal_tx,
-        promoter,
-        promote_dirty: true,
         on_promote: cfg.on_promote.clone(),
     };
-    node.checkpointed = node
-        .read()
-        .0
-        .checkpoints
-        .iter()
-        .filter_map(|c| accord_protocol::AuditCheckpoint::parse(&c.value).ok())
-        .filter(|(_, c)| c.jurisdiction.as_str() == node.jurisdiction)
-        .map(|(_, c)| c.seq)
-        .max()
-        .unwrap_or(0);
-    node.resume_hooks();
     // What the catalogue lacks of this node's standing: its roots and its acknowledgement
     // (after `accord init` under a newer root, or an offline `accord root apply`).
     node.svc.settle_owed(now());
     node.drain();
-    // The reactor's own round (audit checkpoints, the mirror's queue, the engine's timed
-    // plan); the core's rounds come from its `next_wakeup`.
+    // The reactor's own round (the mirror's queue); the core's rounds (sync, hooks, audit
+    // checkpoints, the timed plan) come from its `next_wakeup`.
     let mut housekeeping = tokio::time::interval(Duration::from_secs(cfg.anti_entropy_secs));
     // Reconnect to missing bootstrap peers with exponential backoff (1 s doubling to 60 s),
     // reset whenever every bootstrap peer is connected.
@@ -758,15 +724,8 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
                 node.svc.handle_timeout(now());
             }
             _ = housekeeping.tick() => {
-                node.checkpoint_audit(false);
                 node.mirror.dispatch();
                 node.metrics.mirror_queue = node.mirror.queue_len();
-                // Decisions change with time only at a root's expiry: re-plan for the time
-                // once a minute, not on every tick (the engine runs after every change).
-                if node.last_timed_plan.elapsed() >= Duration::from_secs(60) {
-                    node.last_timed_plan = std::time::Instant::now();
-                    node.promote_dirty = true;
-                }
             }
             _ = tokio::time::sleep_until(next_redial) => {
                 if node.swarm.connected_peers().count() < cfg.bootstrap.len() {
@@ -786,7 +745,6 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         }
         node.drain();
         node.refresh_mirror().await;
-        node.reconcile();
         node.drain();
         if node.svc.is_retired() {
             break;
@@ -797,7 +755,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
     for p in peers {
         node.svc.peer_disconnected(&p);
     }
-    node.checkpoint_audit(true);
+    node.svc.checkpoint_audit(true, now());
     node.drain();
     let _ = std::fs::remove_file(cfg.data_dir.join("api.addr"));
     let _ = std::fs::remove_file(cfg.data_dir.join("listen.addrs"));
@@ -817,7 +775,11 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
 /// `root.json` is for people; node.redb's chain is what the node trusts. A newer
 /// `root.json` (dropped in by an operator) is adopted if it follows the chain; an older or
 /// different one — a restored backup — stops the node rather than be silently ignored.
-fn reconcile_root_file(dir: &DataDir, replica: &mut Replica, db: &NodeDb) -> Result<()> {
+fn reconcile_root_file(
+    dir: &DataDir,
+    replica: &mut Replica,
+    db: &accord_store::NodeDb,
+) -> Result<()> {
     let path = dir.path.join("root.json");
     let Ok(bytes) = crate::files::read_limited(&path, accord_protocol::limits::MAX_ROOT_BYTES)
     else {

@@ -1,0 +1,269 @@
+//! The promotion engine inside the core, driven with a clock the test moves: a release
+//! goes live on each node only once the rule is met under its root and its own store holds
+//! every artifact; each decision is committed before it counts; notes reach every node;
+//! the `on_promote` hook is asked for, and a failed one is retried when `next_wakeup` says,
+//! not at the next anti-entropy round. Before, only four-process tests reached this.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use accord_catalogue::{History, edit};
+use accord_promote::{Mirror, Reason, Status};
+use accord_protocol::{Envelope, ReleaseId};
+use accord_service::Io;
+use accord_store::audit::kind;
+use accord_trust::sign_envelope;
+use accord_trust::testkit::{Cooperative, release};
+use support::{Net, setup_promoting};
+
+const JURISDICTIONS: [&str; 4] = ["uk", "eu", "ca", "au"];
+const SIGNERS: [&str; 5] = ["uk.lead", "eu.lead", "ca.lead", "au.lead", "uk.security"];
+
+/// Four promoting nodes in a ring, all caught up.
+fn cooperative() -> (Cooperative, Net) {
+    let (coop, mut net) = setup_promoting(&JURISDICTIONS);
+    net.connect("uk", "eu");
+    net.connect("eu", "ca");
+    net.connect("ca", "au");
+    net.connect("au", "uk");
+    (coop, net)
+}
+
+/// UK proposes CAP-B01@1.4.0 (its statement into the catalogue); returns it unsigned.
+fn propose(net: &mut Net) -> (Envelope, ReleaseId) {
+    let env = release("CAP-B01", "1.4.0", 1).expect("release");
+    let now = net.now;
+    let payload = env.payload.clone();
+    net.node("uk")
+        .edit(now, "propose CAP-B01@1.4.0", |tx| {
+            edit::add_history(tx, History::Statements, &payload).map(|_| ())
+        })
+        .expect("propose");
+    net.pump();
+    let id = ReleaseId::of_payload(&env.payload);
+    (env, id)
+}
+
+/// Each signer signs at its own jurisdiction's node (sovereign sites), `signers` of them.
+fn sign(coop: &Cooperative, net: &mut Net, env: &Envelope, signers: &[&str]) {
+    for s in signers {
+        let mut one = env.clone();
+        sign_envelope(&mut one, &coop.signer(s).expect("signer"));
+        let site = s.split('.').next().expect("jurisdiction");
+        let now = net.now;
+        let imported = net
+            .node(site)
+            .import_signatures(&one.to_json(), now)
+            .expect("admitted");
+        assert_eq!(imported.added.len(), 1, "{s}: {imported:?}");
+        net.pump();
+    }
+}
+
+/// The mirror of `n` reports every artifact of `id` held and verified.
+fn mirrored(net: &mut Net, n: &str, id: ReleaseId) {
+    let now = net.now;
+    net.node(n)
+        .mirror_progress(BTreeMap::from([(id, Mirror::Complete)]), now);
+    net.pump();
+}
+
+fn live(net: &Net, n: &str, id: &ReleaseId) -> bool {
+    net.nodes[n]
+        .promotion_state()
+        .is_some_and(|s| s.is_live(id))
+}
+
+fn hooks_asked(net: &Net, n: &str, id: &ReleaseId) -> usize {
+    net.count(
+        n,
+        |io| matches!(io, Io::RunHook { release, .. } if release == id),
+    )
+}
+
+#[test]
+fn a_release_goes_live_on_each_node_only_with_every_signature_and_its_own_artifacts() {
+    let (coop, mut net) = cooperative();
+    let (env, id) = propose(&mut net);
+    // Every node's mirror is told to hold it (staging, then approved).
+    for n in JURISDICTIONS {
+        assert!(
+            net.log
+                .iter()
+                .any(|(f, io)| f == n && matches!(io, Io::Wants(p) if p.wanted.contains(&id))),
+            "{n} was not told to mirror the release"
+        );
+    }
+    // Artifacts everywhere, but one signature short: nowhere live, and the reason says who.
+    for n in JURISDICTIONS {
+        mirrored(&mut net, n, id);
+    }
+    sign(&coop, &mut net, &env, &SIGNERS[..4]);
+    for n in JURISDICTIONS {
+        assert!(!live(&net, n, &id), "{n} promoted without security");
+        let e = &net.nodes[n].explanations().expect("engine")[&id];
+        assert_eq!(e.state, Status::Waiting);
+        assert!(
+            e.reasons.iter().any(|r| matches!(r, Reason::Blocked(_))),
+            "{n}: {:?}",
+            e.reasons
+        );
+    }
+    // The last signature, imported at UK only, reaches every node by sync.
+    sign(&coop, &mut net, &env, &SIGNERS[4..]);
+    for n in JURISDICTIONS {
+        assert!(live(&net, n, &id), "{n} did not promote");
+        let committed = net.nodes[n].store().contents();
+        assert!(
+            committed
+                .audit
+                .iter()
+                .any(|(_, e)| e.kind == kind::PROMOTED && e.detail.contains(&id.to_string())),
+            "{n}: no committed audit row for the promotion"
+        );
+        assert_eq!(hooks_asked(&net, n, &id), 1, "{n}");
+    }
+    // Every node holds every jurisdiction's signed note that it is live there.
+    for n in JURISDICTIONS {
+        let cat = net.nodes[n].catalogue();
+        let r = cat.0.release(&id).expect("release");
+        let notes = accord_promote::inputs::latest_notes(r, net.nodes[n].replica().chain());
+        assert_eq!(notes.len(), 4, "{n} holds notes from {:?}", notes.keys());
+    }
+}
+
+#[test]
+fn a_node_whose_store_lacks_an_artifact_does_not_promote_on_its_peers_word() {
+    let (coop, mut net) = cooperative();
+    let (env, id) = propose(&mut net);
+    for n in ["uk", "eu", "ca"] {
+        mirrored(&mut net, n, id);
+    }
+    let now = net.now;
+    net.node("au").mirror_progress(
+        BTreeMap::from([(
+            id,
+            Mirror::Incomplete {
+                missing: vec!["artifact image.oci.tar 40% mirrored".into()],
+            },
+        )]),
+        now,
+    );
+    sign(&coop, &mut net, &env, &SIGNERS);
+    assert!(live(&net, "uk", &id));
+    assert!(!live(&net, "au", &id));
+    let e = &net.nodes["au"].explanations().expect("engine")[&id];
+    assert_eq!(
+        e.reasons,
+        vec![Reason::NotHere(
+            "artifact image.oci.tar 40% mirrored".into()
+        )]
+    );
+    mirrored(&mut net, "au", id);
+    assert!(live(&net, "au", &id));
+}
+
+/// Wakes `n` whenever it asks until it asks for the hook again; returns the time that took.
+fn wait_for_hook(net: &mut Net, n: &str, id: &ReleaseId) -> Duration {
+    let start = net.now.mono;
+    let before = hooks_asked(net, n, id);
+    for _ in 0..100 {
+        net.wake(n);
+        if hooks_asked(net, n, id) > before {
+            return net.now.mono - start;
+        }
+    }
+    panic!("{n} never asked for the hook again");
+}
+
+#[test]
+fn a_failed_hook_is_retried_when_the_core_wakes_not_at_anti_entropy() {
+    let (coop, mut net) = cooperative();
+    let (env, id) = propose(&mut net);
+    mirrored(&mut net, "uk", id);
+    sign(&coop, &mut net, &env, &SIGNERS);
+    assert_eq!(hooks_asked(&net, "uk", &id), 1);
+    let now = net.now;
+    net.node("uk")
+        .hook_finished(id, Err("exit status: 1".into()), now);
+    net.pump();
+    // First retry after 2 s (the anti-entropy round is every 5 s).
+    assert_eq!(wait_for_hook(&mut net, "uk", &id), Duration::from_secs(2));
+    assert_eq!(hooks_asked(&net, "uk", &id), 2);
+    let now = net.now;
+    net.node("uk")
+        .hook_finished(id, Err("exit status: 1".into()), now);
+    assert_eq!(wait_for_hook(&mut net, "uk", &id), Duration::from_secs(4));
+    assert_eq!(hooks_asked(&net, "uk", &id), 3);
+    // It stayed live throughout, and once the hook succeeds it is not asked for again.
+    assert!(live(&net, "uk", &id));
+    let now = net.now;
+    net.node("uk").hook_finished(id, Ok(()), now);
+    let state = net.nodes["uk"].promotion_state().expect("state").clone();
+    assert!(state.hooks_owed.is_empty());
+    for _ in 0..3 {
+        net.wake("uk");
+    }
+    assert_eq!(hooks_asked(&net, "uk", &id), 3);
+    let rows = net.nodes["uk"].store().contents().audit;
+    assert_eq!(rows.iter().filter(|(_, e)| e.kind == kind::HOOK).count(), 3);
+    // The hook sees the pinned record.
+    let env_vars = net
+        .log
+        .iter()
+        .find_map(|(f, io)| match io {
+            Io::RunHook { release, env } if f == "uk" && release == &id => Some(env.clone()),
+            _ => None,
+        })
+        .expect("hook");
+    assert!(env_vars.contains(&("ACCORD_RELEASE_ID".to_owned(), id.hex())));
+    assert!(env_vars.contains(&("ACCORD_RELEASE".to_owned(), "CAP-B01@1.4.0".to_owned())));
+}
+
+#[test]
+fn a_decision_the_store_refuses_is_not_live_and_is_committed_later() {
+    let (coop, mut net) = cooperative();
+    let (env, id) = propose(&mut net);
+    mirrored(&mut net, "uk", id);
+    net.nodes["uk"].store().refuse_promotions(true);
+    sign(&coop, &mut net, &env, &SIGNERS);
+    assert!(!live(&net, "uk", &id));
+    assert_eq!(hooks_asked(&net, "uk", &id), 0);
+    let e = &net.nodes["uk"].explanations().expect("engine")[&id];
+    assert_eq!(e.state, Status::Waiting);
+    assert_eq!(e.reasons, vec![Reason::NotCommitted]);
+    // The disk has room again: the next run commits it, then it counts.
+    net.nodes["uk"].store().refuse_promotions(false);
+    net.wake("uk");
+    assert!(live(&net, "uk", &id));
+    assert_eq!(hooks_asked(&net, "uk", &id), 1);
+}
+
+#[test]
+fn a_node_key_or_a_signature_over_other_bytes_is_not_admitted() {
+    let (coop, mut net) = cooperative();
+    let (env, _) = propose(&mut net);
+    let now = net.now;
+    let mut by_node = env.clone();
+    sign_envelope(&mut by_node, &coop.signer("uk.node").expect("key"));
+    let err = net
+        .node("uk")
+        .import_signatures(&by_node.to_json(), now)
+        .expect_err("a node key approved");
+    assert!(err.contains("node key does not approve"), "{err}");
+    // A lead's signature moved onto another statement's payload.
+    let mut other = release("CAP-B01", "1.4.1", 1).expect("release");
+    let mut signed = env.clone();
+    sign_envelope(&mut signed, &coop.signer("uk.lead").expect("key"));
+    other.signatures = signed.signatures;
+    let err = net
+        .node("uk")
+        .import_signatures(&other.to_json(), now)
+        .expect_err("signature over other bytes");
+    assert!(err.contains("not in this node's catalogue"), "{err}");
+    net.pump();
+    let cat = net.nodes["eu"].catalogue();
+    assert!(cat.0.releases.iter().all(|r| r.approvals.is_empty()));
+}

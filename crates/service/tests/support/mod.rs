@@ -1,0 +1,226 @@
+//! The harness the core's tests share: real replicas and signatures, an in-memory store,
+//! a network that is a queue, and a clock the test moves.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use accord_catalogue::{Replica, Seed, Stored, edit, genesis};
+use accord_service::{Config, Io, MemoryStore, Now, PromotionConfig, Service};
+use accord_trust::testkit::Cooperative;
+
+/// How often a promoting node may checkpoint its audit log in these tests.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+
+const SEED: &str = include_str!("../../../../config/catalogue.toml");
+pub const T0: i64 = 1_800_000_000_000;
+
+pub type Node = Service<MemoryStore, String>;
+
+/// A few nodes on a lossless, instant network; `drop_sync` loses sync traffic.
+pub struct Net {
+    pub nodes: HashMap<String, Node>,
+    pub links: Vec<(String, String)>,
+    pub now: Now,
+    /// (requester, responder) per outstanding request token.
+    pub tokens: HashMap<u64, (String, String)>,
+    pub next_token: u64,
+    /// Every Io each node emitted, for assertions.
+    pub log: Vec<(String, Io<String>)>,
+    pub queue: VecDeque<(String, Io<String>)>,
+    pub drop_sync: bool,
+    /// Starts a node from the genesis with a fresh store (a new data dir for its key).
+    pub boot: Boot,
+}
+
+pub type Boot = Box<dyn Fn(&str, Now) -> Node>;
+
+pub fn setup(names: &[&str]) -> (Cooperative, Net) {
+    setup_with(names, false)
+}
+
+/// Nodes that also run the promotion engine (`with_promotion`), with an `on_promote`
+/// hook configured.
+pub fn setup_promoting(names: &[&str]) -> (Cooperative, Net) {
+    setup_with(names, true)
+}
+
+fn setup_with(names: &[&str], promoting: bool) -> (Cooperative, Net) {
+    let (coop, root) = accord_trust::testkit::anchored().expect("cooperative");
+    let seed = Seed::parse(SEED, "seed").expect("seed");
+    let (doc, hash) =
+        genesis::build(&seed, &hex::encode(root.envelope().payload_digest())).expect("genesis");
+    let ids: HashMap<accord_protocol::KeyId, String> = ["uk", "eu", "ca", "au"]
+        .iter()
+        .map(|j| {
+            (
+                coop.signer(&format!("{j}.node")).expect("key").id().clone(),
+                (*j).to_owned(),
+            )
+        })
+        .collect();
+    let now = Now::new(Instant::now(), T0);
+    let keys = coop.clone();
+    let boot: Boot = Box::new(move |n: &str, now: Now| {
+        let replica = Replica::open(
+            hash,
+            Stored {
+                snapshot: Some(doc.save()),
+                ..Stored::default()
+            },
+            keys.signer(&format!("{n}.node")).expect("key"),
+            accord_trust::RootChain::from_trusted(root.clone()),
+        )
+        .expect("open");
+        let ids = ids.clone();
+        let svc = Service::new(
+            replica,
+            MemoryStore::default(),
+            Config::default(),
+            Box::new(move |k: &accord_trust::PublicKey| ids.get(k.id()).cloned()),
+            now,
+        );
+        if !promoting {
+            return svc;
+        }
+        svc.with_promotion(
+            PromotionConfig {
+                jurisdiction: accord_protocol::PrincipalId::new(n).expect("jurisdiction"),
+                local_rules: Vec::new(),
+                signer: keys.signer(&format!("{n}.node")).expect("key"),
+                hook: true,
+                staging_quota: 1 << 30,
+                checkpoint_every: CHECKPOINT_EVERY,
+                replan_every: Duration::from_secs(60),
+            },
+            accord_promote::State::default(),
+            now,
+        )
+    });
+    let mut nodes = HashMap::new();
+    for n in names {
+        nodes.insert((*n).to_owned(), boot(n, now));
+    }
+    (
+        coop,
+        Net {
+            nodes,
+            links: Vec::new(),
+            now,
+            tokens: HashMap::new(),
+            next_token: 0,
+            log: Vec::new(),
+            queue: VecDeque::new(),
+            drop_sync: false,
+            boot,
+        },
+    )
+}
+
+impl Net {
+    pub fn node(&mut self, n: &str) -> &mut Node {
+        self.nodes.get_mut(n).expect("node")
+    }
+
+    pub fn connect(&mut self, a: &str, b: &str) {
+        self.links.push((a.to_owned(), b.to_owned()));
+        let now = self.now;
+        self.node(a).peer_connected(b.to_owned(), now);
+        self.node(b).peer_connected(a.to_owned(), now);
+        self.pump();
+    }
+
+    pub fn linked(&self, a: &str, b: &str) -> bool {
+        self.links
+            .iter()
+            .any(|(x, y)| (x == a && y == b) || (x == b && y == a))
+    }
+
+    /// Delivers every Io until no node has anything to do (time does not move).
+    pub fn pump(&mut self) {
+        let names: Vec<String> = self.nodes.keys().cloned().collect();
+        for _ in 0..10_000 {
+            for n in &names {
+                while let Some(io) = self.node(n).poll_io() {
+                    self.queue.push_back((n.clone(), io));
+                }
+            }
+            let Some((from, io)) = self.queue.pop_front() else {
+                return;
+            };
+            self.log.push((from.clone(), io.clone()));
+            let now = self.now;
+            match io {
+                Io::SendSync { peer, bytes } => {
+                    if self.drop_sync {
+                        self.node(&from).sync_failed(&peer);
+                        continue;
+                    }
+                    self.next_token += 1;
+                    let t = self.next_token;
+                    self.tokens.insert(t, (from.clone(), peer.clone()));
+                    self.node(&peer).sync_request(from.clone(), t, &bytes, now);
+                }
+                Io::Respond { token, reply } => {
+                    if let Some((req, resp)) = self.tokens.remove(&token) {
+                        self.node(&req).sync_response(resp, reply, now);
+                    }
+                }
+                Io::Publish { topic, data } => {
+                    let peers: Vec<String> = names
+                        .iter()
+                        .filter(|p| self.linked(&from, p))
+                        .cloned()
+                        .collect();
+                    for p in peers {
+                        self.node(&p)
+                            .gossip(from.clone(), from.clone(), topic, &data, now);
+                    }
+                }
+                Io::Disconnect(peer) => {
+                    self.links.retain(|(x, y)| {
+                        !((x == &from && y == &peer) || (x == &peer && y == &from))
+                    });
+                    self.node(&from).peer_disconnected(&peer);
+                    if let Some(p) = self.nodes.get_mut(&peer) {
+                        p.peer_disconnected(&from);
+                    }
+                }
+                _ => {}
+            }
+        }
+        panic!("the network never went quiet");
+    }
+
+    /// Moves the clock to `node`'s next wakeup and lets it do what is due.
+    pub fn wake(&mut self, node: &str) -> Duration {
+        let at = self.node(node).next_wakeup();
+        let d = at.saturating_duration_since(self.now.mono);
+        self.now = self.now.after(d);
+        let now = self.now;
+        self.node(node).handle_timeout(now);
+        self.pump();
+        d
+    }
+
+    pub fn heads(&self, n: &str) -> Vec<automerge::ChangeHash> {
+        self.nodes[n].replica().heads()
+    }
+
+    pub fn count(&self, from: &str, pred: impl Fn(&Io<String>) -> bool) -> usize {
+        self.log
+            .iter()
+            .filter(|(f, io)| f == from && pred(io))
+            .count()
+    }
+}
+
+pub fn set_effort(net: &mut Net, n: &str, i: usize) {
+    let now = net.now;
+    net.node(n)
+        .edit(now, "effort", |tx| {
+            edit::set(tx, "CAP-B01", "effort", &format!("{i} weeks"))
+        })
+        .expect("edit");
+}
