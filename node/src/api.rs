@@ -141,7 +141,7 @@ struct Api {
     hosts: std::sync::Arc<Vec<String>>,
     /// The blob store: proposals stream into it and artifacts stream out of it, so the API
     /// never reads or writes a path outside the data directory.
-    store: accord_mirror::BlobStore,
+    store: accord_blobs::BlobStore,
 }
 
 /// What the node signs to prove who it is: a domain, the CLI's challenge, and the address
@@ -182,7 +182,7 @@ pub fn router(
     token: String,
     node_key: accord_trust::SecretKey,
     bound: std::net::SocketAddr,
-    store: accord_mirror::BlobStore,
+    store: accord_blobs::BlobStore,
 ) -> Router {
     let mut hosts = vec![bound.to_string()];
     if bound.ip().is_loopback() {

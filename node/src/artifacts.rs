@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use accord_blobs::BlobStore;
 use accord_catalogue::{Catalogue, Release};
-use accord_mirror::BlobStore;
 use accord_mirror::wants::{ReleaseBlobs, pin_tag};
 use accord_protocol::statement::Artifact;
 use accord_protocol::{ReleaseId, Selector, Statement, StatementKind};
@@ -345,7 +345,7 @@ pub async fn export(
     blobs: &ReleaseBlobs,
     out: &Path,
     mut progress: impl FnMut(&str, u64),
-) -> Result<Vec<accord_mirror::Written>> {
+) -> Result<Vec<accord_blobs::Written>> {
     let mut missing = Vec::new();
     for a in &blobs.artifacts {
         let local = store.local(&a.blake3).await?;

@@ -7,11 +7,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Instant;
 
+use accord_blobs::fetch::{Fetched, fetch};
+use accord_blobs::provider::{AllowList, GatedProvider};
+use accord_blobs::{BlobStore, Local};
 use accord_catalogue::Catalogue;
-use accord_mirror::fetch::{Fetched, fetch};
-use accord_mirror::provider::{AllowList, GatedProvider};
 use accord_mirror::wants::{ReleaseBlobs, pin_tag, wants};
-use accord_mirror::{Action, BlobHash, BlobStore, Limits, Local, MirrorQueue, Outcome};
+use accord_mirror::{Action, Announce, BlobHash, Limits, MirrorQueue, Outcome};
 use accord_net::libp2p::PeerId;
 use accord_protocol::ReleaseId;
 use accord_trust::RootChain;
@@ -19,25 +20,10 @@ use anyhow::{Context, Result};
 use iroh::address_lookup::MemoryLookup;
 use iroh::protocol::Router;
 use iroh::{Endpoint, EndpointId};
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::artifacts::{self, ReleaseView};
-
-/// What a node gossips about its blobs: where its endpoint listens and, for every blob the
-/// catalogue wants, how many verified bytes it holds.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Announce {
-    pub addrs: Vec<SocketAddr>,
-    /// hex BLAKE3 -> verified bytes held
-    pub held: BTreeMap<String, u64>,
-    /// hex BLAKE3 of the blobs held complete
-    pub complete: BTreeSet<String>,
-}
-
-/// Largest announcement accepted (gossipsub's transmit limit is 64 KiB).
-pub const MAX_ANNOUNCE_BYTES: usize = 60 * 1024;
 
 /// A fetch task's report back to the loop.
 #[derive(Debug)]
@@ -99,7 +85,7 @@ impl Mirror {
     ) -> Result<Mirror> {
         let store = BlobStore::open(&data_dir.join("blobs")).await?;
         let lookup = MemoryLookup::new();
-        let endpoint = accord_mirror::endpoint::bind(seed, listen, &lookup).await?;
+        let endpoint = accord_blobs::endpoint::bind(seed, listen, &lookup).await?;
         let allow = AllowList::default();
         let router = Router::builder(endpoint.clone())
             .accept(
@@ -202,14 +188,10 @@ impl Mirror {
         let Some(id) = self.ids.get(&peer).copied() else {
             return;
         };
-        if bytes.len() > MAX_ANNOUNCE_BYTES {
-            warn!(%peer, "blob announcement too large; ignored");
-            return;
-        }
-        let a: Announce = match serde_json::from_slice(bytes) {
+        let a = match Announce::parse(bytes) {
             Ok(a) => a,
             Err(e) => {
-                warn!(%peer, error = %e, "unreadable blob announcement; ignored");
+                warn!(%peer, error = %e, "blob announcement ignored");
                 return;
             }
         };
@@ -231,7 +213,7 @@ impl Mirror {
         } else {
             self.filtered.remove(&peer);
         }
-        accord_mirror::endpoint::set_address(&self.lookup, id, &addrs);
+        accord_blobs::endpoint::set_address(&self.lookup, id, &addrs);
         let complete: BTreeSet<BlobHash> = a
             .complete
             .iter()
@@ -279,18 +261,7 @@ impl Mirror {
 
     /// Our own announcement.
     pub fn announcement(&self) -> Vec<u8> {
-        let mut a = Announce {
-            addrs: self.endpoint.bound_sockets(),
-            ..Default::default()
-        };
-        for (hash, (have, size)) in self.held() {
-            let h = hex::encode(hash);
-            if have == size {
-                a.complete.insert(h.clone());
-            }
-            a.held.insert(h, have);
-        }
-        serde_json::to_vec(&a).unwrap_or_default()
+        Announce::new(self.endpoint.bound_sockets(), self.held()).to_bytes()
     }
 
     /// Starts the fetches the queue asks for.

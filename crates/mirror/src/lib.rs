@@ -1,34 +1,16 @@
-//! Accord's artifact mirror: the blob store in the node's data dir, the offline iroh endpoint
-//! that moves blobs between the cooperative's nodes, and the mirror queue that decides what
-//! to fetch from whom.
+//! Accord's artifact mirror, the decisions: which blobs this node must hold (`wants`),
+//! who has them and what to fetch next (`queue`), what a node announces about its blobs
+//! (`announce`) and which announced addresses it will dial (`addresses`).
 //!
-//! Architecture invariant: the queue (`queue`) is sans-I/O and makes every decision; `store`,
-//! `endpoint`, `provider` and `fetch` only do I/O. Nothing here reads the catalogue: the node
-//! turns releases into `Want`s (see `wants`).
+//! Architecture invariant: sans-I/O. No iroh, no tokio, no clock: the node's reactor and
+//! the simulations drive the same queue; the blob store, the endpoint and the fetches are
+//! `accord-blobs` (ADR 0007). Nothing here reads the catalogue: the node turns releases
+//! into `Want`s (see `wants`).
 
 pub mod addresses;
-pub mod endpoint;
-pub mod fetch;
-pub mod provider;
+pub mod announce;
 pub mod queue;
-pub mod store;
 pub mod wants;
 
-use thiserror::Error;
-
+pub use announce::{Announce, MAX_ANNOUNCE_BYTES};
 pub use queue::{Action, BlobHash, Limits, MirrorQueue, Outcome, State, Want};
-pub use store::{BlobStore, Local, Written};
-
-#[derive(Debug, Error)]
-pub enum MirrorError {
-    #[error("blob store: {0}")]
-    Store(String),
-    #[error("blob endpoint: {0}")]
-    Endpoint(String),
-    #[error("blob {hash} is not fully mirrored yet ({have} bytes held)")]
-    Incomplete { hash: String, have: u64 },
-    #[error("corrupt data: {0}")]
-    Corrupt(String),
-    #[error("{0}")]
-    Io(String),
-}

@@ -37,7 +37,10 @@ pub fn wants<'a>(releases: impl IntoIterator<Item = &'a ReleaseBlobs>) -> Vec<Wa
     by_hash.into_values().collect()
 }
 
+/// The prefix of the tags that pin release artifacts in the blob store.
+pub const RELEASE_TAG: &str = "release/";
+
 /// The tag that pins one artifact of one release statement in the blob store.
 pub fn pin_tag(release: &ReleaseId, artifact: &str) -> String {
-    format!("{}{}/{artifact}", crate::store::RELEASE_TAG, release.hex())
+    format!("{RELEASE_TAG}{}/{artifact}", release.hex())
 }

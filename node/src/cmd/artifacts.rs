@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use accord_mirror::BlobStore;
+use accord_blobs::BlobStore;
 use accord_protocol::statement::ProvenanceRef;
 use accord_protocol::{Selector, Statement, StatementKind, Timestamp};
 use anyhow::{Context, Result, bail};
@@ -494,7 +494,7 @@ fn receive_verified(
     mut progress: impl FnMut(u64),
 ) -> Result<()> {
     use std::io::Write;
-    let (_private, tmp) = accord_mirror::store::private_temp(dest)?;
+    let (_private, tmp) = accord_blobs::store::private_temp(dest)?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

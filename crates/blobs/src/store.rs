@@ -26,11 +26,11 @@ use sha2::Digest;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::MirrorError;
-use crate::queue::BlobHash;
+use accord_mirror::BlobHash;
 
 /// Tags that pin blobs are named `<prefix><anything>`; everything Accord pins starts with
 /// one of these, so `accord gc` can tell its own pins from anything else.
-pub const RELEASE_TAG: &str = "release/";
+pub use accord_mirror::wants::RELEASE_TAG;
 
 /// What a verified export wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

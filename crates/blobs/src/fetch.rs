@@ -10,7 +10,7 @@ use iroh_blobs::get::GetError;
 use iroh_blobs::get::fsm::DecodeError;
 use iroh_blobs::{Hash, HashAndFormat};
 
-use crate::queue::{BlobHash, Outcome};
+use accord_mirror::{BlobHash, Outcome};
 
 /// What one fetch did.
 #[derive(Debug, Clone, PartialEq, Eq)]

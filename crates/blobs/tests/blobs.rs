@@ -6,9 +6,10 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use accord_mirror::fetch::fetch;
-use accord_mirror::provider::{AllowList, GatedProvider};
-use accord_mirror::{BlobStore, MirrorError, MirrorQueue, Outcome, Want, endpoint};
+use accord_blobs::fetch::fetch;
+use accord_blobs::provider::{AllowList, GatedProvider};
+use accord_blobs::{BlobStore, MirrorError, endpoint};
+use accord_mirror::{MirrorQueue, Outcome, Want};
 use iroh::address_lookup::MemoryLookup;
 use iroh::endpoint::{Connection, VarInt};
 use iroh::protocol::{AcceptError, ProtocolHandler, Router};
