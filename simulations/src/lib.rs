@@ -5,11 +5,13 @@
 //! - `topology`: who runs a node where, and the bounded mesh they form;
 //! - `world`: the event queue that delivers each node's I/O as its peers' input;
 //! - `hostile`: what a listed node turned attacker sends;
+//! - `release`: a release proposed, signed, mirrored by the real queue and promoted;
 //! - `scenario`: what happens when, and what is measured;
 //! - `report`: the table, the CSV and the plots.
 
 pub mod hostile;
 pub mod links;
+pub mod release;
 pub mod report;
 pub mod scenario;
 pub mod topology;

@@ -26,6 +26,9 @@ struct Args {
     /// Hostile nodes (the `hostile` scenario).
     #[arg(long, default_value_t = 1)]
     hostile: usize,
+    /// Artifact MiB of the release (the `release` scenario).
+    #[arg(long, default_value_t = 64)]
+    artifact_mib: u64,
     /// Every node in one data centre instead of the four sites' real distances.
     #[arg(long)]
     one_site: bool,
@@ -58,6 +61,7 @@ fn main() -> Result<()> {
             edits: args.edits,
             hostile: args.hostile,
             one_site: args.one_site,
+            artifact_mib: args.artifact_mib,
         };
         let o = scenario::run(args.scenario, &p)?;
         eprintln!(

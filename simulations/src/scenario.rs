@@ -32,6 +32,9 @@ pub enum Scenario {
     Intercontinental,
     /// Listed nodes send forbidden and forged changes and lie in announcements.
     Hostile,
+    /// A release proposed with its artifacts, signed by every lead and security at their
+    /// own sites, mirrored by every node and promoted by each on its own.
+    Release,
 }
 
 impl Scenario {
@@ -42,6 +45,7 @@ impl Scenario {
             Scenario::Churn => "churn",
             Scenario::Intercontinental => "intercontinental",
             Scenario::Hostile => "hostile",
+            Scenario::Release => "release",
         }
     }
 }
@@ -53,6 +57,8 @@ pub struct Params {
     pub edits: usize,
     pub hostile: usize,
     pub one_site: bool,
+    /// Artifact MiB of the release (`release`).
+    pub artifact_mib: u64,
 }
 
 /// Percentiles of a set of durations, in milliseconds.
@@ -96,8 +102,14 @@ pub struct Outcome {
     pub simulated_s: f64,
     pub wall_s: f64,
     pub events: u64,
+    /// `release`: from the last signature to live, per node.
+    pub to_promotion: Option<Spread>,
+    /// `release`: artifact MiB fetched plus served per node (mean, busiest).
+    pub artifact_mib_per_node: Option<(f64, f64)>,
     /// Scenario-specific measures, in order.
     pub extra: Vec<(String, String)>,
+    /// Rules a node broke in this run (promotion invariants).
+    pub broken: Vec<String>,
 }
 
 impl Outcome {
@@ -110,9 +122,15 @@ impl Outcome {
                 self.scenario, self.nodes
             ));
         }
+        v.extend(
+            self.broken
+                .iter()
+                .map(|b| format!("{} at {} nodes: {b}", self.scenario, self.nodes)),
+        );
         for (key, must) in [
             ("forged changes held by honest nodes", "0"),
             ("edits across the cut before healing", "0"),
+            ("nodes that did not promote", "0"),
         ] {
             if let Some((_, got)) = self.extra.iter().find(|(k, _)| k == key)
                 && got != must
@@ -142,7 +160,7 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
     } else {
         LinkModel::intercontinental()
     };
-    let mut w = World::new(topology, model, p.seed)?;
+    let mut w = World::new(topology, model, p.seed, scenario == Scenario::Release)?;
     // Let the start-up syncs settle before anything is measured.
     w.run_until(Duration::from_secs(1));
     let t0 = w.t;
@@ -235,6 +253,13 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
             extra.push(("hostile nodes".into(), bad.len().to_string()));
             None
         }
+        Scenario::Release => {
+            schedule_release(&mut w, p.artifact_mib, t0);
+            // A few capability edits meanwhile, so catalogue sync is measured too.
+            let editors: Vec<NodeId> = (0..w.len() as NodeId).collect();
+            edits(&mut w, &mut rng, &editors, p.edits, t0, EDIT_WINDOW);
+            None
+        }
     };
     let converged = w.run_until_converged(LIMIT);
     if scenario == Scenario::Hostile {
@@ -266,6 +291,53 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
     }
     if scenario == Scenario::Intercontinental {
         extra.extend(site_matrix(&w));
+    }
+    let mut to_promotion = None;
+    let mut artifact_mib_per_node = None;
+    let mut broken = Vec::new();
+    if scenario == Scenario::Release {
+        let promoted = run_until_promoted(&mut w, LIMIT);
+        let r = w.release.clone();
+        if let Some(r) = &r {
+            let last = r.last_signature().unwrap_or(LIMIT);
+            let missing = (0..w.len())
+                .filter(|n| w.counts(*n as NodeId) && r.promoted[*n].is_none())
+                .count();
+            extra.push(("nodes that did not promote".into(), missing.to_string()));
+            let ms =
+                |d: &Option<Duration>| d.map(|d| d.saturating_sub(last).as_secs_f64() * 1000.0);
+            let spread = Spread::of(r.promoted.iter().filter_map(ms).collect());
+            to_promotion = Some(spread);
+            let own: Vec<f64> = r.promoted.iter().take(4).filter_map(ms).collect();
+            extra.push((
+                "jurisdiction nodes: last signature to live max ms".into(),
+                format!("{:.0}", own.iter().copied().fold(0.0, f64::max)),
+            ));
+            let mirrored = Spread::of(
+                r.mirrored
+                    .iter()
+                    .filter_map(|d| d.map(|d| d.saturating_sub(t0).as_secs_f64() * 1000.0))
+                    .collect(),
+            );
+            extra.push((
+                "artifacts held everywhere after proposal p50/max ms".into(),
+                format!("{:.0} / {:.0}", mirrored.p50, mirrored.max),
+            ));
+            extra.push(("artifact MiB".into(), p.artifact_mib.to_string()));
+            let mib: Vec<f64> = w
+                .traffic
+                .iter()
+                .map(|t| (t.blob_bytes_in + t.blob_bytes_out) as f64 / f64::from(1u32 << 20))
+                .collect();
+            artifact_mib_per_node = Some((
+                mib.iter().sum::<f64>() / mib.len().max(1) as f64,
+                mib.iter().copied().fold(0.0, f64::max),
+            ));
+        }
+        if !promoted {
+            broken.push("not every honest node promoted before the limit".into());
+        }
+        broken.extend(w.promotion_violations());
     }
     if scenario == Scenario::Churn {
         let catch_up = catch_up(&w);
@@ -309,8 +381,53 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
         simulated_s: w.t.as_secs_f64(),
         wall_s: wall.elapsed().as_secs_f64(),
         events: w.events,
+        to_promotion,
+        artifact_mib_per_node,
         extra,
+        broken,
     })
+}
+
+/// When the `release` run's events happen: EU proposes at once; the leads sign at their
+/// own jurisdiction's node one after another from 30 s (artifacts are mirrored while they
+/// sign), security last, at 40 s.
+fn schedule_release(w: &mut World, mib: u64, t0: Duration) {
+    w.release = Some(crate::release::Followed::new(mib, w.len()));
+    w.schedule(t0, Action::Propose(Site::Eu.index() as NodeId));
+    for (i, signer) in crate::release::SIGNERS.iter().enumerate() {
+        let site = match signer.split('.').next() {
+            Some("eu") => Site::Eu,
+            Some("ca") => Site::Ca,
+            Some("au") => Site::Au,
+            _ => Site::Uk,
+        };
+        let at = t0 + Duration::from_secs(30 + 2 * i as u64 + if i == 4 { 2 } else { 0 });
+        w.schedule(
+            at,
+            Action::Sign {
+                node: site.index() as NodeId,
+                signer,
+            },
+        );
+    }
+}
+
+/// Runs until every honest node that is up has promoted the followed release, or `limit`.
+fn run_until_promoted(w: &mut World, limit: Duration) -> bool {
+    let step = Duration::from_millis(100);
+    loop {
+        let done = w.release.as_ref().is_some_and(|r| {
+            (0..w.len()).all(|n| !w.counts(n as NodeId) || r.promoted[n].is_some())
+        });
+        if done {
+            return true;
+        }
+        if w.t >= limit {
+            return false;
+        }
+        let next = (w.t + step).min(limit);
+        w.run_until(next);
+    }
 }
 
 /// `count` edits at random nodes of `editors`, at random moments in `[start, start + over)`.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use accord_catalogue::{Replica, Seed, Stored, edit, genesis};
 use accord_protocol::KeyId;
-use accord_service::{Config, Io, MemoryStore, Now, Service, Topic};
+use accord_service::{Config, Io, MemoryStore, Now, PromotionConfig, Service, Topic};
 use accord_trust::testkit::{Cooperative, Shape};
 use accord_trust::{RootChain, TrustedRoot};
 use anyhow::{Context, Result};
@@ -24,6 +24,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::links::{LinkModel, Site};
+use crate::release::{Followed, SimMirror};
 use crate::topology::Topology;
 
 pub type NodeId = u32;
@@ -51,10 +52,14 @@ pub enum Action {
     Heal,
     /// A hostile node does its worst once (`crate::hostile`).
     Attack(NodeId),
+    /// The node proposes the followed release (`crate::release`).
+    Propose(NodeId),
+    /// A signer signs the followed release at this node (its own site).
+    Sign { node: NodeId, signer: &'static str },
 }
 
 #[derive(Debug)]
-enum Event {
+pub(crate) enum Event {
     Wake(NodeId),
     Request {
         from: NodeId,
@@ -76,6 +81,13 @@ enum Event {
         data: Arc<Vec<u8>>,
     },
     Do(Action),
+    /// A blob fetch by `node` from `from` has delivered its last byte.
+    Fetched {
+        node: NodeId,
+        from: NodeId,
+        hash: accord_mirror::BlobHash,
+        size: u64,
+    },
 }
 
 struct Entry {
@@ -108,6 +120,9 @@ pub struct Traffic {
     pub bytes_out: u64,
     pub bytes_in: u64,
     pub messages_out: u64,
+    /// Artifact bytes served to and fetched from other nodes (not in the above).
+    pub blob_bytes_out: u64,
+    pub blob_bytes_in: u64,
 }
 
 /// An edit being followed: when it was made and when each node first held it.
@@ -125,6 +140,10 @@ pub struct World {
     pub rng: ChaCha8Rng,
     pub coop: Cooperative,
     nodes: Vec<Option<Node>>,
+    /// Each node's blob mirror (only when the nodes promote: `release`).
+    pub(crate) mirrors: Vec<SimMirror>,
+    /// The release a `release` run follows.
+    pub release: Option<Followed>,
     neighbours: Vec<Vec<NodeId>>,
     linked: BTreeSet<(NodeId, NodeId)>,
     cut: Option<Vec<Site>>,
@@ -177,11 +196,13 @@ struct Boot {
     snapshot: Vec<u8>,
     ids: Arc<HashMap<KeyId, NodeId>>,
     config: Config,
+    /// Nodes run the promotion engine and a blob mirror.
+    promoting: bool,
 }
 
 impl World {
     /// Every node of `topology` started from the seed catalogue, the connections up.
-    pub fn new(topology: Topology, model: LinkModel, seed: u64) -> Result<World> {
+    pub fn new(topology: Topology, model: LinkModel, seed: u64, promoting: bool) -> Result<World> {
         let mirrors = (topology.nodes.len() - 4) / 4;
         let mut shape = Shape::default();
         let node_keys = u32::try_from(1 + mirrors).context("too many mirrors")?;
@@ -207,6 +228,7 @@ impl World {
             snapshot: doc.save(),
             ids: Arc::new(ids),
             config: Config::default(),
+            promoting,
         };
         let n = topology.nodes.len();
         let neighbours = topology.neighbours();
@@ -215,6 +237,12 @@ impl World {
             rng: ChaCha8Rng::seed_from_u64(seed),
             coop,
             nodes: Vec::with_capacity(n),
+            mirrors: if promoting {
+                (0..n).map(|_| SimMirror::new()).collect()
+            } else {
+                Vec::new()
+            },
+            release: None,
             neighbours,
             linked: BTreeSet::new(),
             cut: None,
@@ -266,11 +294,29 @@ impl World {
             RootChain::from_trusted(self.boot.root.clone()),
         )?;
         let ids = self.boot.ids.clone();
-        Ok(Service::new(
+        let node = Service::new(
             replica,
             MemoryStore::default(),
             self.boot.config.clone(),
             Box::new(move |k: &accord_trust::PublicKey| ids.get(k.id()).copied()),
+            self.now(),
+        );
+        if !self.boot.promoting {
+            return Ok(node);
+        }
+        let site = self.site(id);
+        Ok(node.with_promotion(
+            PromotionConfig {
+                jurisdiction: accord_protocol::PrincipalId::new(site.code())?,
+                local_rules: Vec::new(),
+                signer: self.coop.signer(label)?,
+                hook: true,
+                // The node's default staging quota (64 GiB).
+                staging_quota: 64 << 30,
+                checkpoint_every: Duration::from_secs(60),
+                replan_every: Duration::from_secs(60),
+            },
+            accord_promote::State::default(),
             self.now(),
         ))
     }
@@ -314,7 +360,7 @@ impl World {
         self.push(at, Event::Do(action));
     }
 
-    fn push(&mut self, at: Duration, event: Event) {
+    pub(crate) fn push(&mut self, at: Duration, event: Event) {
         self.seq += 1;
         self.queue.push(Entry {
             at,
@@ -436,12 +482,21 @@ impl World {
                 let accepted = self
                     .node_mut(to)
                     .is_some_and(|node| node.gossip(author, via, topic, &data, now));
+                if accepted && topic == Topic::Blobs && self.boot.promoting {
+                    self.heard_blobs(to, author, &data);
+                }
                 self.drain(to);
                 if accepted {
                     self.flood(to, Some(via), author, id, topic, data);
                 }
             }
             Event::Do(action) => self.act(action),
+            Event::Fetched {
+                node,
+                from,
+                hash,
+                size,
+            } => self.fetched(node, from, hash, size),
         }
     }
 
@@ -465,6 +520,8 @@ impl World {
                 }
             }
             Action::Attack(n) => crate::hostile::attack(self, n),
+            Action::Propose(n) => self.propose(n),
+            Action::Sign { node, signer } => self.sign(node, signer),
         }
     }
 
@@ -580,6 +637,25 @@ impl World {
         }
     }
 
+    /// Occupies the directed link `from` to `to` with `bytes` that start after `delay` (a
+    /// request crossing first), and delivers `event` when the last byte has arrived; counted
+    /// apart from the catalogue traffic (blob transfers).
+    pub(crate) fn send_after(
+        &mut self,
+        delay: Duration,
+        from: NodeId,
+        to: NodeId,
+        bytes: usize,
+        event: Event,
+    ) {
+        let (a, b) = (self.site(from), self.site(to));
+        let free = self.busy.get(&(from, to)).copied().unwrap_or_default();
+        let start = free.max(self.t + delay);
+        let done = start + self.model.transmit(a, b, bytes);
+        self.busy.insert((from, to), done);
+        self.push(done + self.model.one_way(a, b), event);
+    }
+
     /// Sends on the directed link `from` to `to`: it arrives after the link is free, the
     /// bytes are through, and the propagation delay has passed.
     fn send(&mut self, from: NodeId, to: NodeId, bytes: usize, event: Event) {
@@ -654,6 +730,15 @@ impl World {
                 Io::Publish { topic, data } => self.publish(n, topic, data),
                 Io::Disconnect(peer) => self.unlink(n, peer),
                 Io::Audit(rows) => self.audit_rows += rows.len() as u64,
+                Io::Wants(plan) => self.mirror_wants(n, &plan),
+                Io::AnnounceBlobs if self.boot.promoting => self.announce_blobs(n),
+                // The simulated hook succeeds at once.
+                Io::RunHook { release, .. } => {
+                    let now = self.now();
+                    if let Some(node) = self.node_mut(n) {
+                        node.hook_finished(release, Ok(()), now);
+                    }
+                }
                 // No blob store in these scenarios; bans are the node's own (`Disconnect`
                 // follows, and a banned peer's next connection is refused by the node).
                 Io::AnnounceBlobs
@@ -661,11 +746,10 @@ impl World {
                 | Io::Unban(_)
                 | Io::SetListed(_)
                 | Io::RootsAdopted(_)
-                | Io::RunHook { .. }
-                | Io::Wants(_)
                 | Io::Retired { .. } => {}
             }
         }
+        self.note_promotion(n);
         self.schedule_wake(n);
     }
 

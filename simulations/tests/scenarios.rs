@@ -13,6 +13,7 @@ fn run(s: Scenario, nodes: usize, seed: u64) -> Outcome {
             edits: 12,
             hostile: 1,
             one_site: false,
+            artifact_mib: 16,
         },
     )
     .expect("runs")
@@ -27,6 +28,7 @@ fn every_scenario_holds_its_invariants_at_4_and_40_nodes() {
         Scenario::Churn,
         Scenario::Intercontinental,
         Scenario::Hostile,
+        Scenario::Release,
     ] {
         for n in [4, 40] {
             let o = run(s, n, 2026);
@@ -102,8 +104,25 @@ fn a_node_count_that_is_not_four_plus_mirrors_is_refused() {
             edits: 1,
             hostile: 1,
             one_site: false,
+            artifact_mib: 16,
         },
     )
     .expect_err("refused");
     assert!(e.to_string().contains("--nodes"), "{e}");
+}
+
+/// The release is mirrored by the real queue and promoted by every node's own engine, only
+/// after the last signature, within seconds of it even across the world.
+#[test]
+fn a_release_goes_live_everywhere_soon_after_its_last_signature() {
+    let o = run(Scenario::Release, 8, 7);
+    assert!(o.violations().is_empty(), "{:?}", o.violations());
+    assert_eq!(extra(&o, "nodes that did not promote"), "0");
+    let t = o.to_promotion.expect("measured");
+    // The slowest link's round trip is 349 ms (UK-AU): the signature must cross the world
+    // once, the promotion itself is local.
+    assert!(t.max > 0.0 && t.max < 2_349.0, "{t:?}");
+    let (mean, max) = o.artifact_mib_per_node.expect("measured");
+    // Every node fetched the 16 MiB release once; providers served more.
+    assert!(mean >= 16.0 && max >= mean, "{mean} {max}");
 }
