@@ -172,6 +172,11 @@ impl World {
             m.queue.set_local(hash, *size, true);
         }
         self.report_held(n);
+        // As the daemon does after handing the mirror new wants.
+        let now = self.now();
+        if let Some(node) = self.node_mut(n) {
+            node.announce_blobs(now);
+        }
         self.dispatch(n);
     }
 

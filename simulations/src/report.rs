@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use crate::scenario::Outcome;
 
-const COLUMNS: &str = "scenario,links,nodes,seed,edits,converged,convergence_p50_ms,convergence_p95_ms,convergence_max_ms,kib_per_node_mean,kib_per_node_max,messages_per_node,simulated_s,wall_s,events";
+const COLUMNS: &str = "scenario,links,nodes,seed,edits,converged,convergence_p50_ms,convergence_p95_ms,convergence_max_ms,kib_per_node_mean,kib_per_node_max,messages_per_node,simulated_s,wall_s,events,promotion_p50_ms,promotion_max_ms,artifact_mib_per_node_mean,artifact_mib_per_node_max";
 
 pub fn table(outcomes: &[Outcome]) -> String {
     let mut s = String::new();
@@ -45,6 +45,19 @@ pub fn table(outcomes: &[Outcome]) -> String {
             o.simulated_s,
             o.wall_s,
         );
+        if let Some(t) = &o.to_promotion {
+            let _ = writeln!(
+                s,
+                "    last signature to live, every node p50/p95/max ms: {:.0} / {:.0} / {:.0}",
+                t.p50, t.p95, t.max
+            );
+        }
+        if let Some((mean, max)) = o.artifact_mib_per_node {
+            let _ = writeln!(
+                s,
+                "    artifact MiB fetched + served per node mean/max: {mean:.0} / {max:.0}"
+            );
+        }
         for (k, v) in &o.extra {
             let _ = writeln!(s, "    {k}: {v}");
         }
@@ -58,7 +71,7 @@ pub fn csv(outcomes: &[Outcome]) -> String {
     for o in outcomes {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.3},{:.3},{}",
+            "{},{},{},{},{},{},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.3},{:.3},{},{},{},{},{}",
             o.scenario,
             o.links,
             o.nodes,
@@ -73,7 +86,19 @@ pub fn csv(outcomes: &[Outcome]) -> String {
             o.messages_per_node,
             o.simulated_s,
             o.wall_s,
-            o.events
+            o.events,
+            o.to_promotion
+                .map(|t| format!("{:.1}", t.p50))
+                .unwrap_or_default(),
+            o.to_promotion
+                .map(|t| format!("{:.1}", t.max))
+                .unwrap_or_default(),
+            o.artifact_mib_per_node
+                .map(|(m, _)| format!("{m:.1}"))
+                .unwrap_or_default(),
+            o.artifact_mib_per_node
+                .map(|(_, m)| format!("{m:.1}"))
+                .unwrap_or_default(),
         );
     }
     s
@@ -138,6 +163,34 @@ pub fn write(dir: &Path, outcomes: &[Outcome]) -> Result<Vec<String>> {
             ],
         )?;
         written.push(bytes.display().to_string());
+        if outcomes.iter().all(|o| o.to_promotion.is_some()) {
+            let promo = dir.join(format!("{stem}-promotion.svg"));
+            plot(
+                &promo,
+                &format!(
+                    "{}: last signature to live on every node ({})",
+                    first.scenario, first.links
+                ),
+                "milliseconds",
+                &[
+                    (
+                        "median node",
+                        outcomes
+                            .iter()
+                            .filter_map(|o| o.to_promotion.map(|t| (o.nodes, t.p50)))
+                            .collect(),
+                    ),
+                    (
+                        "last node",
+                        outcomes
+                            .iter()
+                            .filter_map(|o| o.to_promotion.map(|t| (o.nodes, t.max)))
+                            .collect(),
+                    ),
+                ],
+            )?;
+            written.push(promo.display().to_string());
+        }
     }
     Ok(written)
 }

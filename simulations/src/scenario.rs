@@ -324,6 +324,16 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
                 format!("{:.0} / {:.0}", mirrored.p50, mirrored.max),
             ));
             extra.push(("artifact MiB".into(), p.artifact_mib.to_string()));
+            let announced: f64 = w
+                .traffic
+                .iter()
+                .map(|t| t.announce_bytes_in as f64 / 1024.0)
+                .sum::<f64>()
+                / w.len().max(1) as f64;
+            extra.push((
+                "blob announcements received KiB per node".into(),
+                format!("{announced:.0}"),
+            ));
             let mib: Vec<f64> = w
                 .traffic
                 .iter()

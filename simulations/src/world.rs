@@ -120,6 +120,8 @@ pub struct Traffic {
     pub bytes_out: u64,
     pub bytes_in: u64,
     pub messages_out: u64,
+    /// Blob announcements received (part of `bytes_in`).
+    pub announce_bytes_in: u64,
     /// Artifact bytes served to and fetched from other nodes (not in the above).
     pub blob_bytes_out: u64,
     pub blob_bytes_in: u64,
@@ -475,6 +477,9 @@ impl World {
                     return;
                 }
                 self.traffic[to as usize].bytes_in += data.len() as u64;
+                if topic == Topic::Blobs {
+                    self.traffic[to as usize].announce_bytes_in += data.len() as u64;
+                }
                 if !self.seen.insert((to, id)) {
                     return;
                 }

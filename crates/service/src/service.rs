@@ -37,6 +37,13 @@ pub struct Config {
     pub announce_every: Duration,
     /// Fold stored changes into the snapshot once this many are stored.
     pub compact_after: u64,
+    /// With nothing new to say, this node repeats its blob announcement this often (it
+    /// announces at once whenever what it holds changes, and when a peer subscribes).
+    /// Every announcement reaches every node, so each node's traffic grows with the number
+    /// of nodes; but a peer that subscribed before gossipsub grafted it into the mesh misses
+    /// the announcement made for it, and the repeat is what it waits for
+    /// (`docs/simulations.md`, `release`).
+    pub blob_refresh: Duration,
     pub budget: Budget,
     pub policy: Policy,
 }
@@ -47,6 +54,7 @@ impl Default for Config {
             anti_entropy: Duration::from_secs(5),
             announce_every: Duration::from_millis(500),
             compact_after: 256,
+            blob_refresh: Duration::from_secs(5),
             budget: Budget::default(),
             policy: Policy::default(),
         }
@@ -86,6 +94,8 @@ pub struct Service<S, P> {
     heads_pace: Pacer,
     blobs_pace: Pacer,
     next_anti_entropy: Instant,
+    /// When the blob announcement is repeated if nothing changed before.
+    next_blob_refresh: Instant,
     outbox: VecDeque<Io<P>>,
     metrics: SyncMetrics,
     /// The catalogue changed since the reactor last asked (`take_changed`).
@@ -142,6 +152,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             heads_pace: Pacer::new(config.announce_every),
             blobs_pace: Pacer::new(config.announce_every),
             next_anti_entropy: now.mono + config.anti_entropy,
+            next_blob_refresh: now.mono + config.blob_refresh,
             outbox: VecDeque::new(),
             metrics: SyncMetrics::default(),
             changed: false,
@@ -252,7 +263,9 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             self.next_anti_entropy = now.mono + self.config.anti_entropy;
             self.audit_refusals();
             self.sync_with_all();
-            self.announce_blobs(now);
+            if now.mono >= self.next_blob_refresh {
+                self.announce_blobs(now);
+            }
         }
         self.promotion_timeout(now);
     }
@@ -432,6 +445,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
 
     /// Our blob announcement (paced; `Io::AnnounceBlobs` when it may go out).
     pub fn announce_blobs(&mut self, now: Now) {
+        self.next_blob_refresh = now.mono + self.config.blob_refresh;
         if self.blobs_pace.request(now.mono) {
             self.outbox.push_back(Io::AnnounceBlobs);
         }

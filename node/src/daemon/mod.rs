@@ -610,6 +610,9 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             anti_entropy: Duration::from_secs(cfg.anti_entropy_secs.max(1)),
             announce_every: ANNOUNCE_EVERY,
             compact_after: crate::cmd::catalogue::COMPACT_AFTER,
+            // Every anti-entropy round, as before the simulations measured its cost: a
+            // longer interval left a restarted node waiting for the repeat (issue 15 note).
+            blob_refresh: Duration::from_secs(cfg.anti_entropy_secs.max(1)),
             budget: cfg.limits.budget(),
             policy: cfg.limits.discipline(),
         },
