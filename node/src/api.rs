@@ -85,21 +85,14 @@ pub struct PeerView {
     pub connected: bool,
 }
 
-/// Counters for `/metrics`.
+/// Counters for `/metrics`: the core's (sync and promotion, kept once, in the core) and
+/// the mirror's, in one flat JSON object.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Metrics {
-    pub sync_messages_in: u64,
-    pub sync_messages_out: u64,
-    pub sync_bytes_in: u64,
-    pub sync_bytes_out: u64,
-    pub rejected_messages: u64,
-    /// Messages that could not be verified yet (a peer behind, a missing dependency).
-    pub unverifiable_messages: u64,
-    pub changes_applied: u64,
-    pub last_change_unix: i64,
-    pub rate_limited: u64,
-    /// Peers banned for repeated refused messages.
-    pub bans: u64,
+    #[serde(flatten)]
+    pub sync: accord_service::SyncMetrics,
+    #[serde(flatten)]
+    pub promotion: accord_service::PromotionMetrics,
     /// jurisdiction -> payload bytes of blobs fetched from it
     pub blob_bytes_fetched: BTreeMap<String, u64>,
     pub blob_corrupt: u64,
@@ -107,16 +100,6 @@ pub struct Metrics {
     /// Fetches cut off because the provider sent nothing.
     pub blob_stalled: u64,
     pub mirror_queue: usize,
-    pub promotions: u64,
-    pub recalls: u64,
-    pub hook_failures: u64,
-    pub releases_live: u64,
-    /// `CAP@VER`s that more than one statement claims.
-    pub equivocations: u64,
-    /// Proposing jurisdiction -> bytes of its unapproved releases mirrored here.
-    pub staged_bytes: BTreeMap<String, u64>,
-    /// Releases not mirrored here (recalled, superseded, over a staging quota).
-    pub held_back: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -679,10 +662,10 @@ async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
     let v = api.view().await?;
     let m = &v.metrics;
     let now = accord_protocol::Timestamp::now().unix();
-    let age = if m.last_change_unix == 0 {
+    let age = if m.sync.last_change_unix == 0 {
         0
     } else {
-        now - m.last_change_unix
+        now - m.sync.last_change_unix
     };
     let mut gauges: BTreeMap<&str, (&str, String)> = BTreeMap::new();
     gauges.insert(
@@ -694,27 +677,27 @@ async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
     );
     gauges.insert(
         "accord_sync_messages_received_total",
-        ("counter", m.sync_messages_in.to_string()),
+        ("counter", m.sync.sync_messages_in.to_string()),
     );
     gauges.insert(
         "accord_sync_messages_sent_total",
-        ("counter", m.sync_messages_out.to_string()),
+        ("counter", m.sync.sync_messages_out.to_string()),
     );
     gauges.insert(
         "accord_sync_bytes_received_total",
-        ("counter", m.sync_bytes_in.to_string()),
+        ("counter", m.sync.sync_bytes_in.to_string()),
     );
     gauges.insert(
         "accord_sync_bytes_sent_total",
-        ("counter", m.sync_bytes_out.to_string()),
+        ("counter", m.sync.sync_bytes_out.to_string()),
     );
     gauges.insert(
         "accord_sync_rejected_messages_total",
-        ("counter", m.rejected_messages.to_string()),
+        ("counter", m.sync.rejected_messages.to_string()),
     );
     gauges.insert(
         "accord_catalogue_changes_applied_total",
-        ("counter", m.changes_applied.to_string()),
+        ("counter", m.sync.changes_applied.to_string()),
     );
     gauges.insert(
         "accord_catalogue_heads_age_seconds",
@@ -722,16 +705,19 @@ async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
     );
     gauges.insert(
         "accord_sync_unverifiable_messages_total",
-        ("counter", m.unverifiable_messages.to_string()),
+        ("counter", m.sync.unverifiable_messages.to_string()),
     );
     gauges.insert(
         "accord_release_equivocations",
-        ("gauge", m.equivocations.to_string()),
+        ("gauge", m.promotion.equivocations.to_string()),
     );
-    gauges.insert("accord_peer_bans_total", ("counter", m.bans.to_string()));
+    gauges.insert(
+        "accord_peer_bans_total",
+        ("counter", m.sync.bans.to_string()),
+    );
     gauges.insert(
         "accord_sync_rate_limited_total",
-        ("counter", m.rate_limited.to_string()),
+        ("counter", m.sync.rate_limited.to_string()),
     );
     gauges.insert("accord_root_version", ("gauge", v.root_version.to_string()));
     gauges.insert(
@@ -752,24 +738,27 @@ async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
     );
     gauges.insert(
         "accord_promotions_total",
-        ("counter", m.promotions.to_string()),
+        ("counter", m.promotion.promotions.to_string()),
     );
-    gauges.insert("accord_recalls_total", ("counter", m.recalls.to_string()));
+    gauges.insert(
+        "accord_recalls_total",
+        ("counter", m.promotion.recalls.to_string()),
+    );
     gauges.insert(
         "accord_hook_failures_total",
-        ("counter", m.hook_failures.to_string()),
+        ("counter", m.promotion.hook_failures.to_string()),
     );
     gauges.insert(
         "accord_releases_live",
-        ("gauge", m.releases_live.to_string()),
+        ("gauge", m.promotion.releases_live.to_string()),
     );
     gauges.insert(
         "accord_mirror_held_back_releases",
-        ("gauge", m.held_back.to_string()),
+        ("gauge", m.promotion.held_back.to_string()),
     );
     let mut out = String::new();
     out.push_str("# TYPE accord_mirror_staging_bytes gauge\n");
-    for (proposer, bytes) in &m.staged_bytes {
+    for (proposer, bytes) in &m.promotion.staged_bytes {
         out.push_str(&format!(
             "accord_mirror_staging_bytes{{jurisdiction=\"{}\",proposer=\"{proposer}\"}} {bytes}\n",
             v.jurisdiction

@@ -58,6 +58,8 @@ pub struct Mirror {
     /// Releases not mirrored here, and why.
     held_back: BTreeMap<ReleaseId, String>,
     limits: Limits,
+    /// This node's jurisdiction: its other nodes are the nearest providers.
+    jurisdiction: String,
     dial: accord_mirror::addresses::DialPolicy,
     /// The IP address each peer's node connection comes from (for `DialPolicy::SameIp`).
     peer_ips: HashMap<PeerId, std::net::IpAddr>,
@@ -78,14 +80,17 @@ impl Mirror {
         data_dir: &Path,
         seed: [u8; 32],
         listen: SocketAddr,
-        limits: Limits,
-        dial: accord_mirror::addresses::DialPolicy,
+        config: &crate::config::MirrorConfig,
         peers: &HashMap<PeerId, String>,
+        jurisdiction: &str,
         done: mpsc::Sender<FetchDone>,
     ) -> Result<Mirror> {
+        let limits = config.limits();
+        let dial = config.dial;
         let store = BlobStore::open(&data_dir.join("blobs")).await?;
         let lookup = MemoryLookup::new();
         let endpoint = accord_blobs::endpoint::bind(seed, listen, &lookup).await?;
+        let salt = u64::from_le_bytes(endpoint.id().as_bytes()[..8].try_into().unwrap_or([0; 8]));
         let allow = AllowList::default();
         let router = Router::builder(endpoint.clone())
             .accept(
@@ -99,7 +104,9 @@ impl Mirror {
             lookup,
             allow,
             router,
-            queue: MirrorQueue::new(limits),
+            // Ties between providers broken by this node's own (public) endpoint id.
+            queue: MirrorQueue::new(limits).with_salt(salt),
+            jurisdiction: jurisdiction.to_owned(),
             ids: HashMap::new(),
             done,
             peers: HashMap::new(),
@@ -122,9 +129,11 @@ impl Mirror {
     /// The root's node keys (other than ours): who may fetch from us and whom we fetch from.
     pub fn set_peers(&mut self, peers: &HashMap<PeerId, String>) {
         let mut ids = HashMap::new();
-        for p in peers.keys() {
+        for (p, j) in peers {
             if let Some(id) = endpoint_of(p) {
                 ids.insert(*p, id);
+                self.queue
+                    .set_nearness(*p, u8::from(*j != self.jurisdiction));
             }
         }
         self.allow.set(ids.values().copied());

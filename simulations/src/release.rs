@@ -29,17 +29,13 @@ pub struct SimMirror {
 }
 
 impl SimMirror {
-    pub fn new() -> SimMirror {
+    /// Node `n`'s mirror: its ties between providers broken by its own number, as a node
+    /// breaks them by its endpoint id.
+    pub fn new(n: NodeId) -> SimMirror {
         SimMirror {
-            queue: MirrorQueue::new(Limits::default()),
+            queue: MirrorQueue::new(Limits::default()).with_salt(u64::from(n)),
             held: BTreeMap::new(),
         }
-    }
-}
-
-impl Default for SimMirror {
-    fn default() -> Self {
-        SimMirror::new()
     }
 }
 
@@ -194,7 +190,9 @@ impl World {
         let Ok(a) = Announce::parse(data) else {
             return;
         };
+        let near = u8::from(self.site(author) != self.site(n));
         if let Some(m) = self.mirrors.get_mut(n as usize) {
+            m.queue.set_nearness(author, near);
             m.queue.set_provider(author, a.complete_hashes());
         }
         self.dispatch(n);

@@ -154,6 +154,9 @@ pub struct World {
     queue: BinaryHeap<Entry>,
     seq: u64,
     busy: HashMap<(NodeId, NodeId), Duration>,
+    /// When each node's network interface is free to upload the next blob (blob transfers
+    /// from one provider take turns at `LinkModel::intra_bps`).
+    uplink_free: Vec<Duration>,
     tokens: HashMap<u64, (NodeId, NodeId)>,
     next_token: u64,
     next_gossip: u64,
@@ -240,7 +243,7 @@ impl World {
             coop,
             nodes: Vec::with_capacity(n),
             mirrors: if promoting {
-                (0..n).map(|_| SimMirror::new()).collect()
+                (0..n as NodeId).map(SimMirror::new).collect()
             } else {
                 Vec::new()
             },
@@ -253,6 +256,7 @@ impl World {
             queue: BinaryHeap::new(),
             seq: 0,
             busy: HashMap::new(),
+            uplink_free: vec![Duration::ZERO; n],
             tokens: HashMap::new(),
             next_token: 0,
             next_gossip: 0,
@@ -645,6 +649,8 @@ impl World {
     /// Occupies the directed link `from` to `to` with `bytes` that start after `delay` (a
     /// request crossing first), and delivers `event` when the last byte has arrived; counted
     /// apart from the catalogue traffic (blob transfers).
+    /// The provider's interface sends one blob at a time at its rate, so a node that serves
+    /// many fetchers makes them wait in turn (the path's own rate may be lower still).
     pub(crate) fn send_after(
         &mut self,
         delay: Duration,
@@ -655,9 +661,11 @@ impl World {
     ) {
         let (a, b) = (self.site(from), self.site(to));
         let free = self.busy.get(&(from, to)).copied().unwrap_or_default();
-        let start = free.max(self.t + delay);
+        let uplink = self.uplink_free[from as usize];
+        let start = free.max(uplink).max(self.t + delay);
         let done = start + self.model.transmit(a, b, bytes);
         self.busy.insert((from, to), done);
+        self.uplink_free[from as usize] = start + self.model.transmit(a, a, bytes);
         self.push(done + self.model.one_way(a, b), event);
     }
 

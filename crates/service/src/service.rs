@@ -62,7 +62,7 @@ impl Default for Config {
 }
 
 /// Counters the node exports as metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SyncMetrics {
     pub sync_messages_in: u64,
     pub sync_bytes_in: u64,

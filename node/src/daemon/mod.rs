@@ -171,29 +171,13 @@ impl Node {
 
     /// The node's counters: the core's sync and promotion ones and the reactor's own.
     fn metrics(&self) -> Metrics {
-        let s = self.svc.metrics();
-        let p = self.svc.promotion_metrics();
         Metrics {
-            promotions: p.promotions,
-            recalls: p.recalls,
-            hook_failures: p.hook_failures,
-            releases_live: p.releases_live,
-            equivocations: p.equivocations,
-            staged_bytes: p.staged_bytes,
-            held_back: p.held_back,
-            sync_messages_in: s.sync_messages_in,
-            sync_messages_out: s.sync_messages_out,
-            sync_bytes_in: s.sync_bytes_in,
-            sync_bytes_out: s.sync_bytes_out,
-            rejected_messages: s.rejected_messages,
-            unverifiable_messages: s.unverifiable_messages,
-            changes_applied: s.changes_applied,
-            last_change_unix: s.last_change_unix,
-            rate_limited: s.rate_limited,
-            bans: s.bans,
+            sync: self.svc.metrics().clone(),
+            promotion: self.svc.promotion_metrics(),
             ..self.metrics.clone()
         }
     }
+
     /// Hands the core's mirror plan to the mirror, starts fetches, and tells the core what
     /// is held here.
     async fn refresh_mirror(&mut self) {
@@ -632,9 +616,9 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         &cfg.data_dir,
         seed,
         blobs_listen,
-        cfg.mirror.limits(),
-        cfg.mirror.dial,
+        &cfg.mirror,
         &names,
+        &cfg.jurisdiction,
         done_tx,
     )
     .await?;

@@ -48,7 +48,7 @@ pub struct PromotionConfig {
 }
 
 /// Counters of the engine and the mirror plan, for the node's metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PromotionMetrics {
     pub promotions: u64,
     pub recalls: u64,
