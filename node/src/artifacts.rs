@@ -10,7 +10,7 @@ use accord_blobs::BlobStore;
 use accord_catalogue::{Catalogue, Release};
 use accord_mirror::wants::{ReleaseBlobs, pin_tag};
 use accord_protocol::statement::Artifact;
-use accord_protocol::{ReleaseId, Selector, Statement, StatementKind};
+use accord_protocol::{ReleaseId, Selector};
 use accord_trust::RootChain;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -53,65 +53,8 @@ pub async fn import(
     Ok(())
 }
 
-/// A proposal checked before its files are imported: the statement parses as a release, and
-/// this node holds no other statement for the same `CAP@VER`.
-#[derive(Debug, Clone)]
-pub struct Proposal {
-    pub id: ReleaseId,
-    pub label: String,
-    pub payload: Vec<u8>,
-    pub artifacts: Vec<Artifact>,
-}
-
-impl Proposal {
-    /// From the unsigned release envelope a proposer sends.
-    pub fn check(envelope: &[u8], cat: &Catalogue) -> Result<Proposal> {
-        let env = accord_protocol::Envelope::from_json(envelope)?;
-        if env.payload_type != accord_protocol::dsse::PAYLOAD_TYPE_IN_TOTO {
-            bail!("not an in-toto statement");
-        }
-        Self::check_payload(&env.payload, cat)
-    }
-
-    /// From a statement payload.
-    pub fn check_payload(payload: &[u8], cat: &Catalogue) -> Result<Proposal> {
-        let env = accord_protocol::Envelope::new(
-            accord_protocol::dsse::PAYLOAD_TYPE_IN_TOTO,
-            payload.to_vec(),
-        );
-        let StatementKind::Release {
-            artifacts,
-            predicate,
-        } = Statement::from_envelope(&env)?
-        else {
-            bail!("not a release statement");
-        };
-        let id = ReleaseId::of_payload(&env.payload);
-        let key = accord_protocol::release::display_key(&predicate.capability, &predicate.version);
-        if let Some(other) = cat
-            .releases
-            .iter()
-            .find(|r| r.capability == predicate.capability && r.version == predicate.version)
-        {
-            if other.id == id {
-                bail!(
-                    "{key} is already in the catalogue (statement {})",
-                    id.short()
-                );
-            }
-            bail!(
-                "{key} already has a statement in the catalogue ({}); propose a new version instead of a second statement for the same one",
-                other.label()
-            );
-        }
-        Ok(Proposal {
-            label: format!("{key}#{}", id.short()),
-            id,
-            payload: env.payload,
-            artifacts,
-        })
-    }
-}
+/// A proposal checked before its files are imported (the rule is `accord-promote`'s).
+pub use accord_promote::inputs::Proposal;
 
 /// What a channel serves for a selector: from the staging channel, the statement's
 /// artifacts as the catalogue holds them; from the production channel, exactly the

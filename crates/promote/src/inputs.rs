@@ -267,3 +267,62 @@ pub fn mirror_plan(
     }
     plan
 }
+
+/// A proposal checked before its files are imported: the statement parses as a release,
+/// and the catalogue holds no other statement for the same `CAP@VER` (a second one would be
+/// equivocation, ADR 0005). The daemon checks it before and again after the files stream
+/// in; the offline CLI checks it too — the same function.
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    pub id: ReleaseId,
+    pub label: String,
+    pub payload: Vec<u8>,
+    pub artifacts: Vec<accord_protocol::statement::Artifact>,
+}
+
+impl Proposal {
+    /// From the unsigned release envelope a proposer sends.
+    pub fn check(envelope: &[u8], cat: &Catalogue) -> Result<Proposal, String> {
+        let env = Envelope::from_json(envelope).map_err(|e| e.to_string())?;
+        if env.payload_type != PAYLOAD_TYPE_IN_TOTO {
+            return Err("not an in-toto statement".into());
+        }
+        Self::check_payload(&env.payload, cat)
+    }
+
+    /// From a statement payload.
+    pub fn check_payload(payload: &[u8], cat: &Catalogue) -> Result<Proposal, String> {
+        let env = Envelope::new(PAYLOAD_TYPE_IN_TOTO, payload.to_vec());
+        let accord_protocol::StatementKind::Release {
+            artifacts,
+            predicate,
+        } = accord_protocol::Statement::from_envelope(&env).map_err(|e| e.to_string())?
+        else {
+            return Err("not a release statement".into());
+        };
+        let id = ReleaseId::of_payload(&env.payload);
+        let key = accord_protocol::release::display_key(&predicate.capability, &predicate.version);
+        if let Some(other) = cat
+            .releases
+            .iter()
+            .find(|r| r.capability == predicate.capability && r.version == predicate.version)
+        {
+            if other.id == id {
+                return Err(format!(
+                    "{key} is already in the catalogue (statement {})",
+                    id.short()
+                ));
+            }
+            return Err(format!(
+                "{key} already has a statement in the catalogue ({}); propose a new version instead of a second statement for the same one",
+                other.label()
+            ));
+        }
+        Ok(Proposal {
+            label: format!("{key}#{}", id.short()),
+            id,
+            payload: env.payload,
+            artifacts,
+        })
+    }
+}

@@ -131,7 +131,8 @@ pub fn propose(p: Proposal, dir: &DataDir, pass: &PassphraseArgs) -> Result<()> 
         let pass = crate::passphrase::existing(pass, "the node key")?;
         let (mut replica, db) = dir.replica(&pass)?;
         let (cat, _) = accord_catalogue::schema::read(replica.doc());
-        let proposal = artifacts::Proposal::check(&env.to_json(), &cat)?;
+        let proposal =
+            artifacts::Proposal::check(&env.to_json(), &cat).map_err(anyhow::Error::msg)?;
         let rt = runtime()?;
         rt.block_on(async {
             let store = BlobStore::open(&dir.path.join("blobs")).await?;

@@ -244,8 +244,7 @@ impl Node {
         p: crate::artifacts::Proposal,
     ) -> std::result::Result<String, String> {
         // Checked again: another proposal of the same CAP@VER may have landed meanwhile.
-        crate::artifacts::Proposal::check_payload(&p.payload, &self.read().0)
-            .map_err(|e| format!("{e:#}"))?;
+        crate::artifacts::Proposal::check_payload(&p.payload, &self.read().0)?;
         self.svc
             .edit(now(), &format!("propose {}", p.label), |tx| {
                 accord_catalogue::edit::add_history(
@@ -416,8 +415,7 @@ impl Node {
                 let _ = reply.send(answer);
             }
             ApiRequest::ProposeCheck { envelope, reply } => {
-                let answer = crate::artifacts::Proposal::check(&envelope, &self.read().0)
-                    .map_err(|e| format!("{e:#}"));
+                let answer = crate::artifacts::Proposal::check(&envelope, &self.read().0);
                 let _ = reply.send(answer);
             }
             ApiRequest::ProposeRecord { proposal, reply } => {
