@@ -55,9 +55,40 @@ pub fn attack(w: &mut World, n: NodeId) {
     w.forged.push(unlisted.hash());
     let m1 = own.message(vec![forbidden.hash()], &[forbidden]);
     let m2 = outsider.message(vec![unlisted.hash()], &[unlisted]);
+    let mut messages = vec![m1, m2];
+    // The signature the release lacks, forged: an approval record in the missing lead's
+    // name over the release statement, with a signature that lead never made, properly
+    // written into the catalogue by this node's listed key.
+    if let Some(r) = w.release.clone()
+        && let Ok(lead) = w.coop.signer(crate::release::MISSING)
+    {
+        let record = accord_catalogue::Approval {
+            statement: r.id,
+            keyid: lead.id().clone(),
+            sig: [7u8; 64],
+        }
+        .to_bytes();
+        let approval = own.change(&base, time, |tx| {
+            let map = forge::history(tx, accord_catalogue::History::Signatures);
+            tx.put(
+                &map,
+                accord_catalogue::records::entry_key(&record).as_str(),
+                automerge::ScalarValue::Bytes(record.clone()),
+            )
+        });
+        w.forged.push(approval.hash());
+        messages.push(own.message(vec![approval.hash()], &[approval]));
+        // And a lie about blobs: "I hold every artifact of it" (it holds none).
+        let lie = accord_mirror::Announce::new(
+            Vec::new(),
+            r.artifacts.iter().map(|a| (a.blake3, (a.size, a.size))),
+        );
+        w.publish(n, Topic::Blobs, lie.to_bytes());
+    }
     for m in w.neighbours_of(n) {
-        w.request(n, m, m1.clone());
-        w.request(n, m, m2.clone());
+        for msg in &messages {
+            w.request(n, m, msg.clone());
+        }
     }
     // Heads nobody has.
     let lie: Vec<u8> = (0..32).map(|_| w.rng.r#gen::<u8>()).collect();

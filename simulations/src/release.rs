@@ -21,6 +21,9 @@ use crate::world::{Event, NodeId, World};
 /// Who must sign a release under the simulated root (every lead and security).
 pub const SIGNERS: [&str; 5] = ["uk.lead", "eu.lead", "ca.lead", "au.lead", "uk.security"];
 
+/// In `hostile`, the lead who never signs (the attacker forges this signature).
+pub const MISSING: &str = "au.lead";
+
 /// One node's blob mirror: the real queue, and the blobs its store holds complete.
 #[derive(Debug)]
 pub struct SimMirror {
@@ -221,28 +224,29 @@ impl World {
     pub(crate) fn fetched(&mut self, n: NodeId, from: NodeId, hash: BlobHash, size: u64) {
         let now = self.now();
         let provider_up = self.is_up(from);
+        // A node that announced blobs it lacks sends what fails verification (bao, as the
+        // node's fetch checks it): the queue penalises it and asks someone else.
+        let lied = self.hostile.contains(&from);
         let Some(m) = self.mirrors.get_mut(n as usize) else {
             return;
         };
-        if provider_up {
-            m.queue
-                .finished(&hash, &from, Outcome::Complete, size, now.mono);
+        let outcome = match (provider_up, lied) {
+            (true, false) => Outcome::Complete,
+            (true, true) => Outcome::Corrupt,
+            (false, _) => Outcome::Failed("provider went away".into()),
+        };
+        let complete = outcome == Outcome::Complete;
+        let have = if complete { size } else { 0 };
+        m.queue.finished(&hash, &from, outcome, have, now.mono);
+        if complete {
             m.held.insert(hash, size);
-        } else {
-            m.queue.finished(
-                &hash,
-                &from,
-                Outcome::Failed("provider went away".into()),
-                0,
-                now.mono,
-            );
-        }
-        if provider_up {
             self.report_held(n);
             if let Some(node) = self.node_mut(n) {
                 node.announce_blobs(now);
             }
             self.drain(n);
+        } else if provider_up {
+            self.corrupt_fetches += 1;
         }
         self.dispatch(n);
     }

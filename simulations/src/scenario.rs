@@ -131,6 +131,11 @@ impl Outcome {
             ("forged changes held by honest nodes", "0"),
             ("edits across the cut before healing", "0"),
             ("nodes that did not promote", "0"),
+            (
+                "honest nodes that promoted a release one signature short",
+                "0",
+            ),
+            ("honest nodes without its artifacts", "0"),
         ] {
             if let Some((_, got)) = self.extra.iter().find(|(k, _)| k == key)
                 && got != must
@@ -160,7 +165,8 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
     } else {
         LinkModel::intercontinental()
     };
-    let mut w = World::new(topology, model, p.seed, scenario == Scenario::Release)?;
+    let promoting = matches!(scenario, Scenario::Release | Scenario::Hostile);
+    let mut w = World::new(topology, model, p.seed, promoting)?;
     // Let the start-up syncs settle before anything is measured.
     w.run_until(Duration::from_secs(1));
     let t0 = w.t;
@@ -250,11 +256,14 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
                 .filter(|n| !w.hostile.contains(n))
                 .collect();
             edits(&mut w, &mut rng, &editors, p.edits, t0, EDIT_WINDOW);
+            // A release one lead short of the rule: the attacker forges that lead's
+            // approval and claims to hold its artifacts; no honest node may promote it.
+            schedule_release(&mut w, p.artifact_mib, t0, Some(crate::release::MISSING));
             extra.push(("hostile nodes".into(), bad.len().to_string()));
             None
         }
         Scenario::Release => {
-            schedule_release(&mut w, p.artifact_mib, t0);
+            schedule_release(&mut w, p.artifact_mib, t0, None);
             // A few capability edits meanwhile, so catalogue sync is measured too.
             let editors: Vec<NodeId> = (0..w.len() as NodeId).collect();
             edits(&mut w, &mut rng, &editors, p.edits, t0, EDIT_WINDOW);
@@ -262,6 +271,7 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
         }
     };
     let converged = w.run_until_converged(LIMIT);
+    let mut broken = Vec::new();
     if scenario == Scenario::Hostile {
         // The attack goes on until it ends; what the honest nodes did about it then.
         let end = w.attack_until.max(w.t);
@@ -288,13 +298,38 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
         ));
         extra.push(("bans".into(), bans.to_string()));
         extra.push(("audit rows written".into(), w.audit_rows.to_string()));
+        // The release one signature short: mirrored despite the lying provider, promoted
+        // nowhere despite the forged approval.
+        run_until_mirrored(&mut w, LIMIT);
+        if let Some(r) = &w.release {
+            let promoted = honest
+                .iter()
+                .filter(|n| r.promoted[**n as usize].is_some())
+                .count();
+            let mirrored = honest
+                .iter()
+                .filter(|n| r.mirrored[**n as usize].is_some())
+                .count();
+            extra.push((
+                "honest nodes that promoted a release one signature short".into(),
+                promoted.to_string(),
+            ));
+            extra.push((
+                "honest nodes without its artifacts".into(),
+                (honest.len() - mirrored).to_string(),
+            ));
+            extra.push((
+                "fetches from the lying provider".into(),
+                w.corrupt_fetches.to_string(),
+            ));
+        }
+        broken.extend(w.promotion_violations());
     }
     if scenario == Scenario::Intercontinental {
         extra.extend(site_matrix(&w));
     }
     let mut to_promotion = None;
     let mut artifact_mib_per_node = None;
-    let mut broken = Vec::new();
     if scenario == Scenario::Release {
         let promoted = run_until_promoted(&mut w, LIMIT);
         let r = w.release.clone();
@@ -401,10 +436,13 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
 /// When the `release` run's events happen: EU proposes at once; the leads sign at their
 /// own jurisdiction's node one after another from 30 s (artifacts are mirrored while they
 /// sign), security last, at 40 s.
-fn schedule_release(w: &mut World, mib: u64, t0: Duration) {
+fn schedule_release(w: &mut World, mib: u64, t0: Duration, skip: Option<&str>) {
     w.release = Some(crate::release::Followed::new(mib, w.len()));
     w.schedule(t0, Action::Propose(Site::Eu.index() as NodeId));
     for (i, signer) in crate::release::SIGNERS.iter().enumerate() {
+        if Some(*signer) == skip {
+            continue;
+        }
         let site = match signer.split('.').next() {
             Some("eu") => Site::Eu,
             Some("ca") => Site::Ca,
@@ -419,6 +457,22 @@ fn schedule_release(w: &mut World, mib: u64, t0: Duration) {
                 signer,
             },
         );
+    }
+}
+
+/// Runs until every honest node that is up holds the followed release's artifacts, or
+/// `limit`.
+fn run_until_mirrored(w: &mut World, limit: Duration) {
+    let step = Duration::from_millis(100);
+    while w.t < limit {
+        let done = w.release.as_ref().is_some_and(|r| {
+            (0..w.len()).all(|n| !w.counts(n as NodeId) || r.mirrored[n].is_some())
+        });
+        if done {
+            return;
+        }
+        let next = (w.t + step).min(limit);
+        w.run_until(next);
     }
 }
 

@@ -173,6 +173,8 @@ pub struct World {
     pub hostile: BTreeSet<NodeId>,
     /// Changes the attackers forged: no honest node may ever hold one.
     pub forged: Vec<ChangeHash>,
+    /// Fetches from a provider that lied about holding a blob (`crate::hostile`).
+    pub corrupt_fetches: u64,
     /// Attackers stop at this time (`crate::hostile`).
     pub attack_until: Duration,
     /// When the last scheduled edit is made (convergence is judged after it).
@@ -272,6 +274,7 @@ impl World {
             hostile: BTreeSet::new(),
             forged: Vec::new(),
             attack_until: Duration::ZERO,
+            corrupt_fetches: 0,
             last_edit: Duration::ZERO,
             rejoins: Vec::new(),
             asleep: HashMap::new(),
