@@ -95,7 +95,12 @@ impl Mirror {
         let router = Router::builder(endpoint.clone())
             .accept(
                 iroh_blobs::ALPN,
-                GatedProvider::new(store.inner().clone(), allow.clone(), limits.per_peer * 2),
+                GatedProvider::new(
+                    store.inner().clone(),
+                    allow.clone(),
+                    limits.per_peer * 2,
+                    limits.serve_total,
+                ),
             )
             .spawn();
         let mut m = Mirror {

@@ -203,7 +203,7 @@ impl World {
 
     /// Starts the fetches node `n`'s queue asks for: the request crosses to the provider,
     /// the blob comes back at the link's rate.
-    fn dispatch(&mut self, n: NodeId) {
+    pub(crate) fn dispatch(&mut self, n: NodeId) {
         let now = self.now();
         let Some(m) = self.mirrors.get_mut(n as usize) else {
             return;
@@ -221,8 +221,30 @@ impl World {
     }
 
     /// A fetch of `hash` by `n` from `from` ended.
-    pub(crate) fn fetched(&mut self, n: NodeId, from: NodeId, hash: BlobHash, size: u64) {
+    pub(crate) fn fetched(
+        &mut self,
+        n: NodeId,
+        from: NodeId,
+        hash: BlobHash,
+        size: u64,
+        refused: bool,
+    ) {
         let now = self.now();
+        if refused {
+            // Turned away: the queue backs off from this provider for this blob and asks
+            // another now, or this one again when the backoff has passed.
+            if let Some(m) = self.mirrors.get_mut(n as usize) {
+                m.queue
+                    .finished(&hash, &from, Outcome::Failed("busy".into()), 0, now.mono);
+            }
+            let again = self.t + Limits::default().retry_after;
+            self.push(again, Event::Redispatch(n));
+            self.dispatch(n);
+            return;
+        }
+        if let Some(u) = self.uploads.get_mut(from as usize) {
+            *u = u.saturating_sub(1);
+        }
         let provider_up = self.is_up(from);
         // A node that announced blobs it lacks sends what fails verification (bao, as the
         // node's fetch checks it): the queue penalises it and asks someone else.
@@ -370,8 +392,24 @@ impl World {
     /// The blob transfer: the fetcher's request crosses first, then the blob at the link's
     /// rate behind what else that link carries, then the last byte's propagation.
     fn transfer(&mut self, from: NodeId, to: NodeId, size: u64, hash: BlobHash) {
-        let bytes = usize::try_from(size).unwrap_or(usize::MAX);
         let request = self.model.one_way(self.site(to), self.site(from));
+        if self.uploads[from as usize] >= Limits::default().serve_total {
+            // The provider closes the connection at once: the answer is back after a
+            // round trip.
+            self.push(
+                self.t + request + request,
+                Event::Fetched {
+                    node: to,
+                    from,
+                    hash,
+                    size,
+                    refused: true,
+                },
+            );
+            return;
+        }
+        self.uploads[from as usize] += 1;
+        let bytes = usize::try_from(size).unwrap_or(usize::MAX);
         self.send_after(
             request,
             from,
@@ -382,6 +420,7 @@ impl World {
                 from,
                 hash,
                 size,
+                refused: false,
             },
         );
         self.traffic[from as usize].blob_bytes_out += size;

@@ -81,13 +81,17 @@ pub(crate) enum Event {
         data: Arc<Vec<u8>>,
     },
     Do(Action),
-    /// A blob fetch by `node` from `from` has delivered its last byte.
+    /// A blob fetch by `node` from `from` has delivered its last byte, or was turned away
+    /// (`refused`: the provider was serving as many as it serves at once).
     Fetched {
         node: NodeId,
         from: NodeId,
         hash: accord_mirror::BlobHash,
         size: u64,
+        refused: bool,
     },
+    /// Node `n`'s mirror queue may start fetches again (a backoff has passed).
+    Redispatch(NodeId),
 }
 
 struct Entry {
@@ -157,6 +161,9 @@ pub struct World {
     /// When each node's network interface is free to upload the next blob (blob transfers
     /// from one provider take turns at `LinkModel::intra_bps`).
     uplink_free: Vec<Duration>,
+    /// Blob transfers each node is serving now (it turns fetchers away beyond
+    /// `Limits::serve_total`, as the node's provider does).
+    pub(crate) uploads: Vec<usize>,
     tokens: HashMap<u64, (NodeId, NodeId)>,
     next_token: u64,
     next_gossip: u64,
@@ -259,6 +266,7 @@ impl World {
             seq: 0,
             busy: HashMap::new(),
             uplink_free: vec![Duration::ZERO; n],
+            uploads: vec![0; n],
             tokens: HashMap::new(),
             next_token: 0,
             next_gossip: 0,
@@ -508,7 +516,9 @@ impl World {
                 from,
                 hash,
                 size,
-            } => self.fetched(node, from, hash, size),
+                refused,
+            } => self.fetched(node, from, hash, size, refused),
+            Event::Redispatch(n) => self.dispatch(n),
         }
     }
 

@@ -1,6 +1,8 @@
 //! Serving blobs to the cooperative's other nodes: only endpoints whose key is a node key of
 //! the current root are served (the set follows root changes), each with a bounded number of
-//! connections at once.
+//! connections at once, and all of them together too: a fetcher turned away goes to another
+//! provider, so a new release spreads through the nodes that already hold it instead of
+//! every copy coming from its proposer.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -34,15 +36,23 @@ pub struct GatedProvider {
     store: iroh_blobs::api::Store,
     allow: AllowList,
     per_peer: usize,
+    total: usize,
     active: Arc<Mutex<HashMap<EndpointId, usize>>>,
 }
 
 impl GatedProvider {
-    pub fn new(store: iroh_blobs::api::Store, allow: AllowList, per_peer: usize) -> Self {
+    /// Serves at most `per_peer` connections from one peer and `total` from all at once.
+    pub fn new(
+        store: iroh_blobs::api::Store,
+        allow: AllowList,
+        per_peer: usize,
+        total: usize,
+    ) -> Self {
         GatedProvider {
             store,
             allow,
             per_peer,
+            total,
             active: Default::default(),
         }
     }
@@ -51,6 +61,9 @@ impl GatedProvider {
         let Ok(mut a) = self.active.lock() else {
             return false;
         };
+        if a.values().sum::<usize>() >= self.total {
+            return false;
+        }
         let n = a.entry(id).or_default();
         if *n >= self.per_peer {
             return false;
@@ -80,7 +93,7 @@ impl ProtocolHandler for GatedProvider {
             return Ok(());
         }
         if !self.enter(id) {
-            tracing::debug!(peer = %id, "too many blob connections from one peer");
+            tracing::debug!(peer = %id, "too many blob connections; the peer will ask another provider");
             conn.close(ERR_LIMIT, b"too many connections");
             return Ok(());
         }

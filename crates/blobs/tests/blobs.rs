@@ -158,7 +158,7 @@ async fn corrupt_provider_is_caught_and_the_blob_completes_from_another() {
     let a_router = Router::builder(a_ep.clone())
         .accept(
             iroh_blobs::ALPN,
-            GatedProvider::new(a_store.inner().clone(), allow.clone(), 4),
+            GatedProvider::new(a_store.inner().clone(), allow.clone(), 4, 8),
         )
         .spawn();
     let b_router = Router::builder(b_ep.clone())

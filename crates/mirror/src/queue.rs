@@ -31,6 +31,11 @@ pub struct Limits {
     pub per_peer: usize,
     /// Fetches running at once in total.
     pub total: usize,
+    /// Blob connections this node serves at once, from all peers together. A fetcher
+    /// turned away tries another provider (or this one again after `retry_after`): with no
+    /// limit every mirror fetched a new release from its proposer at once, which then sent
+    /// every copy (`docs/simulations.md`, `release`).
+    pub serve_total: usize,
     /// How long a provider that sent corrupt data is not asked again.
     pub corrupt_penalty: Duration,
     /// How long to wait before asking the same provider for the same blob after a failure.
@@ -47,6 +52,7 @@ impl Default for Limits {
             max_blob_bytes: 16 << 30,
             per_peer: 2,
             total: 4,
+            serve_total: 8,
             corrupt_penalty: Duration::from_secs(600),
             retry_after: Duration::from_secs(2),
             stall_after: Duration::from_secs(30),
@@ -365,6 +371,7 @@ mod tests {
             max_blob_bytes: 1000,
             per_peer: 1,
             total: 3,
+            serve_total: 8,
             corrupt_penalty: Duration::from_secs(60),
             retry_after: Duration::from_secs(1),
             stall_after: Duration::from_secs(5),
