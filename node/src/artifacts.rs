@@ -56,9 +56,8 @@ pub async fn import(
 /// A proposal checked before its files are imported (the rule is `accord-promote`'s).
 pub use accord_promote::inputs::Proposal;
 
-/// What a channel serves for a selector: from the staging channel, the statement's
-/// artifacts as the catalogue holds them; from the production channel, exactly the
-/// artifacts this node pinned when it promoted that statement (ADR 0005 §1).
+/// What a channel serves for a selector (`accord_promote::channel`: staging serves the
+/// statement's artifacts, production exactly what this node pinned when it promoted).
 pub fn channel_blobs(
     cat: &Catalogue,
     chain: &RootChain,
@@ -67,67 +66,16 @@ pub fn channel_blobs(
     production: bool,
     me: &str,
 ) -> Result<ReleaseBlobs> {
-    let sel: Selector = selector.parse()?;
-    if !production {
-        return Ok(blobs_of(select(cat, &sel, chain)?));
-    }
-    let live: Vec<(&ReleaseId, &accord_promote::Standing)> = state
-        .releases
-        .iter()
-        .filter(|(id, s)| s.recalled.is_none() && sel.matches(id, &s.capability, &s.version))
-        .collect();
-    match live.as_slice() {
-        [(id, standing)] => Ok(ReleaseBlobs {
-            id: **id,
-            label: format!("{}#{}", standing.key(), id.short()),
-            artifacts: standing.artifacts(),
-        }),
-        [] => bail!(
-            "{sel} is not promoted on {me} (the production channel serves promoted releases only)"
-        ),
-        _ => bail!("{sel} names more than one release live on {me}; name one by its id"),
-    }
+    accord_promote::channel::channel_blobs(cat, chain, state, selector, production, me)
+        .map_err(anyhow::Error::msg)
 }
 
-/// The blobs of every release statement in the catalogue.
-pub fn releases(cat: &Catalogue) -> Vec<ReleaseBlobs> {
-    cat.releases.iter().map(blobs_of).collect()
-}
-
-pub fn blobs_of(r: &Release) -> ReleaseBlobs {
-    ReleaseBlobs {
-        id: r.id,
-        label: r.label(),
-        artifacts: r.artifacts.clone(),
-    }
-}
-
-/// The one release a selector names, or why not: unknown, or ambiguous (two statements
-/// claim the `CAP@VER`; the error lists them so the user can add `#IDPREFIX`).
+/// The one release a selector names, or why not (`accord_promote::channel::select`).
 pub fn select<'c>(cat: &'c Catalogue, sel: &Selector, chain: &RootChain) -> Result<&'c Release> {
-    let found = cat.select(sel);
-    match found.as_slice() {
-        [one] => Ok(one),
-        [] => bail!("no release {sel} in the catalogue"),
-        many => {
-            let list: Vec<String> = many
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} (proposed by {})",
-                        r.label(),
-                        proposers(r, chain).join(", ")
-                    )
-                })
-                .collect();
-            bail!(
-                "{sel} names {} conflicting statements: {}; name one as CAP@VER#IDPREFIX",
-                many.len(),
-                list.join("; ")
-            )
-        }
-    }
+    accord_promote::channel::select(cat, sel, chain).map_err(anyhow::Error::msg)
 }
+
+pub use accord_promote::channel::releases;
 
 /// Who wrote a statement into the catalogue: "eu (node key 1a2b…)" per author.
 pub use accord_promote::inputs::proposers;

@@ -12,6 +12,7 @@
 //! (rollback protection that survives restarts), and which releases are live here.
 
 pub mod admit;
+pub mod channel;
 pub mod inputs;
 pub mod note;
 mod reason;
