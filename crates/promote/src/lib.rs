@@ -16,6 +16,7 @@ pub mod channel;
 pub mod inputs;
 pub mod note;
 mod reason;
+pub mod status;
 
 use std::collections::BTreeMap;
 
