@@ -300,7 +300,7 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
         extra.push(("audit rows written".into(), w.audit_rows.to_string()));
         // The release one signature short: mirrored despite the lying provider, promoted
         // nowhere despite the forged approval.
-        run_until_mirrored(&mut w, LIMIT);
+        run_until_everywhere(&mut w, LIMIT, |r| &r.mirrored);
         if let Some(r) = &w.release {
             let promoted = honest
                 .iter()
@@ -331,7 +331,7 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
     let mut to_promotion = None;
     let mut artifact_mib_per_node = None;
     if scenario == Scenario::Release {
-        let promoted = run_until_promoted(&mut w, LIMIT);
+        let promoted = run_until_everywhere(&mut w, LIMIT, |r| &r.promoted);
         let r = w.release.clone();
         if let Some(r) = &r {
             let last = r.last_signature().unwrap_or(LIMIT);
@@ -460,38 +460,21 @@ fn schedule_release(w: &mut World, mib: u64, t0: Duration, skip: Option<&str>) {
     }
 }
 
-/// Runs until every honest node that is up holds the followed release's artifacts, or
-/// `limit`.
-fn run_until_mirrored(w: &mut World, limit: Duration) {
-    let step = Duration::from_millis(100);
-    while w.t < limit {
-        let done = w.release.as_ref().is_some_and(|r| {
-            (0..w.len()).all(|n| !w.counts(n as NodeId) || r.mirrored[n].is_some())
-        });
-        if done {
-            return;
-        }
-        let next = (w.t + step).min(limit);
-        w.run_until(next);
-    }
-}
-
-/// Runs until every honest node that is up has promoted the followed release, or `limit`.
-fn run_until_promoted(w: &mut World, limit: Duration) -> bool {
-    let step = Duration::from_millis(100);
-    loop {
-        let done = w.release.as_ref().is_some_and(|r| {
-            (0..w.len()).all(|n| !w.counts(n as NodeId) || r.promoted[n].is_some())
-        });
-        if done {
-            return true;
-        }
-        if w.t >= limit {
-            return false;
-        }
-        let next = (w.t + step).min(limit);
-        w.run_until(next);
-    }
+/// Runs until every honest node that is up has a time in `per_node` (one of the followed
+/// release's: when each held it, when each promoted it), or `limit`.
+fn run_until_everywhere(
+    w: &mut World,
+    limit: Duration,
+    per_node: fn(&crate::release::Followed) -> &[Option<Duration>],
+) -> bool {
+    w.run_until_done(limit, |w| {
+        w.release.as_ref().is_some_and(|r| {
+            per_node(r)
+                .iter()
+                .enumerate()
+                .all(|(n, at)| at.is_some() || !w.counts(n as NodeId))
+        })
+    })
 }
 
 /// `count` edits at random nodes of `editors`, at random moments in `[start, start + over)`.

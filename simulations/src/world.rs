@@ -407,9 +407,15 @@ impl World {
         if self.t < last_edit {
             self.run_until(last_edit);
         }
+        self.run_until_done(limit, World::converged)
+    }
+
+    /// Runs in steps of 100 ms of simulated time until `done` holds or `limit` is reached;
+    /// returns whether `done` held.
+    pub fn run_until_done(&mut self, limit: Duration, done: impl Fn(&World) -> bool) -> bool {
         let step = Duration::from_millis(100);
         loop {
-            if self.converged() {
+            if done(self) {
                 return true;
             }
             if self.t >= limit {
@@ -672,28 +678,38 @@ impl World {
         bytes: usize,
         event: Event,
     ) {
+        let a = self.site(from);
+        let not_before = self.uplink_free[from as usize].max(self.t + delay);
+        let (start, arrival) = self.occupy(from, to, bytes, not_before);
+        self.uplink_free[from as usize] = start + self.model.transmit(a, a, bytes);
+        self.push(arrival, event);
+    }
+
+    /// Puts `bytes` on the directed link `from` to `to`, starting when the link is free
+    /// and not before `not_before`; returns when they start and when the last byte arrives.
+    fn occupy(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        bytes: usize,
+        not_before: Duration,
+    ) -> (Duration, Duration) {
         let (a, b) = (self.site(from), self.site(to));
         let free = self.busy.get(&(from, to)).copied().unwrap_or_default();
-        let uplink = self.uplink_free[from as usize];
-        let start = free.max(uplink).max(self.t + delay);
+        let start = free.max(not_before);
         let done = start + self.model.transmit(a, b, bytes);
         self.busy.insert((from, to), done);
-        self.uplink_free[from as usize] = start + self.model.transmit(a, a, bytes);
-        self.push(done + self.model.one_way(a, b), event);
+        (start, done + self.model.one_way(a, b))
     }
 
     /// Sends on the directed link `from` to `to`: it arrives after the link is free, the
     /// bytes are through, and the propagation delay has passed.
     fn send(&mut self, from: NodeId, to: NodeId, bytes: usize, event: Event) {
-        let (a, b) = (self.site(from), self.site(to));
-        let free = self.busy.get(&(from, to)).copied().unwrap_or_default();
-        let start = free.max(self.t);
-        let done = start + self.model.transmit(a, b, bytes);
-        self.busy.insert((from, to), done);
+        let (_, arrival) = self.occupy(from, to, bytes, self.t);
         let t = &mut self.traffic[from as usize];
         t.bytes_out += bytes as u64;
         t.messages_out += 1;
-        self.push(done + self.model.one_way(a, b), event);
+        self.push(arrival, event);
     }
 
     /// Gossip as gossipsub floods it: to every connected neighbour but the one it came

@@ -450,11 +450,13 @@ impl Node {
                 reply,
             } => {
                 let read = self.read();
-                let state = self.svc.promotion_state().cloned().unwrap_or_default();
+                // Borrowed, not copied per request: the state grows with every release.
+                let none = accord_promote::State::default();
+                let state = self.svc.promotion_state().unwrap_or(&none);
                 let answer = crate::artifacts::channel_blobs(
                     &read.0,
                     self.svc.replica().chain(),
-                    &state,
+                    state,
                     &selector,
                     production,
                     &self.jurisdiction,
