@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use accord_catalogue::edit::EditSpec;
 use accord_catalogue::{Catalogue, Problem};
+use accord_service::{Command, Reply};
 
 use crate::artifacts::ReleaseView;
 use axum::extract::{Path, State};
@@ -20,29 +21,22 @@ use tokio::sync::{mpsc, oneshot};
 /// The audit log's rows: sequence number and exact stored bytes.
 pub type AuditRows = Vec<(u64, Vec<u8>)>;
 
-/// What the daemon's loop answers to.
+/// What the daemon's loop answers to: reads it serialises itself, and writes it hands to
+/// the core as they are (`accord_service::Command`, with its reply handle).
 #[derive(Debug)]
 pub enum ApiRequest {
+    /// A write (edit, proposal, signatures, root) for the core.
+    Command(Command),
     View(oneshot::Sender<NodeView>),
     /// The signed changes that touched a capability.
     History {
         id: String,
         reply: oneshot::Sender<Vec<accord_catalogue::history::Edit>>,
     },
-    Edit {
-        id: String,
-        spec: EditSpec,
-        reply: oneshot::Sender<Result<String, String>>,
-    },
     /// A proposal's statement, checked before its artifacts are streamed in.
     ProposeCheck {
         envelope: Vec<u8>,
         reply: oneshot::Sender<Result<crate::artifacts::Proposal, String>>,
-    },
-    /// A proposal whose artifacts are in the store, verified: record it.
-    ProposeRecord {
-        proposal: crate::artifacts::Proposal,
-        reply: oneshot::Sender<Result<String, String>>,
     },
     Releases(oneshot::Sender<Vec<ReleaseView>>),
     /// Which blob a channel serves for one artifact of a release (its BLAKE3 and size).
@@ -58,18 +52,8 @@ pub enum ApiRequest {
         selector: String,
         reply: oneshot::Sender<Result<Vec<u8>, String>>,
     },
-    /// Signatures on a release, recall or conditional statement, to check and record.
-    Signatures {
-        envelope: Vec<u8>,
-        reply: oneshot::Sender<Result<accord_promote::admit::Imported, String>>,
-    },
     /// The audit log's rows, raw (the client verifies the chain itself).
     Audit(oneshot::Sender<Result<AuditRows, String>>),
-    /// A successor root (JSON bytes) to verify against the current one and install.
-    ApplyRoot {
-        bytes: Vec<u8>,
-        reply: oneshot::Sender<Result<u64, String>>,
-    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +140,20 @@ impl Api {
         let gone = || error(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down");
         self.tx.send(make(tx)).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
+    }
+
+    /// Hands a write to the core and waits for its answer.
+    async fn command<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<Result<T, String>, ApiError> {
+        self.ask(|tx| {
+            ApiRequest::Command(make(Reply::new(move |answer| {
+                // The handler may have gone (client hung up); the write stands regardless.
+                let _ = tx.send(answer);
+            })))
+        })
+        .await
     }
 }
 
@@ -320,7 +318,11 @@ async fn edit(
         return Err(error(StatusCode::BAD_REQUEST, "nothing to edit"));
     }
     match api
-        .ask(|reply| ApiRequest::Edit { id, spec, reply })
+        .command(|reply| Command::Edit {
+            capability: id,
+            spec,
+            reply,
+        })
         .await?
     {
         Ok(change) => Ok(Json(serde_json::json!({ "change": change }))),
@@ -360,7 +362,7 @@ async fn apply_root(
     }
     let bytes = body.to_vec();
     match api
-        .ask(|reply| ApiRequest::ApplyRoot { bytes, reply })
+        .command(|reply| Command::AdoptRoot { bytes, reply })
         .await?
     {
         Ok(version) => Ok(Json(serde_json::json!({ "root_version": version }))),
@@ -439,7 +441,7 @@ async fn signatures(
     }
     let envelope = body.to_vec();
     match api
-        .ask(|reply| ApiRequest::Signatures { envelope, reply })
+        .command(|reply| Command::Sign { envelope, reply })
         .await?
     {
         Ok(done) => Ok(Json(done)),
@@ -540,7 +542,7 @@ async fn propose(
         return Err(bad("bytes after the last artifact".into()));
     }
     match api
-        .ask(|reply| ApiRequest::ProposeRecord { proposal, reply })
+        .command(|reply| Command::Propose { proposal, reply })
         .await?
     {
         Ok(label) => Ok(Json(serde_json::json!({ "release": label }))),

@@ -1,7 +1,7 @@
 //! Accord's node core without I/O (ADR 0006).
 //!
 //! `Service` takes events (a peer connected, a sync message arrived, gossip, an edit, a
-//! root) and the time, and returns the I/O to do (`Io`: send, answer, publish, disconnect,
+//! root, an operator's `Command`) and the time, and returns the I/O to do (`Io`: send, answer, publish, disconnect,
 //! ban, audit) and when to be woken (`next_wakeup`). The daemon in `node/` is a reactor
 //! that translates libp2p, API and timer events into these calls and executes the `Io`;
 //! tests and simulations drive the very same `Service` with an in-memory store and a clock
@@ -20,6 +20,8 @@ pub mod store;
 pub mod time;
 
 pub use io::{Io, Topic};
-pub use service::{Config, PeerOf, PromotionConfig, PromotionMetrics, Read, Service, SyncMetrics};
+pub use service::{
+    Command, Config, PeerOf, PromotionConfig, PromotionMetrics, Read, Reply, Service, SyncMetrics,
+};
 pub use store::{MemoryStore, NodeStore, Store};
 pub use time::Now;

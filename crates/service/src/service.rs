@@ -24,7 +24,9 @@ use crate::rate::Budget;
 use crate::store::Store;
 use crate::time::Now;
 
+mod command;
 mod promotion;
+pub use command::{Command, Reply};
 pub use promotion::{PromotionConfig, PromotionMetrics};
 
 /// How the core behaves; the node reads it from its config.

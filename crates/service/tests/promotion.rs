@@ -9,10 +9,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use accord_catalogue::{History, edit};
+use accord_promote::inputs::Proposal;
 use accord_promote::{Mirror, Reason, Status};
 use accord_protocol::{Envelope, ReleaseId};
-use accord_service::Io;
+use accord_service::{Command, Io};
 use accord_store::audit::kind;
 use accord_trust::sign_envelope;
 use accord_trust::testkit::{Cooperative, release};
@@ -31,17 +31,16 @@ fn cooperative() -> (Cooperative, Net) {
     (coop, net)
 }
 
-/// UK proposes CAP-B01@1.4.0 (its statement into the catalogue); returns it unsigned.
+/// UK proposes CAP-B01@1.4.0 (its statement into the catalogue), as the API does once the
+/// artifacts are in; returns it unsigned.
 fn propose(net: &mut Net) -> (Envelope, ReleaseId) {
     let env = release("CAP-B01", "1.4.0", 1).expect("release");
-    let now = net.now;
-    let payload = env.payload.clone();
-    net.node("uk")
-        .edit(now, "propose CAP-B01@1.4.0", |tx| {
-            edit::add_history(tx, History::Statements, &payload).map(|_| ())
-        })
-        .expect("propose");
-    net.pump();
+    let proposal =
+        Proposal::check(&env.to_json(), &net.nodes["uk"].catalogue().0).expect("a new release");
+    let label = net
+        .command("uk", |reply| Command::Propose { proposal, reply })
+        .expect("proposed");
+    assert!(label.starts_with("CAP-B01@1.4.0#"), "{label}");
     let id = ReleaseId::of_payload(&env.payload);
     (env, id)
 }
@@ -52,13 +51,11 @@ fn sign(coop: &Cooperative, net: &mut Net, env: &Envelope, signers: &[&str]) {
         let mut one = env.clone();
         sign_envelope(&mut one, &coop.signer(s).expect("signer"));
         let site = s.split('.').next().expect("jurisdiction");
-        let now = net.now;
+        let envelope = one.to_json();
         let imported = net
-            .node(site)
-            .import_signatures(&one.to_json(), now)
+            .command(site, |reply| Command::Sign { envelope, reply })
             .expect("admitted");
         assert_eq!(imported.added.len(), 1, "{s}: {imported:?}");
-        net.pump();
     }
 }
 

@@ -237,36 +237,6 @@ impl Node {
         }
     }
 
-    /// Records a proposal whose artifacts the API streamed into the store (imported,
-    /// pinned, and checked against the statement's BLAKE3 and size).
-    fn record_proposal(
-        &mut self,
-        p: crate::artifacts::Proposal,
-    ) -> std::result::Result<String, String> {
-        // Checked again: another proposal of the same CAP@VER may have landed meanwhile.
-        crate::artifacts::Proposal::check_payload(&p.payload, &self.read().0)?;
-        self.svc
-            .edit(now(), &format!("propose {}", p.label), |tx| {
-                accord_catalogue::edit::add_history(
-                    tx,
-                    accord_catalogue::History::Statements,
-                    &p.payload,
-                )
-                .map(|_| ())
-            })
-            .map_err(|e| e.to_string())?;
-        info!(release = %p.label, "release proposed");
-        self.audit(&[accord_store::AuditEvent::new(
-            accord_store::audit::kind::PROPOSED,
-            &p.label,
-            format!(
-                "proposed here (statement {}); artifacts streamed in, verified and pinned",
-                p.id
-            ),
-        )]);
-        Ok(p.label)
-    }
-
     fn handle(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -358,6 +328,7 @@ impl Node {
     }
     fn handle_api(&mut self, req: ApiRequest) {
         match req {
+            ApiRequest::Command(cmd) => self.svc.command(cmd, now()),
             ApiRequest::History { id, reply } => {
                 let _ = reply.send(accord_catalogue::history::capability(
                     self.svc.replica().doc(),
@@ -398,28 +369,9 @@ impl Node {
                     metrics: self.metrics(),
                 });
             }
-            ApiRequest::Edit { id, spec, reply } => {
-                let result = self
-                    .svc
-                    .edit(now(), &spec.summary(&id), |tx| spec.apply(tx, &id));
-                let answer = match result {
-                    Ok(delta) => match delta.changes.first() {
-                        Some(c) => {
-                            info!(capability = %id, "local edit committed");
-                            Ok(hex::encode(&c.hash[..8]))
-                        }
-                        None => Ok("(no change)".to_owned()),
-                    },
-                    Err(e) => Err(e.to_string()),
-                };
-                let _ = reply.send(answer);
-            }
             ApiRequest::ProposeCheck { envelope, reply } => {
                 let answer = crate::artifacts::Proposal::check(&envelope, &self.read().0);
                 let _ = reply.send(answer);
-            }
-            ApiRequest::ProposeRecord { proposal, reply } => {
-                let _ = reply.send(self.record_proposal(proposal));
             }
             ApiRequest::Releases(reply) => {
                 let _ = reply.send(self.release_views());
@@ -436,9 +388,6 @@ impl Node {
                     })
                     .map_err(|e| format!("{e:#}"));
                 let _ = reply.send(answer);
-            }
-            ApiRequest::Signatures { envelope, reply } => {
-                let _ = reply.send(self.svc.import_signatures(&envelope, now()));
             }
             ApiRequest::Audit(reply) => {
                 let _ = reply.send(self.svc.store().db.audit_rows().map_err(|e| e.to_string()));
@@ -471,13 +420,6 @@ impl Node {
                 });
                 let _ = reply.send(answer);
             }
-            ApiRequest::ApplyRoot { bytes, reply } => {
-                let answer = self.apply_root(&bytes).map_err(|e| format!("{e:#}"));
-                if let Err(e) = &answer {
-                    warn!(error = %e, "refused a root");
-                }
-                let _ = reply.send(answer);
-            }
         }
     }
 
@@ -499,13 +441,6 @@ impl Node {
             }
         }
         views
-    }
-
-    /// Installs a successor root: verified against the current one (TUF rules), recorded
-    /// and acknowledged in the catalogue (so it reaches every node), committed with the
-    /// chain; from then on it decides who may connect and whose changes count.
-    fn apply_root(&mut self, bytes: &[u8]) -> Result<u64> {
-        Ok(self.svc.adopt_root(bytes, now())?)
     }
 
     fn handle_sync(&mut self, ev: request_response::Event<SyncMessage, SyncReply>) {

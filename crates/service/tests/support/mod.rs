@@ -224,3 +224,23 @@ pub fn set_effort(net: &mut Net, n: &str, i: usize) {
         })
         .expect("edit");
 }
+
+impl Net {
+    /// Gives `n` an operator's command, as the API does, lets the network carry what it
+    /// caused, and returns the core's answer.
+    pub fn command<T: Send + 'static>(
+        &mut self,
+        n: &str,
+        make: impl FnOnce(accord_service::Reply<T>) -> accord_service::Command,
+    ) -> Result<T, String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let cmd = make(accord_service::Reply::new(move |answer| {
+            tx.send(answer).expect("the test waits for the answer")
+        }));
+        let now = self.now;
+        self.node(n).command(cmd, now);
+        self.pump();
+        rx.try_recv()
+            .expect("a command is answered before `command` returns")
+    }
+}
