@@ -77,13 +77,8 @@ pub struct Metrics {
     pub sync: accord_service::SyncMetrics,
     #[serde(flatten)]
     pub promotion: accord_service::PromotionMetrics,
-    /// jurisdiction -> payload bytes of blobs fetched from it
-    pub blob_bytes_fetched: BTreeMap<String, u64>,
-    pub blob_corrupt: u64,
-    pub blob_fetch_failures: u64,
-    /// Fetches cut off because the provider sent nothing.
-    pub blob_stalled: u64,
-    pub mirror_queue: usize,
+    #[serde(flatten)]
+    pub mirror: accord_service::MirrorMetrics,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -724,19 +719,19 @@ async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
     gauges.insert("accord_root_version", ("gauge", v.root_version.to_string()));
     gauges.insert(
         "accord_blob_corrupt_total",
-        ("counter", m.blob_corrupt.to_string()),
+        ("counter", m.mirror.blob_corrupt.to_string()),
     );
     gauges.insert(
         "accord_blob_stalled_total",
-        ("counter", m.blob_stalled.to_string()),
+        ("counter", m.mirror.blob_stalled.to_string()),
     );
     gauges.insert(
         "accord_blob_fetch_failures_total",
-        ("counter", m.blob_fetch_failures.to_string()),
+        ("counter", m.mirror.blob_fetch_failures.to_string()),
     );
     gauges.insert(
         "accord_mirror_queue_length",
-        ("gauge", m.mirror_queue.to_string()),
+        ("gauge", m.mirror.mirror_queue.to_string()),
     );
     gauges.insert(
         "accord_promotions_total",
@@ -767,7 +762,7 @@ async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
         ));
     }
     out.push_str("# TYPE accord_blob_bytes_fetched_total counter\n");
-    for (peer, bytes) in &m.blob_bytes_fetched {
+    for (peer, bytes) in &m.mirror.blob_bytes_fetched {
         out.push_str(&format!(
             "accord_blob_bytes_fetched_total{{jurisdiction=\"{}\",peer=\"{peer}\"}} {bytes}\n",
             v.jurisdiction

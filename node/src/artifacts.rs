@@ -209,23 +209,13 @@ impl ReleaseView {
             .iter()
             .filter_map(|a| {
                 let have = a.held.get(jurisdiction).copied().unwrap_or(0);
-                (have < a.size).then(|| {
-                    format!(
-                        "artifact {} {}% mirrored ({} of {} bytes)",
-                        a.name,
-                        percent(have, a.size),
-                        have,
-                        a.size
-                    )
-                })
+                (have < a.size).then(|| accord_promote::inputs::missing_line(&a.name, have, a.size))
             })
             .collect()
     }
 }
 
-pub fn percent(have: u64, size: u64) -> u64 {
-    have.saturating_mul(100).checked_div(size).unwrap_or(100)
-}
+pub use accord_mirror::percent;
 
 /// Writes every artifact of a release into `out`, each re-verified against the signed
 /// SHA-256 and BLAKE3 on the way out; refuses (writing nothing) unless all are complete.

@@ -41,24 +41,28 @@ fn percent_held(view: &ReleaseView, j: &str) -> u64 {
     crate::artifacts::percent(held, total)
 }
 
-/// What this node's own store holds of each release, verified, as the engine needs it:
-/// complete, or one line per artifact still missing (and why it is not mirrored here).
-pub fn held_here(views: &[ReleaseView], me: &str) -> BTreeMap<ReleaseId, Mirror> {
-    views
-        .iter()
-        .map(|view| {
-            let mut missing = view.missing_on(me);
-            if let Some(why) = &view.not_mirrored
-                && !missing.is_empty()
-            {
-                missing.insert(0, format!("not mirrored here: {why}"));
+/// What this node's own store holds of each release, verified, as the engine needs it
+/// (`accord_promote::inputs::held_here`), from the views' entries for this jurisdiction.
+pub fn held_here(
+    cat: &accord_catalogue::Catalogue,
+    views: &[ReleaseView],
+    me: &str,
+) -> BTreeMap<ReleaseId, Mirror> {
+    let mut have = std::collections::HashMap::new();
+    let mut held_back = BTreeMap::new();
+    for v in views {
+        for a in &v.artifacts {
+            if let Ok(h) = <[u8; 32]>::try_from(hex::decode(&a.blake3).unwrap_or_default()) {
+                have.insert(h, a.held.get(me).copied().unwrap_or(0));
             }
-            let mirror = if missing.is_empty() {
-                Mirror::Complete
-            } else {
-                Mirror::Incomplete { missing }
-            };
-            (view.id, mirror)
-        })
-        .collect()
+        }
+        if let Some(why) = &v.not_mirrored {
+            held_back.insert(v.id, why.clone());
+        }
+    }
+    accord_promote::inputs::held_here(
+        cat,
+        |h| have.get(h).copied().unwrap_or(0),
+        |id| held_back.get(id).cloned(),
+    )
 }

@@ -1,20 +1,19 @@
 //! The `release` scenario's moving parts: a release proposed with its artifacts, the leads
 //! signing at their own sites, every node's mirror fetching the artifacts, and every node
-//! promoting on its own. What a node decides (what to mirror, when it is promoted) is the
-//! real core's (`Io::Wants`, the engine); which provider to ask is the real mirror queue's
-//! (`accord_mirror::MirrorQueue`), fed by the real announcement format. Only the blob
-//! transfer is modelled: its size at the link's rate, behind what else that link carries.
+//! promoting on its own. Every decision is the real core's: what to mirror (the engine's
+//! plan), which provider to ask and when to ask again (its mirror queue, fed by the real
+//! announcements), what a fetch's end means, when a release is live. Only the blob store
+//! and the transfer are modelled: a set of complete blobs per node, and a blob's size at
+//! the link's rate behind what else that link carries.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use accord_catalogue::History;
-use accord_mirror::wants::{ReleaseBlobs, wants};
-use accord_mirror::{Action as Fetch, Announce, BlobHash, Limits, MirrorQueue, Outcome};
-use accord_promote::{Mirror, MirrorPlan};
+use accord_mirror::{BlobHash, Limits, Outcome};
+use accord_promote::inputs::Proposal;
 use accord_protocol::statement::{Artifact, ReleasePredicate};
 use accord_protocol::{Envelope, ReleaseId, Statement, Timestamp};
-use accord_service::Topic;
+use accord_service::{Command, Reply};
 
 use crate::world::{Event, NodeId, World};
 
@@ -24,22 +23,10 @@ pub const SIGNERS: [&str; 5] = ["uk.lead", "eu.lead", "ca.lead", "au.lead", "uk.
 /// In `hostile`, the lead who never signs (the attacker forges this signature).
 pub const MISSING: &str = "au.lead";
 
-/// One node's blob mirror: the real queue, and the blobs its store holds complete.
-#[derive(Debug)]
-pub struct SimMirror {
-    queue: MirrorQueue<NodeId>,
-    held: BTreeMap<BlobHash, u64>,
-}
-
-impl SimMirror {
-    /// Node `n`'s mirror: its ties between providers broken by its own number, as a node
-    /// breaks them by its endpoint id.
-    pub fn new(n: NodeId) -> SimMirror {
-        SimMirror {
-            queue: MirrorQueue::new(Limits::default()).with_salt(u64::from(n)),
-            held: BTreeMap::new(),
-        }
-    }
+/// One node's blob store: the blobs it holds complete, with their sizes.
+#[derive(Debug, Default, Clone)]
+pub struct SimStore {
+    pub held: BTreeMap<BlobHash, u64>,
 }
 
 /// The release being followed through a run.
@@ -106,24 +93,27 @@ impl World {
             return;
         };
         let now = self.now();
-        let payload = r.envelope.payload.clone();
+        // The artifacts are streamed into the proposer's store first, then the proposal
+        // is the node's command, as the API does it.
+        if let Some(store) = self.stores.get_mut(n as usize) {
+            for a in &r.artifacts {
+                store.held.insert(a.blake3, a.size);
+            }
+        }
+        self.note_mirrored(n);
         let Some(node) = self.node_mut(n) else {
             return;
         };
-        if node
-            .edit(now, "propose CAP-B01@2.0.0", |tx| {
-                accord_catalogue::edit::add_history(tx, History::Statements, &payload).map(|_| ())
-            })
-            .is_err()
-        {
+        let Ok(proposal) = Proposal::check(&r.envelope.to_json(), &node.catalogue().0) else {
             return;
-        }
-        if let Some(m) = self.mirrors.get_mut(n as usize) {
-            for a in &r.artifacts {
-                m.held.insert(a.blake3, a.size);
-            }
-        }
-        self.report_held(n);
+        };
+        node.command(
+            Command::Propose {
+                proposal,
+                reply: Reply::new(|_| {}),
+            },
+            now,
+        );
         self.drain(n);
     }
 
@@ -136,91 +126,45 @@ impl World {
         accord_trust::sign_envelope(&mut env, &key);
         let now = self.now();
         let t = self.t;
-        let ok = self
-            .node_mut(n)
-            .is_some_and(|node| node.import_signatures(&env.to_json(), now).is_ok());
-        if ok && let Some(r) = &mut self.release {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(node) = self.node_mut(n) {
+            node.command(
+                Command::Sign {
+                    envelope: env.to_json(),
+                    reply: Reply::new(move |answer| {
+                        let _ = tx.send(answer.is_ok());
+                    }),
+                },
+                now,
+            );
+        }
+        if rx.try_recv().unwrap_or(false)
+            && let Some(r) = &mut self.release
+        {
             r.signed_at.push(t);
         }
         self.drain(n);
     }
 
-    /// The core's plan for what node `n` mirrors: the real queue gets the blobs of the
-    /// wanted releases, then starts what it can.
-    pub(crate) fn mirror_wants(&mut self, n: NodeId, plan: &MirrorPlan) {
-        let Some(node) = self.node(n) else {
+    /// Node `n`'s core asks what its store holds of these blobs.
+    pub(crate) fn probe(&mut self, n: NodeId, hashes: &[BlobHash]) {
+        let Some(store) = self.stores.get(n as usize) else {
             return;
         };
-        let cat = node.catalogue();
-        let releases: Vec<ReleaseBlobs> = cat
-            .0
-            .releases
+        let local: Vec<(BlobHash, u64, bool)> = hashes
             .iter()
-            .filter(|r| plan.wanted.contains(&r.id))
-            .map(|r| ReleaseBlobs {
-                id: r.id,
-                label: r.label(),
-                artifacts: r.artifacts.clone(),
+            .map(|h| match store.held.get(h) {
+                Some(size) => (*h, *size, true),
+                None => (*h, 0, false),
             })
             .collect();
-        let Some(m) = self.mirrors.get_mut(n as usize) else {
-            return;
-        };
-        m.queue.set_wanted(wants(&releases));
-        for (hash, size) in &m.held {
-            m.queue.set_local(hash, *size, true);
-        }
-        self.report_held(n);
-        // As the daemon does after handing the mirror new wants.
         let now = self.now();
         if let Some(node) = self.node_mut(n) {
-            node.announce_blobs(now);
-        }
-        self.dispatch(n);
-    }
-
-    /// Node `n`'s blob announcement, in the node's format, gossiped like the node's.
-    pub(crate) fn announce_blobs(&mut self, n: NodeId) {
-        let Some(m) = self.mirrors.get(n as usize) else {
-            return;
-        };
-        let a = Announce::new(Vec::new(), m.held.iter().map(|(h, s)| (*h, (*s, *s))));
-        self.publish(n, Topic::Blobs, a.to_bytes());
-    }
-
-    /// A blob announcement from `author` reached node `n`.
-    pub(crate) fn heard_blobs(&mut self, n: NodeId, author: NodeId, data: &[u8]) {
-        let Ok(a) = Announce::parse(data) else {
-            return;
-        };
-        let near = u8::from(self.site(author) != self.site(n));
-        if let Some(m) = self.mirrors.get_mut(n as usize) {
-            m.queue.set_nearness(author, near);
-            m.queue.set_provider(author, a.complete_hashes());
-        }
-        self.dispatch(n);
-    }
-
-    /// Starts the fetches node `n`'s queue asks for: the request crosses to the provider,
-    /// the blob comes back at the link's rate.
-    pub(crate) fn dispatch(&mut self, n: NodeId) {
-        let now = self.now();
-        let Some(m) = self.mirrors.get_mut(n as usize) else {
-            return;
-        };
-        let sizes: BTreeMap<BlobHash, u64> = m
-            .queue
-            .status()
-            .into_iter()
-            .map(|s| (s.hash, s.size))
-            .collect();
-        for Fetch::Fetch { hash, from } in m.queue.poll(now.mono) {
-            let size = sizes.get(&hash).copied().unwrap_or(0);
-            self.transfer(from, n, size, hash);
+            node.blobs_local(&local, now);
         }
     }
 
-    /// A fetch of `hash` by `n` from `from` ended.
+    /// A fetch of `hash` by `n` from `from` ended: the core hears how.
     pub(crate) fn fetched(
         &mut self,
         n: NodeId,
@@ -230,85 +174,55 @@ impl World {
         refused: bool,
     ) {
         let now = self.now();
-        if refused {
-            // Turned away: the queue backs off from this provider for this blob and asks
-            // another now, or this one again when the backoff has passed.
-            if let Some(m) = self.mirrors.get_mut(n as usize) {
-                m.queue
-                    .finished(&hash, &from, Outcome::Failed("busy".into()), 0, now.mono);
+        let (outcome, bytes) = if refused {
+            // Turned away at once (the provider serves enough already): the core backs off
+            // from it for this blob and asks another, or this one again at a wakeup.
+            (Outcome::Failed("busy".into()), 0)
+        } else {
+            if let Some(u) = self.uploads.get_mut(from as usize) {
+                *u = u.saturating_sub(1);
             }
-            let again = self.t + Limits::default().retry_after;
-            self.push(again, Event::Redispatch(n));
-            self.dispatch(n);
-            return;
-        }
-        if let Some(u) = self.uploads.get_mut(from as usize) {
-            *u = u.saturating_sub(1);
-        }
-        let provider_up = self.is_up(from);
-        // A node that announced blobs it lacks sends what fails verification (bao, as the
-        // node's fetch checks it): the queue penalises it and asks someone else.
-        let lied = self.hostile.contains(&from);
-        let Some(m) = self.mirrors.get_mut(n as usize) else {
-            return;
-        };
-        let outcome = match (provider_up, lied) {
-            (true, false) => Outcome::Complete,
-            (true, true) => Outcome::Corrupt,
-            (false, _) => Outcome::Failed("provider went away".into()),
-        };
-        let complete = outcome == Outcome::Complete;
-        let have = if complete { size } else { 0 };
-        m.queue.finished(&hash, &from, outcome, have, now.mono);
-        if complete {
-            m.held.insert(hash, size);
-            self.report_held(n);
-            if let Some(node) = self.node_mut(n) {
-                node.announce_blobs(now);
+            // A node that announced blobs it lacks sends what fails verification (bao, as
+            // the node's fetch checks it).
+            match (self.is_up(from), self.hostile.contains(&from)) {
+                (true, false) => (Outcome::Complete, size),
+                (true, true) => {
+                    self.corrupt_fetches += 1;
+                    (Outcome::Corrupt, size)
+                }
+                (false, _) => (Outcome::Failed("provider went away".into()), 0),
             }
-            self.drain(n);
-        } else if provider_up {
-            self.corrupt_fetches += 1;
+        };
+        if outcome == Outcome::Complete
+            && let Some(store) = self.stores.get_mut(n as usize)
+        {
+            store.held.insert(hash, size);
         }
-        self.dispatch(n);
+        let complete = self
+            .stores
+            .get(n as usize)
+            .is_some_and(|s| s.held.contains_key(&hash));
+        let local = if complete { (size, true) } else { (0, false) };
+        if let Some(node) = self.node_mut(n) {
+            node.fetch_finished(hash, from, outcome, bytes, local, now);
+        }
+        self.note_mirrored(n);
+        self.drain(n);
     }
 
-    /// Tells node `n`'s core what its store holds of each release (as the daemon's mirror
-    /// does after every fetch), and notes when it first held the followed release.
-    pub(crate) fn report_held(&mut self, n: NodeId) {
-        let (Some(node), Some(m)) = (self.node(n), self.mirrors.get(n as usize)) else {
+    /// Notes when node `n`'s store first held every artifact of the followed release.
+    fn note_mirrored(&mut self, n: NodeId) {
+        let t = self.t;
+        let Some(store) = self.stores.get(n as usize) else {
             return;
         };
-        let cat = node.catalogue();
-        let held: BTreeMap<ReleaseId, Mirror> = cat
-            .0
-            .releases
-            .iter()
-            .map(|r| {
-                let missing: Vec<String> = r
-                    .artifacts
-                    .iter()
-                    .filter(|a| !m.held.contains_key(&a.blake3))
-                    .map(|a| format!("artifact {} not here yet", a.name))
-                    .collect();
-                let state = if missing.is_empty() {
-                    Mirror::Complete
-                } else {
-                    Mirror::Incomplete { missing }
-                };
-                (r.id, state)
-            })
-            .collect();
-        let t = self.t;
-        let now = self.now();
         if let Some(r) = &mut self.release
-            && held.get(&r.id) == Some(&Mirror::Complete)
             && r.mirrored[n as usize].is_none()
+            && r.artifacts
+                .iter()
+                .all(|a| store.held.contains_key(&a.blake3))
         {
             r.mirrored[n as usize] = Some(t);
-        }
-        if let Some(node) = self.node_mut(n) {
-            node.mirror_progress(held, now);
         }
     }
 
@@ -391,7 +305,7 @@ impl World {
 
     /// The blob transfer: the fetcher's request crosses first, then the blob at the link's
     /// rate behind what else that link carries, then the last byte's propagation.
-    fn transfer(&mut self, from: NodeId, to: NodeId, size: u64, hash: BlobHash) {
+    pub(crate) fn transfer(&mut self, from: NodeId, to: NodeId, size: u64, hash: BlobHash) {
         let request = self.model.one_way(self.site(to), self.site(from));
         if self.uploads[from as usize] >= Limits::default().serve_total {
             // The provider closes the connection at once: the answer is back after a

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use accord_catalogue::{Replica, Seed, Stored, edit, genesis};
 use accord_protocol::KeyId;
-use accord_service::{Config, Io, MemoryStore, Now, PromotionConfig, Service, Topic};
+use accord_service::{Config, Io, MemoryStore, MirrorConfig, Now, PromotionConfig, Service, Topic};
 use accord_trust::testkit::{Cooperative, Shape};
 use accord_trust::{RootChain, TrustedRoot};
 use anyhow::{Context, Result};
@@ -24,7 +24,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::links::{LinkModel, Site};
-use crate::release::{Followed, SimMirror};
+use crate::release::{Followed, SimStore};
 use crate::topology::Topology;
 
 pub type NodeId = u32;
@@ -90,8 +90,6 @@ pub(crate) enum Event {
         size: u64,
         refused: bool,
     },
-    /// Node `n`'s mirror queue may start fetches again (a backoff has passed).
-    Redispatch(NodeId),
 }
 
 struct Entry {
@@ -147,7 +145,7 @@ pub struct World {
     pub coop: Cooperative,
     nodes: Vec<Option<Node>>,
     /// Each node's blob mirror (only when the nodes promote: `release`).
-    pub(crate) mirrors: Vec<SimMirror>,
+    pub(crate) stores: Vec<SimStore>,
     /// The release a `release` run follows.
     pub release: Option<Followed>,
     neighbours: Vec<Vec<NodeId>>,
@@ -251,8 +249,8 @@ impl World {
             rng: ChaCha8Rng::seed_from_u64(seed),
             coop,
             nodes: Vec::with_capacity(n),
-            mirrors: if promoting {
-                (0..n as NodeId).map(SimMirror::new).collect()
+            stores: if promoting {
+                vec![SimStore::default(); n]
             } else {
                 Vec::new()
             },
@@ -322,20 +320,26 @@ impl World {
             return Ok(node);
         }
         let site = self.site(id);
-        Ok(node.with_promotion(
-            PromotionConfig {
-                jurisdiction: accord_protocol::PrincipalId::new(site.code())?,
-                local_rules: Vec::new(),
-                signer: self.coop.signer(label)?,
-                hook: true,
-                // The node's default staging quota (64 GiB).
-                staging_quota: 64 << 30,
-                checkpoint_every: Duration::from_secs(60),
-                replan_every: Duration::from_secs(60),
-            },
-            accord_promote::State::default(),
-            self.now(),
-        ))
+        Ok(node
+            .with_mirror(MirrorConfig {
+                limits: accord_mirror::Limits::default(),
+                salt: u64::from(id),
+                jurisdiction: site.code().to_owned(),
+            })
+            .with_promotion(
+                PromotionConfig {
+                    jurisdiction: accord_protocol::PrincipalId::new(site.code())?,
+                    local_rules: Vec::new(),
+                    signer: self.coop.signer(label)?,
+                    hook: true,
+                    // The node's default staging quota (64 GiB).
+                    staging_quota: 64 << 30,
+                    checkpoint_every: Duration::from_secs(60),
+                    replan_every: Duration::from_secs(60),
+                },
+                accord_promote::State::default(),
+                self.now(),
+            ))
     }
 
     pub fn len(&self) -> usize {
@@ -507,10 +511,7 @@ impl World {
                 let now = self.now();
                 let accepted = self
                     .node_mut(to)
-                    .is_some_and(|node| node.gossip(author, via, topic, &data, now));
-                if accepted && topic == Topic::Blobs && self.boot.promoting {
-                    self.heard_blobs(to, author, &data);
-                }
+                    .is_some_and(|node| node.gossip(Some(author), via, topic, &data, now));
                 self.drain(to);
                 if accepted {
                     self.flood(to, Some(via), author, id, topic, data);
@@ -524,7 +525,6 @@ impl World {
                 size,
                 refused,
             } => self.fetched(node, from, hash, size, refused),
-            Event::Redispatch(n) => self.dispatch(n),
         }
     }
 
@@ -772,8 +772,8 @@ impl World {
                 Io::Publish { topic, data } => self.publish(n, topic, data),
                 Io::Disconnect(peer) => self.unlink(n, peer),
                 Io::Audit(rows) => self.audit_rows += rows.len() as u64,
-                Io::Wants(plan) => self.mirror_wants(n, &plan),
-                Io::AnnounceBlobs if self.boot.promoting => self.announce_blobs(n),
+                Io::Probe(hashes) => self.probe(n, &hashes),
+                Io::Fetch { hash, from, size } => self.transfer(from, n, size, hash),
                 // The simulated hook succeeds at once.
                 Io::RunHook { release, .. } => {
                     let now = self.now();
@@ -783,7 +783,10 @@ impl World {
                 }
                 // No blob store in these scenarios; bans are the node's own (`Disconnect`
                 // follows, and a banned peer's next connection is refused by the node).
-                Io::AnnounceBlobs
+                // Pins are the store's bookkeeping; simulated stores hold what they fetched,
+                // and every simulated node is reachable by its number.
+                Io::Pin { .. }
+                | Io::BlobAddrs { .. }
                 | Io::Ban { .. }
                 | Io::Unban(_)
                 | Io::SetListed(_)

@@ -14,3 +14,8 @@ pub mod wants;
 
 pub use announce::{Announce, MAX_ANNOUNCE_BYTES};
 pub use queue::{Action, BlobHash, Limits, MirrorQueue, Outcome, State, Want};
+
+/// Whole percent of `size` that `have` bytes are (100 for an empty blob).
+pub fn percent(have: u64, size: u64) -> u64 {
+    have.saturating_mul(100).checked_div(size).unwrap_or(100)
+}

@@ -308,6 +308,25 @@ impl<P: Clone + Eq + StdHash + Ord> MirrorQueue<P> {
         }
     }
 
+    /// When a queued blob's provider comes out of its backoff or penalty, if one is
+    /// waiting for that: the shell's next `poll` is due then, not at some later tick.
+    pub fn next_retry(&self, now: Instant) -> Option<Instant> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.state == State::Queued)
+            .flat_map(|(hash, e)| {
+                self.providers
+                    .iter()
+                    .filter(move |(_, has)| has.contains(hash))
+                    .filter_map(move |(p, _)| {
+                        let backoff = e.backoff.get(p).copied();
+                        let penalty = self.penalised.get(p).copied();
+                        backoff.max(penalty).filter(|t| *t > now)
+                    })
+            })
+            .min()
+    }
+
     pub fn is_penalised(&self, peer: &P) -> bool {
         self.penalised.contains_key(peer)
     }
@@ -514,7 +533,10 @@ mod tests {
         assert_eq!(q.poll(t0).len(), 1);
         q.finished(&[1; 32], &"a", Outcome::Failed("reset".into()), 0, t0);
         assert!(q.poll(t0).is_empty());
+        // The shell knows when to poll again without a timer of its own.
+        assert_eq!(q.next_retry(t0), Some(t0 + limits().retry_after));
         assert_eq!(q.poll(t0 + Duration::from_secs(2)).len(), 1);
+        assert_eq!(q.next_retry(t0 + Duration::from_secs(2)), None);
     }
 
     #[test]

@@ -24,6 +24,50 @@ pub fn hook_backoff(failures: u32) -> Duration {
 /// The engine's inputs: every release statement with its signatures and statements, and
 /// whether this node's own store holds all of its artifacts (`mirror`, by release; a
 /// release the mirror has not reported on yet is not here).
+/// One line for an artifact a node does not hold whole: the engine's reason and the
+/// status lines say it the same way.
+pub fn missing_line(name: &str, have: u64, size: u64) -> String {
+    format!(
+        "artifact {name} {}% mirrored ({have} of {size} bytes)",
+        accord_mirror::percent(have, size)
+    )
+}
+
+/// What a node's own store holds of every release, verified, as the engine needs it:
+/// complete, or one line per artifact still missing, with why the release is not mirrored
+/// here first (if it is not). `have` is verified bytes held by BLAKE3; never a peer's word
+/// (ADR 0005 §5). The core and the offline CLI both call this.
+pub fn held_here(
+    cat: &Catalogue,
+    have: impl Fn(&[u8; 32]) -> u64,
+    held_back: impl Fn(&ReleaseId) -> Option<String>,
+) -> BTreeMap<ReleaseId, Mirror> {
+    cat.releases
+        .iter()
+        .map(|r| {
+            let mut missing: Vec<String> = r
+                .artifacts
+                .iter()
+                .filter_map(|a| {
+                    let held = have(&a.blake3).min(a.size);
+                    (held < a.size).then(|| missing_line(&a.name, held, a.size))
+                })
+                .collect();
+            if !missing.is_empty()
+                && let Some(why) = held_back(&r.id)
+            {
+                missing.insert(0, format!("not mirrored here: {why}"));
+            }
+            let mirror = if missing.is_empty() {
+                Mirror::Complete
+            } else {
+                Mirror::Incomplete { missing }
+            };
+            (r.id, mirror)
+        })
+        .collect()
+}
+
 pub fn candidates(cat: &Catalogue, mirror: &BTreeMap<ReleaseId, Mirror>) -> Vec<Candidate> {
     cat.releases
         .iter()

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use accord_promote::MirrorPlan;
+use std::net::SocketAddr;
+
+use accord_mirror::BlobHash;
 use accord_protocol::ReleaseId;
 use accord_store::AuditEvent;
 
@@ -25,9 +27,6 @@ pub enum Io<P> {
     Respond { token: u64, reply: Option<Vec<u8>> },
     /// Gossip `data` on `topic`.
     Publish { topic: Topic, data: Vec<u8> },
-    /// Our blob announcement is due: the reactor has the mirror build it and publishes it
-    /// on `Topic::Blobs`.
-    AnnounceBlobs,
     /// Close every connection to `peer`.
     Disconnect(P),
     /// Refuse `peer`'s connections until `Unban` (it broke the rules too often).
@@ -47,9 +46,20 @@ pub enum Io<P> {
         release: ReleaseId,
         env: Vec<(String, String)>,
     },
-    /// The mirror should hold these releases and no others (pinned, fetched), and say why
-    /// it holds back the rest.
-    Wants(MirrorPlan),
+    /// Pin these blobs in the store under these tags (wanted), and drop these tags (no
+    /// longer wanted; the bytes stay until `accord gc`).
+    Pin {
+        pin: Vec<(String, BlobHash)>,
+        unpin: Vec<String>,
+    },
+    /// Say what the store holds of these blobs: `Service::blobs_local`.
+    Probe(Vec<BlobHash>),
+    /// Fetch `hash` (`size` bytes, as signed) from `from`, verifying as bytes arrive, and
+    /// report with `Service::fetch_finished`.
+    Fetch { hash: BlobHash, from: P, size: u64 },
+    /// `peer`'s blob endpoint listens at these addresses (as it announced them; the
+    /// reactor dials only those its dial policy allows).
+    BlobAddrs { peer: P, addrs: Vec<SocketAddr> },
     /// The current root no longer lists this node's key: stop the node.
     Retired { root: u64 },
 }

@@ -21,7 +21,8 @@ pub mod time;
 
 pub use io::{Io, Topic};
 pub use service::{
-    Command, Config, PeerOf, PromotionConfig, PromotionMetrics, Read, Reply, Service, SyncMetrics,
+    Command, Config, MirrorConfig, MirrorMetrics, PeerOf, PromotionConfig, PromotionMetrics, Read,
+    Reply, Service, SyncMetrics,
 };
 pub use store::{MemoryStore, NodeStore, Store};
 pub use time::Now;

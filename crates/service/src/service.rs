@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use accord_catalogue::{CatalogueError, Delta, Replica};
 use accord_store::AuditEvent;
 use accord_store::audit::kind;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::discipline::{Discipline, Policy, Verdict};
 use crate::io::{Io, Topic};
@@ -25,8 +25,10 @@ use crate::store::Store;
 use crate::time::Now;
 
 mod command;
+mod mirror;
 mod promotion;
 pub use command::{Command, Reply};
+pub use mirror::{MirrorConfig, MirrorMetrics};
 pub use promotion::{PromotionConfig, PromotionMetrics};
 
 /// How the core behaves; the node reads it from its config.
@@ -115,6 +117,8 @@ pub struct Service<S, P> {
     /// The promotion engine and its duties (`with_promotion`); a core without it only
     /// syncs the catalogue.
     promotion: Option<promotion::Promotion>,
+    /// The artifact mirror (`with_mirror`): what to pin, probe and fetch.
+    blobs: Option<mirror::BlobMirror<P>>,
     /// The time of the latest input: work done lazily in `poll_io` happens "now".
     clock: Now,
     /// The typed catalogue, read again only when the document's heads change.
@@ -163,6 +167,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             owed_pending: false,
             pause: |_| {},
             promotion: None,
+            blobs: None,
             clock: now,
             read_cache: Default::default(),
             config,
@@ -231,6 +236,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
     pub fn poll_io(&mut self) -> Option<Io<P>> {
         if self.outbox.is_empty() {
             self.reconcile(self.clock);
+            self.start_fetches(self.clock.mono);
         }
         self.outbox.pop_front()
     }
@@ -244,6 +250,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             self.blobs_pace.next_due(),
             self.discipline.next_ban_end(),
             self.promotion_wakeup(),
+            self.mirror_wakeup(),
         ]
         .into_iter()
         .flatten()
@@ -258,7 +265,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             self.publish_heads();
         }
         if self.blobs_pace.due(now.mono) {
-            self.outbox.push_back(Io::AnnounceBlobs);
+            self.publish_blobs();
         }
         self.end_bans(now);
         if now.mono >= self.next_anti_entropy {
@@ -270,6 +277,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             }
         }
         self.promotion_timeout(now);
+        self.mirror_timeout();
     }
 
     /// A connection to `peer` is up (the reactor lets only listed keys connect).
@@ -292,6 +300,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         }
         info!(%peer, "peer disconnected");
         self.in_flight.remove(peer);
+        self.mirror_peer_gone(peer);
         let delta = self.replica.disconnect(&peer.to_string());
         self.persist(&delta);
     }
@@ -348,31 +357,41 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         self.replica.message_lost(&peer.to_string());
     }
 
-    /// A gossip message on `topic`, signed by `author` (a listed node) and relayed by
-    /// `via`. Charged to the author's gossip budget; returns whether to use it (for blob
-    /// announcements, which the reactor's mirror reads). Heads we do not hold yet start a
-    /// sync with whoever relayed them.
-    pub fn gossip(&mut self, author: P, via: P, topic: Topic, data: &[u8], now: Now) -> bool {
+    /// A gossip message on `topic`, signed by `author` (if the reactor knows the signer to
+    /// be a listed node) and relayed by `via`. Charged to the author's gossip budget, or
+    /// the relay's; returns whether it was within that budget (a relay that validates
+    /// before forwarding passes on only those). Heads we do not hold yet start a sync with
+    /// whoever relayed them; a blob announcement counts only from a listed signer (a relay
+    /// cannot speak for another).
+    pub fn gossip(
+        &mut self,
+        author: Option<P>,
+        via: P,
+        topic: Topic,
+        data: &[u8],
+        now: Now,
+    ) -> bool {
         self.clock = now;
-        if let Err(verdict) = self
-            .discipline
-            .gossip_message(&author, data.len(), now.mono)
-        {
+        let payer = author.clone().unwrap_or_else(|| via.clone());
+        if let Err(verdict) = self.discipline.gossip_message(&payer, data.len(), now.mono) {
             self.metrics.rate_limited += 1;
-            self.punish(&author, verdict);
+            self.punish(&payer, verdict);
             return false;
         }
         match topic {
-            Topic::Blobs => self.listed.contains_key(&author),
+            Topic::Blobs => match author.filter(|a| self.listed.contains_key(a)) {
+                Some(a) => self.heard_blobs(a, data),
+                None => debug!("blob announcement from an unlisted source; ignored"),
+            },
             Topic::Heads => {
                 if let Some(heads) = parse_heads(data)
                     && self.replica.heard_heads(&via.to_string(), &heads)
                 {
                     self.sync_with(&via);
                 }
-                true
             }
         }
+        true
     }
 
     /// A peer subscribed to the blob topic: tell it what we hold (paced).
@@ -445,11 +464,11 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         }
     }
 
-    /// Our blob announcement (paced; `Io::AnnounceBlobs` when it may go out).
+    /// Our blob announcement (paced; published when it may go out).
     pub fn announce_blobs(&mut self, now: Now) {
         self.next_blob_refresh = now.mono + self.config.blob_refresh;
         if self.blobs_pace.request(now.mono) {
-            self.outbox.push_back(Io::AnnounceBlobs);
+            self.publish_blobs();
         }
     }
 
@@ -599,6 +618,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
     /// engine and the mirror plan follow.
     fn catalogue_changed(&mut self) {
         self.changed = true;
+        self.mirror_catalogue_changed();
         self.promotion_follows_catalogue();
     }
 
@@ -656,6 +676,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             }
         }
         self.listed = listed;
+        self.mirror_listed();
         self.outbox.push_back(Io::SetListed(self.listed.clone()));
         self.catalogue_changed();
         if self.replica.me().is_none() {

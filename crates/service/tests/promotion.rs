@@ -6,16 +6,15 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use accord_promote::inputs::Proposal;
-use accord_promote::{Mirror, Reason, Status};
+use accord_promote::{Reason, Status};
 use accord_protocol::{Envelope, ReleaseId};
 use accord_service::{Command, Io};
 use accord_store::audit::kind;
 use accord_trust::sign_envelope;
-use accord_trust::testkit::{Cooperative, release};
+use accord_trust::testkit::{Cooperative, artifacts, release};
 use support::{Net, setup_promoting};
 
 const JURISDICTIONS: [&str; 4] = ["uk", "eu", "ca", "au"];
@@ -59,12 +58,11 @@ fn sign(coop: &Cooperative, net: &mut Net, env: &Envelope, signers: &[&str]) {
     }
 }
 
-/// The mirror of `n` reports every artifact of `id` held and verified.
-fn mirrored(net: &mut Net, n: &str, id: ReleaseId) {
-    let now = net.now;
-    net.node(n)
-        .mirror_progress(BTreeMap::from([(id, Mirror::Complete)]), now);
-    net.pump();
+/// `n`'s store holds every artifact of the test release, verified.
+fn mirrored(net: &mut Net, n: &str) {
+    for a in artifacts() {
+        net.hold(n, &a, a.size);
+    }
 }
 
 fn live(net: &Net, n: &str, id: &ReleaseId) -> bool {
@@ -84,18 +82,25 @@ fn hooks_asked(net: &Net, n: &str, id: &ReleaseId) -> usize {
 fn a_release_goes_live_on_each_node_only_with_every_signature_and_its_own_artifacts() {
     let (coop, mut net) = cooperative();
     let (env, id) = propose(&mut net);
-    // Every node's mirror is told to hold it (staging, then approved).
+    // Every node's mirror pins it (staging, then approved) and asks its store what it
+    // holds before fetching anything.
+    let tag = accord_mirror::wants::pin_tag(&id, "image.oci.tar");
     for n in JURISDICTIONS {
+        assert!(
+            net.log.iter().any(|(f, io)| f == n
+                && matches!(io, Io::Pin { pin, .. } if pin.iter().any(|(t, _)| t == &tag))),
+            "{n} was not told to mirror the release"
+        );
         assert!(
             net.log
                 .iter()
-                .any(|(f, io)| f == n && matches!(io, Io::Wants(p) if p.wanted.contains(&id))),
-            "{n} was not told to mirror the release"
+                .any(|(f, io)| f == n && matches!(io, Io::Probe(h) if h.len() == 3)),
+            "{n} did not ask its store"
         );
     }
     // Artifacts everywhere, but one signature short: nowhere live, and the reason says who.
     for n in JURISDICTIONS {
-        mirrored(&mut net, n, id);
+        mirrored(&mut net, n);
     }
     sign(&coop, &mut net, &env, &SIGNERS[..4]);
     for n in JURISDICTIONS {
@@ -136,29 +141,46 @@ fn a_node_whose_store_lacks_an_artifact_does_not_promote_on_its_peers_word() {
     let (coop, mut net) = cooperative();
     let (env, id) = propose(&mut net);
     for n in ["uk", "eu", "ca"] {
-        mirrored(&mut net, n, id);
+        mirrored(&mut net, n);
     }
-    let now = net.now;
-    net.node("au").mirror_progress(
-        BTreeMap::from([(
-            id,
-            Mirror::Incomplete {
-                missing: vec!["artifact image.oci.tar 40% mirrored".into()],
-            },
-        )]),
-        now,
-    );
+    // AU's store has all but 40% of the image; its peers announce the whole.
+    for a in artifacts() {
+        let have = if a.name == "image.oci.tar" {
+            a.size * 2 / 5
+        } else {
+            a.size
+        };
+        net.hold("au", &a, have);
+    }
     sign(&coop, &mut net, &env, &SIGNERS);
     assert!(live(&net, "uk", &id));
     assert!(!live(&net, "au", &id));
+    let image = artifacts()
+        .into_iter()
+        .find(|a| a.name == "image.oci.tar")
+        .expect("image");
     let e = &net.nodes["au"].explanations().expect("engine")[&id];
     assert_eq!(
         e.reasons,
-        vec![Reason::NotHere(
-            "artifact image.oci.tar 40% mirrored".into()
-        )]
+        vec![Reason::NotHere(format!(
+            "artifact image.oci.tar 40% mirrored ({} of {} bytes)",
+            image.size * 2 / 5,
+            image.size
+        ))]
     );
-    mirrored(&mut net, "au", id);
+    // It asks a peer that announced the image for it (once their paced announcements are
+    // out), rather than taking their word.
+    for n in ["uk", "eu", "ca"] {
+        net.wake(n);
+    }
+    assert!(!live(&net, "au", &id));
+    assert!(
+        net.log
+            .iter()
+            .any(|(f, io)| f == "au"
+                && matches!(io, Io::Fetch { hash, .. } if *hash == image.blake3))
+    );
+    mirrored(&mut net, "au");
     assert!(live(&net, "au", &id));
 }
 
@@ -179,7 +201,7 @@ fn wait_for_hook(net: &mut Net, n: &str, id: &ReleaseId) -> Duration {
 fn a_failed_hook_is_retried_when_the_core_wakes_not_at_anti_entropy() {
     let (coop, mut net) = cooperative();
     let (env, id) = propose(&mut net);
-    mirrored(&mut net, "uk", id);
+    mirrored(&mut net, "uk");
     sign(&coop, &mut net, &env, &SIGNERS);
     assert_eq!(hooks_asked(&net, "uk", &id), 1);
     let now = net.now;
@@ -223,7 +245,7 @@ fn a_failed_hook_is_retried_when_the_core_wakes_not_at_anti_entropy() {
 fn a_decision_the_store_refuses_is_not_live_and_is_committed_later() {
     let (coop, mut net) = cooperative();
     let (env, id) = propose(&mut net);
-    mirrored(&mut net, "uk", id);
+    mirrored(&mut net, "uk");
     net.nodes["uk"].store().refuse_promotions(true);
     sign(&coop, &mut net, &env, &SIGNERS);
     assert!(!live(&net, "uk", &id));
@@ -263,4 +285,61 @@ fn a_node_key_or_a_signature_over_other_bytes_is_not_admitted() {
     net.pump();
     let cat = net.nodes["eu"].catalogue();
     assert!(cat.0.releases.iter().all(|r| r.approvals.is_empty()));
+}
+
+/// The mirror inside the core: a node fetches what a peer announced, a failed fetch is
+/// asked again when `next_wakeup` says (the queue's 2 s backoff, not the 5 s anti-entropy
+/// round), and the engine hears of the complete blob with no report from outside.
+#[test]
+fn a_failed_fetch_is_retried_when_the_core_wakes_and_the_engine_hears_of_the_result() {
+    let (coop, mut net) = cooperative();
+    let (env, id) = propose(&mut net);
+    net.serve_fetches = true;
+    let image = artifacts()
+        .into_iter()
+        .find(|a| a.name == "image.oci.tar")
+        .expect("image");
+    mirrored(&mut net, "uk");
+    // UK's copy of the image is gone (bit rot, an operator), but UK's core still announces
+    // it: fetches of it from UK fail.
+    let kept = net
+        .blobs
+        .get_mut("uk")
+        .and_then(|s| s.remove(&image.blake3))
+        .expect("held");
+    let failed = |net: &Net| {
+        net.log.iter().any(|(f, io)| {
+            f == "eu" && matches!(io, Io::Fetch { hash, .. } if *hash == image.blake3)
+        })
+    };
+    for _ in 0..10 {
+        if failed(&net) {
+            break;
+        }
+        net.wake("uk");
+    }
+    assert!(failed(&net), "EU never asked UK for the image");
+    let eu_has = |net: &Net| {
+        net.blobs
+            .get("eu")
+            .and_then(|s| s.get(&image.blake3))
+            .is_some_and(|(_, complete)| *complete)
+    };
+    assert!(!eu_has(&net));
+    net.blobs
+        .get_mut("uk")
+        .expect("uk")
+        .insert(image.blake3, kept);
+    let start = net.now.mono;
+    for _ in 0..20 {
+        if eu_has(&net) {
+            break;
+        }
+        net.wake("eu");
+    }
+    assert!(eu_has(&net), "EU never fetched the image again");
+    assert_eq!(net.now.mono - start, Duration::from_secs(2));
+    // Signed: EU promotes on its own store's word, which the core learnt from the fetch.
+    sign(&coop, &mut net, &env, &SIGNERS);
+    assert!(live(&net, "eu", &id));
 }

@@ -168,7 +168,7 @@ fn heads_already_held_start_no_sync() {
     let now = net.now;
     assert!(
         net.node("eu")
-            .gossip("uk".into(), "uk".into(), Topic::Heads, &data, now)
+            .gossip(Some("uk".into()), "uk".into(), Topic::Heads, &data, now)
     );
     net.pump();
     assert_eq!(

@@ -251,7 +251,7 @@ fn explain_offline(
     let me = accord_protocol::PrincipalId::new(me)?;
     let local_rules = dir.local_rules();
     let now = accord_protocol::Timestamp::now();
-    let held = crate::promotion::held_here(views, me.as_str());
+    let held = crate::promotion::held_here(cat, views, me.as_str());
     let candidates = accord_promote::candidates(cat, &held);
     let plan = accord_promote::plan(
         &state,

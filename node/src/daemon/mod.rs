@@ -1,8 +1,8 @@
 //! `accord node run`: the daemon, a reactor around the sans-I/O core (`accord-service`,
-//! ADR 0006). It turns libp2p, API and timer events into calls on the core, does the I/O
-//! the core returns (send, answer, publish, disconnect, ban, audit), and runs the parts
-//! not yet in the core: the blob mirror, the promotion engine and the API. Every decision
-//! about catalogue content is the replica's; every decision about peers is the core's.
+//! ADR 0006). It turns libp2p, iroh, API and timer events into calls on the core and does
+//! the I/O the core returns (send, answer, publish, disconnect, ban, audit, pin, probe,
+//! fetch, run the hook). Every decision is the core's or a library's; the daemon owns the
+//! sockets, the blob store, the processes and the clock.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -66,8 +66,6 @@ struct Node {
     dir: DataDir,
     /// Where the swarm listens (recorded in `listen.addrs`).
     listening: Vec<Multiaddr>,
-    /// Counters of the mirror (the core keeps the sync and promotion ones).
-    metrics: Metrics,
     /// The catalogue, its store, the peers' budgets, strikes and bans, the pacing of
     /// announcements, the promotion engine: every decision.
     svc: Service<NodeStore, PeerId>,
@@ -78,8 +76,8 @@ struct Node {
     topic: IdentTopic,
     blobs_topic: IdentTopic,
     mirror: Mirror,
-    /// The core's latest word on what the mirror should hold, not yet handed to it.
-    wants: Option<accord_promote::MirrorPlan>,
+    /// Blob store work the core asked for, done after the drain (the store is async).
+    store_io: Vec<Io<PeerId>>,
     internal: tokio::sync::mpsc::Sender<Internal>,
     on_promote: Option<String>,
 }
@@ -130,10 +128,6 @@ impl Node {
                 };
                 self.publish(topic, data);
             }
-            Io::AnnounceBlobs => {
-                let a = self.mirror.announcement();
-                self.publish(self.blobs_topic.clone(), a);
-            }
             Io::Disconnect(peer) => {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
@@ -150,8 +144,10 @@ impl Node {
             }
             Io::Audit(events) => self.audit(&events),
             Io::RunHook { release, env } => self.run_hook(release, env),
-            // Handed to the mirror after the drain (updating its wants is async).
-            Io::Wants(plan) => self.wants = Some(plan),
+            // Done after the drain: the blob store is async.
+            io @ (Io::Pin { .. } | Io::Probe(_)) => self.store_io.push(io),
+            Io::Fetch { hash, from, .. } => self.mirror.fetch(hash, from),
+            Io::BlobAddrs { peer, addrs } => self.mirror.set_addresses(peer, &addrs),
             Io::RootsAdopted(_) => {
                 if let Err(e) = self.dir.write_chain_files(self.svc.replica().chain()) {
                     warn!(error = %format!("{e:#}"), "could not write the root chain files");
@@ -169,66 +165,51 @@ impl Node {
         }
     }
 
-    /// The node's counters: the core's sync and promotion ones and the reactor's own.
+    /// The node's counters, all the core's.
     fn metrics(&self) -> Metrics {
         Metrics {
             sync: self.svc.metrics().clone(),
             promotion: self.svc.promotion_metrics(),
-            ..self.metrics.clone()
+            mirror: self.svc.mirror_metrics(),
         }
     }
 
-    /// Hands the core's mirror plan to the mirror, starts fetches, and tells the core what
-    /// is held here.
-    async fn refresh_mirror(&mut self) {
-        let Some(plan) = self.wants.take() else {
-            // New releases the plan did not change for still need their line.
-            if self.svc.take_changed() {
-                self.report_held();
+    /// Does the blob store work the core asked for (pins, then what the store holds, which
+    /// goes back to the core), until it asks for none.
+    async fn store_io(&mut self) {
+        while !self.store_io.is_empty() {
+            for io in std::mem::take(&mut self.store_io) {
+                match io {
+                    Io::Pin { pin, unpin } => {
+                        if let Err(e) = self.mirror.pin(&pin, &unpin).await {
+                            warn!(error = %format!("{e:#}"), "cannot pin or unpin blobs");
+                        }
+                    }
+                    Io::Probe(hashes) => match self.mirror.probe(&hashes).await {
+                        Ok(local) => self.svc.blobs_local(&local, now()),
+                        Err(e) => {
+                            // The core then fetches what it may already hold, rather
+                            // than wait forever for an answer.
+                            warn!(error = %format!("{e:#}"), "cannot read the blob store");
+                            self.svc.blobs_local(&[], now());
+                        }
+                    },
+                    _ => {}
+                }
             }
-            return;
-        };
-        self.svc.take_changed();
-        let read = self.read();
-        if let Err(e) = self.mirror.update_wants(&read.0, &plan).await {
-            warn!(error = %e, "cannot update the mirror queue");
+            self.drain();
         }
-        self.mirror.dispatch();
-        self.svc.announce_blobs(now());
-        self.report_held();
-    }
-
-    /// Tells the core what this node's own store holds of each release, verified.
-    fn report_held(&mut self) {
-        let read = self.read();
-        let views = self.mirror.views(
-            &read.0,
-            self.svc.replica().chain(),
-            &self.jurisdiction,
-            self.names(),
-        );
-        let held = crate::promotion::held_here(&views, &self.jurisdiction);
-        self.svc.mirror_progress(held, now());
     }
 
     fn fetch_done(&mut self, d: FetchDone) {
-        let peer = d.from;
-        if self.mirror.on_done(d) {
-            self.svc.announce_blobs(now());
-            self.report_held();
-        }
-        let c = self.mirror.counters();
-        self.metrics.blob_corrupt = c.corrupt;
-        self.metrics.blob_fetch_failures = c.failed;
-        self.metrics.blob_stalled = c.stalled;
-        self.metrics.mirror_queue = self.mirror.queue_len();
-        if let Some(j) = self.svc.listed().get(&peer) {
-            self.metrics.blob_bytes_fetched.insert(
-                j.clone(),
-                self.mirror.fetched_from.get(&peer).copied().unwrap_or(0),
-            );
-        }
-        self.mirror.dispatch();
+        self.svc.fetch_finished(
+            d.hash,
+            d.from,
+            d.fetched.outcome,
+            d.fetched.bytes,
+            (d.local.bytes, d.local.complete),
+            now(),
+        );
     }
 
     fn internal(&mut self, msg: Internal) {
@@ -284,26 +265,14 @@ impl Node {
                 // Signed gossip: the source is the listed node whose key signed it, and
                 // pays for it (a peer relaying others' announcements is not blamed).
                 let source = message.source.filter(|s| self.names().contains_key(s));
-                let author = source.unwrap_or(propagation_source);
                 let topic = if message.topic == self.blobs_topic.hash() {
                     Topic::Blobs
                 } else {
                     Topic::Heads
                 };
-                let usable =
-                    self.svc
-                        .gossip(author, propagation_source, topic, &message.data, now());
-                if usable && topic == Topic::Blobs {
-                    match source {
-                        Some(src) => {
-                            self.mirror.on_announce(src, &message.data);
-                            self.mirror.dispatch();
-                        }
-                        None => {
-                            tracing::debug!("blob announcement from an unlisted source; ignored")
-                        }
-                    }
-                }
+                let _ = self
+                    .svc
+                    .gossip(source, propagation_source, topic, &message.data, now());
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed {
                 topic,
@@ -428,9 +397,26 @@ impl Node {
         let read = self.read();
         let cat = &read.0;
         let chain = self.svc.replica().chain();
-        let mut views = self
-            .mirror
-            .views(cat, chain, &self.jurisdiction, self.names());
+        // This node's bytes: what the core knows verified, and fetches under way.
+        let mut mine: HashMap<accord_mirror::BlobHash, u64> = self
+            .svc
+            .blobs_held()
+            .into_iter()
+            .map(|(h, (have, _))| (h, have))
+            .collect();
+        for (h, live) in self.mirror.in_progress() {
+            let e = mine.entry(h).or_insert(0);
+            *e = (*e).max(live);
+        }
+        let mut views = crate::mirror::views(
+            cat,
+            chain,
+            &self.jurisdiction,
+            self.names(),
+            &mine,
+            self.svc.blobs_announced(),
+            |id| self.svc.held_back(id).map(str::to_owned),
+        );
         let me = self.svc.promotion_jurisdiction();
         let at = Timestamp::from_unix(now().unix());
         for v in &mut views {
@@ -547,16 +533,14 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
     let (internal_tx, mut internal_rx) = tokio::sync::mpsc::channel(16);
     let blobs_listen: std::net::SocketAddr =
         cfg.blobs_listen.parse().context("blobs_listen address")?;
-    let mirror = Mirror::start(
-        &cfg.data_dir,
-        seed,
-        blobs_listen,
-        &cfg.mirror,
-        &names,
-        &cfg.jurisdiction,
-        done_tx,
-    )
-    .await?;
+    let mut mirror = Mirror::start(&cfg.data_dir, seed, blobs_listen, &cfg.mirror, done_tx).await?;
+    mirror.set_peers(&names);
+    let mut svc = svc.with_mirror(accord_service::MirrorConfig {
+        limits: cfg.mirror.limits(),
+        salt: mirror.salt(),
+        jurisdiction: cfg.jurisdiction.clone(),
+    });
+    svc.set_blob_addrs(mirror.addrs());
     dir.secure()?;
     // The API: loopback only, a token for writes, its address recorded for the CLI.
     let token = api_token(&cfg.data_dir)?;
@@ -612,7 +596,6 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         data_dir: cfg.data_dir.clone(),
         dir: dir.clone(),
         listening: Vec::new(),
-        metrics: Metrics::default(),
         svc,
         responses: HashMap::new(),
         next_token: 0,
@@ -620,7 +603,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         topic: IdentTopic::new(HEADS_TOPIC),
         blobs_topic: IdentTopic::new(BLOBS_TOPIC),
         mirror,
-        wants: None,
+        store_io: Vec::new(),
         internal: internal_tx,
         on_promote: cfg.on_promote.clone(),
     };
@@ -628,9 +611,8 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
     // (after `accord init` under a newer root, or an offline `accord root apply`).
     node.svc.settle_owed(now());
     node.drain();
-    // The reactor's own round (the mirror's queue); the core's rounds (sync, hooks, audit
-    // checkpoints, the timed plan) come from its `next_wakeup`.
-    let mut housekeeping = tokio::time::interval(Duration::from_secs(cfg.anti_entropy_secs));
+    // The core's rounds (sync, fetch retries, hooks, audit checkpoints, the timed plan)
+    // come from its `next_wakeup`.
     // Reconnect to missing bootstrap peers with exponential backoff (1 s doubling to 60 s),
     // reset whenever every bootstrap peer is connected.
     let mut backoff = Duration::from_secs(1);
@@ -644,10 +626,6 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             Some(msg) = internal_rx.recv() => node.internal(msg),
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(node.svc.next_wakeup())) => {
                 node.svc.handle_timeout(now());
-            }
-            _ = housekeeping.tick() => {
-                node.mirror.dispatch();
-                node.metrics.mirror_queue = node.mirror.queue_len();
             }
             _ = tokio::time::sleep_until(next_redial) => {
                 if node.swarm.connected_peers().count() < cfg.bootstrap.len() {
@@ -666,8 +644,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             _ = sigterm.recv() => break,
         }
         node.drain();
-        node.refresh_mirror().await;
-        node.drain();
+        node.store_io().await;
         if node.svc.is_retired() {
             break;
         }

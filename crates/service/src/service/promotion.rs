@@ -72,10 +72,10 @@ pub(crate) struct Promotion {
     /// `CAP@VER` conflicts already audited, with the statements seen then.
     seen_conflicts: HashSet<String>,
     explanations: BTreeMap<ReleaseId, Explanation>,
-    /// What the mirror says this node holds, verified, per release.
-    mirror: BTreeMap<ReleaseId, Mirror>,
+    /// What this node's store holds, verified, per release (`service::mirror`).
+    pub(super) mirror: BTreeMap<ReleaseId, Mirror>,
     /// Something changed that could change a decision.
-    dirty: bool,
+    pub(super) dirty: bool,
     /// Something changed that could change what the mirror should hold.
     wants_dirty: bool,
     /// The last mirror plan handed to the reactor.
@@ -164,18 +164,6 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             .as_ref()
             .map(|p| p.metrics.clone())
             .unwrap_or_default()
-    }
-
-    /// The mirror's word on what this node holds, verified, per release: the engine runs
-    /// again if it changed.
-    pub fn mirror_progress(&mut self, held: BTreeMap<ReleaseId, Mirror>, now: Now) {
-        self.clock = now;
-        if let Some(p) = &mut self.promotion
-            && p.mirror != held
-        {
-            p.mirror = held;
-            p.dirty = true;
-        }
     }
 
     /// Takes the signatures of a release, recall or conditional envelope
@@ -423,6 +411,12 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         if self.retired {
             return;
         }
+        if self.promotion.is_none() {
+            return;
+        }
+        let read = self.catalogue();
+        let cat = &read.0;
+        self.report_held(cat);
         let Some(p) = &mut self.promotion else {
             return;
         };
@@ -430,8 +424,6 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             return;
         }
         let run_engine = std::mem::take(&mut p.dirty);
-        let read = self.catalogue();
-        let cat = &read.0;
         let chain = self.replica.chain().clone();
         let at = Timestamp::from_unix(now.unix());
         if run_engine {
@@ -459,7 +451,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             p.metrics.held_back = plan.held_back.len() as u64;
             if p.wants.as_ref() != Some(&plan) {
                 p.wants = Some(plan.clone());
-                self.outbox.push_back(Io::Wants(plan));
+                self.apply_mirror_plan(cat, &plan);
             }
         }
     }

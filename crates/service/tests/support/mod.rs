@@ -3,11 +3,12 @@
 
 #![allow(dead_code)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use accord_catalogue::{Replica, Seed, Stored, edit, genesis};
-use accord_service::{Config, Io, MemoryStore, Now, PromotionConfig, Service};
+use accord_mirror::{BlobHash, Limits, Outcome};
+use accord_service::{Config, Io, MemoryStore, MirrorConfig, Now, PromotionConfig, Service};
 use accord_trust::testkit::Cooperative;
 
 /// How often a promoting node may checkpoint its audit log in these tests.
@@ -32,6 +33,11 @@ pub struct Net {
     pub drop_sync: bool,
     /// Starts a node from the genesis with a fresh store (a new data dir for its key).
     pub boot: Boot,
+    /// Each node's blob store: verified bytes held, and whether complete.
+    pub blobs: HashMap<String, BTreeMap<BlobHash, (u64, bool)>>,
+    /// Whether fetches are carried out (from the provider's store, at once); otherwise
+    /// they stay in flight.
+    pub serve_fetches: bool,
 }
 
 pub type Boot = Box<dyn Fn(&str, Now) -> Node>;
@@ -84,7 +90,12 @@ fn setup_with(names: &[&str], promoting: bool) -> (Cooperative, Net) {
         if !promoting {
             return svc;
         }
-        svc.with_promotion(
+        svc.with_mirror(MirrorConfig {
+            limits: Limits::default(),
+            salt: n.len() as u64,
+            jurisdiction: n.to_owned(),
+        })
+        .with_promotion(
             PromotionConfig {
                 jurisdiction: accord_protocol::PrincipalId::new(n).expect("jurisdiction"),
                 local_rules: Vec::new(),
@@ -114,6 +125,8 @@ fn setup_with(names: &[&str], promoting: bool) -> (Cooperative, Net) {
             queue: VecDeque::new(),
             drop_sync: false,
             boot,
+            blobs: HashMap::new(),
+            serve_fetches: false,
         },
     )
 }
@@ -175,7 +188,7 @@ impl Net {
                         .collect();
                     for p in peers {
                         self.node(&p)
-                            .gossip(from.clone(), from.clone(), topic, &data, now);
+                            .gossip(Some(from.clone()), from.clone(), topic, &data, now);
                     }
                 }
                 Io::Disconnect(peer) => {
@@ -186,6 +199,40 @@ impl Net {
                     if let Some(p) = self.nodes.get_mut(&peer) {
                         p.peer_disconnected(&from);
                     }
+                }
+                Io::Probe(hashes) => {
+                    let store = self.blobs.entry(from.clone()).or_default();
+                    let local: Vec<(BlobHash, u64, bool)> = hashes
+                        .iter()
+                        .map(|h| {
+                            let (have, complete) = store.get(h).copied().unwrap_or((0, false));
+                            (*h, have, complete)
+                        })
+                        .collect();
+                    self.node(&from).blobs_local(&local, now);
+                }
+                Io::Fetch {
+                    hash,
+                    from: provider,
+                    size,
+                } if self.serve_fetches => {
+                    let has = self
+                        .blobs
+                        .get(&provider)
+                        .and_then(|s| s.get(&hash))
+                        .is_some_and(|(_, complete)| *complete);
+                    let (outcome, local) = if has {
+                        self.blobs
+                            .entry(from.clone())
+                            .or_default()
+                            .insert(hash, (size, true));
+                        (Outcome::Complete, (size, true))
+                    } else {
+                        (Outcome::Failed("not there".into()), (0, false))
+                    };
+                    let bytes = if has { size } else { 0 };
+                    self.node(&from)
+                        .fetch_finished(hash, provider, outcome, bytes, local, now);
                 }
                 _ => {}
             }
@@ -202,6 +249,20 @@ impl Net {
         self.node(node).handle_timeout(now);
         self.pump();
         d
+    }
+
+    /// `n`'s store gains `have` bytes of `artifact` (complete if all), as if written there
+    /// (a proposal's upload, a fetch), and the core hears of it.
+    pub fn hold(&mut self, n: &str, artifact: &accord_protocol::statement::Artifact, have: u64) {
+        let complete = have >= artifact.size;
+        self.blobs
+            .entry(n.to_owned())
+            .or_default()
+            .insert(artifact.blake3, (have.min(artifact.size), complete));
+        let now = self.now;
+        self.node(n)
+            .blobs_local(&[(artifact.blake3, have.min(artifact.size), complete)], now);
+        self.pump();
     }
 
     pub fn heads(&self, n: &str) -> Vec<automerge::ChangeHash> {
