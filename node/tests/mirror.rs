@@ -112,6 +112,7 @@ fn a_release_is_mirrored_to_every_node_resumes_after_sigkill_and_fetches_offline
     );
 
     // AU starts, is killed mid-download of the 200 MiB image, and restarts.
+    let au_started = Instant::now();
     c.start(3);
     // Killed once a good part is in (the store commits its state in batches, so the
     // first megabytes may not have been made durable yet), and well before the end.
@@ -135,6 +136,10 @@ fn a_release_is_mirrored_to_every_node_resumes_after_sigkill_and_fetches_offline
             _ => std::thread::sleep(std::time::Duration::from_millis(15)),
         }
     }
+    eprintln!(
+        "AU caught mid-download {:.1} s after its start",
+        au_started.elapsed().as_secs_f64()
+    );
     c.stop(3, true);
     assert!(
         caught,
@@ -155,6 +160,7 @@ fn a_release_is_mirrored_to_every_node_resumes_after_sigkill_and_fetches_offline
     eprintln!("after SIGKILL: {}", r.stderr.trim());
     c.start(3);
     wait_up(d, 3);
+    let restarted = Instant::now();
     assert!(
         eventually(180, || complete(d, 3)),
         "AU did not complete after restart: {:?}",
@@ -162,7 +168,8 @@ fn a_release_is_mirrored_to_every_node_resumes_after_sigkill_and_fetches_offline
     );
     let after = fetched_total(d, 3);
     eprintln!(
-        "AU held {before_kill} bytes of image.tar when killed; fetched {after} bytes after restart (image is {BIG})"
+        "AU held {before_kill} bytes of image.tar when killed; fetched {after} bytes after restart (image is {BIG}), complete {:.1} s after it was up again",
+        restarted.elapsed().as_secs_f64()
     );
     assert!(
         after <= (BIG as u64 - before_kill) + (4 << 20),

@@ -80,6 +80,14 @@ pub(crate) enum Event {
         topic: Topic,
         data: Arc<Vec<u8>>,
     },
+    /// A blob announcement sent straight to a peer that just connected (`Io::SendBlobs`),
+    /// or (`answer`) that peer's own announcement coming back.
+    Direct {
+        from: NodeId,
+        to: NodeId,
+        data: Vec<u8>,
+        answer: bool,
+    },
     Do(Action),
     /// A blob fetch by `node` from `from` has delivered its last byte, or was turned away
     /// (`refused`: the provider was serving as many as it serves at once).
@@ -517,6 +525,42 @@ impl World {
                     self.flood(to, Some(via), author, id, topic, data);
                 }
             }
+            Event::Direct {
+                from,
+                to,
+                data,
+                answer,
+            } => {
+                if !self.is_linked(from, to) {
+                    return;
+                }
+                self.traffic[to as usize].bytes_in += data.len() as u64;
+                self.traffic[to as usize].announce_bytes_in += data.len() as u64;
+                let now = self.now();
+                let ours = self.node_mut(to).and_then(|node| {
+                    if answer {
+                        let _ = node.gossip(Some(from), from, Topic::Blobs, &data, now);
+                        None
+                    } else {
+                        node.blobs_exchanged(from, &data, now)
+                    }
+                });
+                if let Some(ours) = ours {
+                    let len = ours.len();
+                    self.send(
+                        to,
+                        from,
+                        len,
+                        Event::Direct {
+                            from: to,
+                            to: from,
+                            data: ours,
+                            answer: true,
+                        },
+                    );
+                }
+                self.drain(to);
+            }
             Event::Do(action) => self.act(action),
             Event::Fetched {
                 node,
@@ -773,6 +817,20 @@ impl World {
                 Io::Disconnect(peer) => self.unlink(n, peer),
                 Io::Audit(rows) => self.audit_rows += rows.len() as u64,
                 Io::Probe(hashes) => self.probe(n, &hashes),
+                Io::SendBlobs { peer, data } => {
+                    let len = data.len();
+                    self.send(
+                        n,
+                        peer,
+                        len,
+                        Event::Direct {
+                            from: n,
+                            to: peer,
+                            data,
+                            answer: false,
+                        },
+                    );
+                }
                 Io::Fetch { hash, from, size } => self.transfer(from, n, size, hash),
                 // The simulated hook succeeds at once.
                 Io::RunHook { release, .. } => {

@@ -25,6 +25,12 @@ pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/accord/catalogue
 pub const HEADS_TOPIC: &str = "accord/catalogue-heads/1";
 /// Gossip topic for "these are the blobs I hold, and where my blob endpoint listens".
 pub const BLOBS_TOPIC: &str = "accord/blobs/1";
+/// The request-response protocol carrying one node's blob announcement straight to a peer
+/// that just subscribed to `BLOBS_TOPIC` (gossipsub may not have grafted it into any mesh
+/// yet, so a published announcement can miss it).
+pub const BLOBS_PROTOCOL: StreamProtocol = StreamProtocol::new("/accord/blobs-announce/1");
+/// Largest blob announcement carried directly (the mirror bounds it again before parsing).
+pub const MAX_ANNOUNCE_BYTES: usize = 64 * 1024;
 /// Identify protocol version string.
 pub const PROTOCOL_VERSION: &str = "/accord/1.0.0";
 /// Largest sync message carried (matches the catalogue's own limit).
@@ -46,6 +52,15 @@ pub struct SyncMessage(#[serde(with = "serde_bytes")] pub Vec<u8>);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncReply(pub Option<SyncMessage>);
 
+/// One blob announcement, sent to one peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobsAnnounce(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+/// The answer: the responder's own announcement (a node that just restarted learns from
+/// it who holds what, over its own fresh connection), or none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobsAck(pub Option<BlobsAnnounce>);
+
 /// libp2p's derive does not provide `Debug` for the behaviour or its events.
 #[allow(missing_debug_implementations)]
 #[derive(NetworkBehaviour)]
@@ -55,6 +70,7 @@ pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
     pub gossipsub: gossipsub::Behaviour,
     pub sync: request_response::cbor::Behaviour<SyncMessage, SyncReply>,
+    pub blobs: request_response::cbor::Behaviour<BlobsAnnounce, BlobsAck>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     /// LAN discovery, off unless the config asks for it: it multicasts, and discovered peers
@@ -121,6 +137,13 @@ pub fn build(
                 [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
             );
+            let blobs = request_response::cbor::Behaviour::with_codec(
+                request_response::cbor::codec::Codec::default()
+                    .set_request_size_maximum(MAX_ANNOUNCE_BYTES as u64 + 1024)
+                    .set_response_size_maximum(MAX_ANNOUNCE_BYTES as u64 + 1024),
+                [(BLOBS_PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+            );
             Ok(Behaviour {
                 allow: allow_block_list::Behaviour::default(),
                 limits: connection_limits::Behaviour::new(
@@ -131,6 +154,7 @@ pub fn build(
                 ),
                 gossipsub,
                 sync,
+                blobs,
                 identify: identify::Behaviour::new(identify::Config::new(
                     PROTOCOL_VERSION.into(),
                     key.public(),

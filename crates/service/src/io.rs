@@ -27,6 +27,9 @@ pub enum Io<P> {
     Respond { token: u64, reply: Option<Vec<u8>> },
     /// Gossip `data` on `topic`.
     Publish { topic: Topic, data: Vec<u8> },
+    /// Send this node's blob announcement straight to `peer` (it just connected, and may
+    /// not be in any gossip mesh yet); the peer takes it as if gossiped by this node.
+    SendBlobs { peer: P, data: Vec<u8> },
     /// Close every connection to `peer`.
     Disconnect(P),
     /// Refuse `peer`'s connections until `Unban` (it broke the rules too often).

@@ -41,12 +41,11 @@ pub struct Config {
     pub announce_every: Duration,
     /// Fold stored changes into the snapshot once this many are stored.
     pub compact_after: u64,
-    /// With nothing new to say, this node repeats its blob announcement this often (it
-    /// announces at once whenever what it holds changes, and when a peer subscribes).
-    /// Every announcement reaches every node, so each node's traffic grows with the number
-    /// of nodes; but a peer that subscribed before gossipsub grafted it into the mesh misses
-    /// the announcement made for it, and the repeat is what it waits for
-    /// (`docs/simulations.md`, `release`).
+    /// With nothing new to say, this node repeats its blob announcement this often, in case
+    /// one was lost. It announces at once whenever what it holds changes, and tells a peer
+    /// that subscribes directly. Every announcement reaches every node, so the repeat is
+    /// what makes each node's traffic grow with the number of nodes
+    /// (`docs/simulations.md`, `release`): rare, not every anti-entropy round.
     pub blob_refresh: Duration,
     pub budget: Budget,
     pub policy: Policy,
@@ -58,7 +57,7 @@ impl Default for Config {
             anti_entropy: Duration::from_secs(5),
             announce_every: Duration::from_millis(500),
             compact_after: 256,
-            blob_refresh: Duration::from_secs(5),
+            blob_refresh: Duration::from_secs(60),
             budget: Budget::default(),
             policy: Policy::default(),
         }
@@ -291,6 +290,13 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         self.connected.insert(peer.clone());
         self.replica.connect(&peer.to_string());
         self.sync_with(&peer);
+        // What we hold, told to this peer directly: it may have just restarted, and neither
+        // a gossipsub mesh nor a subscription event is guaranteed to reach it soon (a
+        // restarted peer whose old connection is not yet known dead raises no new
+        // subscription), while a repeat to everyone is rare (`Config::blob_refresh`).
+        if let Some(data) = self.blob_announcement() {
+            self.outbox.push_back(Io::SendBlobs { peer, data });
+        }
     }
 
     /// The last connection to `peer` closed: keep its sync state for the next time.
@@ -392,14 +398,6 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             }
         }
         true
-    }
-
-    /// A peer subscribed to the blob topic: tell it what we hold (paced).
-    pub fn subscribed(&mut self, topic: Topic, now: Now) {
-        self.clock = now;
-        if topic == Topic::Blobs {
-            self.announce_blobs(now);
-        }
     }
 
     /// Makes a local edit (signed by this node's key, checked like a peer's), commits it

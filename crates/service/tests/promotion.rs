@@ -343,3 +343,32 @@ fn a_failed_fetch_is_retried_when_the_core_wakes_and_the_engine_hears_of_the_res
     sign(&coop, &mut net, &env, &SIGNERS);
     assert!(live(&net, "eu", &id));
 }
+
+/// A node that (re)connects learns who holds what from the peer directly, not from an
+/// announcement repeated to everyone: it fetches at once.
+#[test]
+fn a_peer_that_connects_is_told_what_this_node_holds_at_once() {
+    let (_, mut net) = setup_promoting(&["uk", "eu"]);
+    net.connect("uk", "eu");
+    let (_, id) = propose(&mut net);
+    mirrored(&mut net, "uk");
+    net.disconnect("uk", "eu");
+    net.serve_fetches = true;
+    let before = net.now.mono;
+    net.connect("uk", "eu");
+    net.pump();
+    assert_eq!(net.now.mono, before, "no time passed");
+    for a in artifacts() {
+        assert!(
+            net.blobs["eu"].get(&a.blake3).is_some_and(|(_, c)| *c),
+            "EU lacks {}",
+            a.name
+        );
+    }
+    let e = &net.nodes["eu"].explanations().expect("engine")[&id];
+    assert!(
+        !e.reasons.iter().any(|r| matches!(r, Reason::NotHere(_))),
+        "{:?}",
+        e.reasons
+    );
+}

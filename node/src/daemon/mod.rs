@@ -12,7 +12,10 @@ use accord_net::libp2p::gossipsub::{self, IdentTopic};
 use accord_net::libp2p::request_response::{self, Message, ResponseChannel};
 use accord_net::libp2p::swarm::SwarmEvent;
 use accord_net::libp2p::{Multiaddr, PeerId, Swarm};
-use accord_net::{BLOBS_TOPIC, Behaviour, BehaviourEvent, HEADS_TOPIC, SyncMessage, SyncReply};
+use accord_net::{
+    BLOBS_TOPIC, Behaviour, BehaviourEvent, BlobsAck, BlobsAnnounce, HEADS_TOPIC, SyncMessage,
+    SyncReply,
+};
 use accord_protocol::{ReleaseId, Role};
 use accord_service::{Io, NodeStore, Now, Service, Topic};
 use accord_trust::TrustedRoot;
@@ -42,6 +45,9 @@ enum Internal {
 /// most two per second per topic, whatever its edit rate, well inside the gossip budget
 /// its peers hold it to.
 const ANNOUNCE_EVERY: Duration = Duration::from_millis(500);
+
+/// How often an unchanged blob announcement is repeated to everyone (docs/simulations.md).
+const BLOB_REFRESH: Duration = Duration::from_secs(60);
 
 /// Decisions change with time alone only at a root's expiry: the engine runs for the time
 /// once a minute (it runs after every change anyway).
@@ -127,6 +133,12 @@ impl Node {
                     Topic::Blobs => self.blobs_topic.clone(),
                 };
                 self.publish(topic, data);
+            }
+            Io::SendBlobs { peer, data } => {
+                self.swarm
+                    .behaviour_mut()
+                    .blobs
+                    .send_request(&peer, BlobsAnnounce(data));
             }
             Io::Disconnect(peer) => {
                 let _ = self.swarm.disconnect_peer_id(peer);
@@ -274,10 +286,7 @@ impl Node {
                     .svc
                     .gossip(source, propagation_source, topic, &message.data, now());
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed {
-                topic,
-                ..
-            })) if topic == self.blobs_topic.hash() => self.svc.subscribed(Topic::Blobs, now()),
+            SwarmEvent::Behaviour(BehaviourEvent::Blobs(ev)) => self.handle_blobs(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(
                 accord_net::libp2p::mdns::Event::Discovered(found),
             )) => {
@@ -429,6 +438,38 @@ impl Node {
         views
     }
 
+    /// A blob announcement sent straight to us: the core takes it as gossip from its sender
+    /// (a connected, listed node).
+    /// A blob announcement sent straight to us, and the answer to ours: the core takes each
+    /// as gossip from its sender (a connected, listed node) and answers a request with its
+    /// own.
+    fn handle_blobs(&mut self, ev: request_response::Event<BlobsAnnounce, BlobsAck>) {
+        let request_response::Event::Message { peer, message, .. } = ev else {
+            return;
+        };
+        match message {
+            Message::Request {
+                request, channel, ..
+            } => {
+                let ours = self.svc.blobs_exchanged(peer, &request.0, now());
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .blobs
+                    .send_response(channel, BlobsAck(ours.map(BlobsAnnounce)));
+            }
+            Message::Response {
+                response: BlobsAck(Some(theirs)),
+                ..
+            } => {
+                let _ = self
+                    .svc
+                    .gossip(Some(peer), peer, Topic::Blobs, &theirs.0, now());
+            }
+            Message::Response { .. } => {}
+        }
+    }
+
     fn handle_sync(&mut self, ev: request_response::Event<SyncMessage, SyncReply>) {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
@@ -515,9 +556,9 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             anti_entropy: Duration::from_secs(cfg.anti_entropy_secs.max(1)),
             announce_every: ANNOUNCE_EVERY,
             compact_after: crate::cmd::catalogue::COMPACT_AFTER,
-            // Every anti-entropy round, as before the simulations measured its cost: a
-            // longer interval left a restarted node waiting for the repeat (issue 15 note).
-            blob_refresh: Duration::from_secs(cfg.anti_entropy_secs.max(1)),
+            // A lost announcement is repeated once a minute; a peer that subscribes is told
+            // directly (`Io::SendBlobs`), so a restarted node does not wait for the repeat.
+            blob_refresh: BLOB_REFRESH,
             budget: cfg.limits.budget(),
             policy: cfg.limits.discipline(),
         },

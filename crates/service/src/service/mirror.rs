@@ -123,15 +123,29 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
     /// Publishes this node's announcement: what it holds (verified bytes of each wanted
     /// blob, which complete) and where to fetch it.
     pub(super) fn publish_blobs(&mut self) {
-        let Some(m) = &self.blobs else {
-            return;
-        };
-        let held = self.blobs_held();
-        let data = Announce::new(m.addrs.clone(), held).to_bytes();
-        self.outbox.push_back(Io::Publish {
-            topic: crate::io::Topic::Blobs,
-            data,
-        });
+        if let Some(data) = self.blob_announcement() {
+            self.outbox.push_back(Io::Publish {
+                topic: crate::io::Topic::Blobs,
+                data,
+            });
+        }
+    }
+
+    /// A peer sent its announcement straight to us (`Io::SendBlobs` on its side: it just
+    /// connected, perhaps after a restart). Taken as gossip from it; returns ours for the
+    /// answer, so the peer learns who holds what over the connection it just opened (its
+    /// own `Io::SendBlobs` to us may travel over an older connection not yet known dead).
+    pub fn blobs_exchanged(&mut self, peer: P, data: &[u8], now: Now) -> Option<Vec<u8>> {
+        if !self.gossip(Some(peer.clone()), peer, crate::io::Topic::Blobs, data, now) {
+            return None;
+        }
+        self.blob_announcement()
+    }
+
+    /// This node's announcement, if it mirrors.
+    pub(super) fn blob_announcement(&self) -> Option<Vec<u8>> {
+        let m = self.blobs.as_ref()?;
+        Some(Announce::new(m.addrs.clone(), self.blobs_held()).to_bytes())
     }
 
     /// Verified bytes held here and the size of every wanted blob, for this node's
@@ -195,6 +209,8 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         m.probing = false;
         m.held_dirty = true;
         m.poll_due = true;
+        // What we hold is now known (a proposal's artifacts, a restart): say so.
+        self.announce_blobs(now);
     }
 
     /// A fetch the core asked for ended. `bytes` came from `from`; `local` is what the store
@@ -328,12 +344,14 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         if !pin.is_empty() || !unpin.is_empty() {
             self.outbox.push_back(Io::Pin { pin, unpin });
         }
-        if !hashes.is_empty() {
+        if hashes.is_empty() {
+            let now = self.clock;
+            self.announce_blobs(now);
+        } else {
+            // Announced once the store has answered.
             m.probing = true;
             self.outbox.push_back(Io::Probe(hashes));
         }
-        let now = self.clock;
-        self.announce_blobs(now);
     }
 
     /// Tells the engine what the store holds, if that changed (or the catalogue gained

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use accord_catalogue::{Replica, Seed, Stored, edit, genesis};
 use accord_mirror::{BlobHash, Limits, Outcome};
-use accord_service::{Config, Io, MemoryStore, MirrorConfig, Now, PromotionConfig, Service};
+use accord_service::{Config, Io, MemoryStore, MirrorConfig, Now, PromotionConfig, Service, Topic};
 use accord_trust::testkit::Cooperative;
 
 /// How often a promoting node may checkpoint its audit log in these tests.
@@ -200,6 +200,15 @@ impl Net {
                         p.peer_disconnected(&from);
                     }
                 }
+                Io::SendBlobs { peer, data } if self.linked(&from, &peer) => {
+                    self.node(&peer).gossip(
+                        Some(from.clone()),
+                        from.clone(),
+                        Topic::Blobs,
+                        &data,
+                        now,
+                    );
+                }
                 Io::Probe(hashes) => {
                     let store = self.blobs.entry(from.clone()).or_default();
                     let local: Vec<(BlobHash, u64, bool)> = hashes
@@ -263,6 +272,14 @@ impl Net {
         self.node(n)
             .blobs_local(&[(artifact.blake3, have.min(artifact.size), complete)], now);
         self.pump();
+    }
+
+    /// Drops the connection between `a` and `b`.
+    pub fn disconnect(&mut self, a: &str, b: &str) {
+        self.links
+            .retain(|(x, y)| !((x == a && y == b) || (x == b && y == a)));
+        self.node(a).peer_disconnected(&b.to_owned());
+        self.node(b).peer_disconnected(&a.to_owned());
     }
 
     pub fn heads(&self, n: &str) -> Vec<automerge::ChangeHash> {
