@@ -1,8 +1,10 @@
 //! A listed node turned hostile. Its node keeps running (it stays connected and answers
-//! syncs), and once a second it also does what `Replica::edit` would never let it: it sends
-//! each neighbour a properly signed change that breaks the authority rules, a change signed
-//! by a key no root lists, and it announces heads that do not exist. After each round it
-//! reconnects to every neighbour that hung up, as a real attacker would redial.
+//! syncs), and once a second it also does what `Replica::edit` would never let it: it
+//! equivocates (signs two different changes on the same history and sends one to half its
+//! neighbours, the other to the rest), sends each neighbour a properly signed change that
+//! breaks the authority rules and a change signed by a key no root lists, and announces
+//! heads that do not exist. After each round it reconnects to every neighbour that hung
+//! up, as a real attacker would redial.
 //!
 //! Nothing here decides what the honest nodes do: they run the unchanged core.
 
@@ -34,6 +36,28 @@ pub fn attack(w: &mut World, n: NodeId) {
     let base = node.replica().doc().clone();
     let time = w.now().unix();
     let cap = w.capabilities[w.rng.gen_range(0..w.capabilities.len())].clone();
+    // Equivocation: two allowed edits of one field, both on the same history, each sent to
+    // half of the neighbours first, so they meet only at honest nodes.
+    let set_effort = |value: &'static str| {
+        let cap = cap.clone();
+        move |tx: &mut automerge::transaction::Transaction<'_>| {
+            let caps = forge::top(tx, "capabilities");
+            match tx.get(&caps, cap.as_str())? {
+                Some((_, obj)) => tx.put(&obj, "effort", value),
+                None => Ok(()),
+            }
+        }
+    };
+    let a = own.change(&base, time, set_effort("3 weeks"));
+    let b = own.change(&base, time, set_effort("30 weeks"));
+    w.equivocations.push((a.hash(), b.hash()));
+    let halves = [
+        own.message(vec![a.hash()], std::slice::from_ref(&a)),
+        own.message(vec![b.hash()], std::slice::from_ref(&b)),
+    ];
+    for (i, m) in w.neighbours_of(n).into_iter().enumerate() {
+        w.request(n, m, halves[i % 2].clone());
+    }
     // A properly signed change by a listed key that deletes a field: forbidden.
     let forbidden = own.change(&base, time, |tx| {
         let caps = forge::top(tx, "capabilities");

@@ -129,6 +129,10 @@ impl Outcome {
         );
         for (key, must) in [
             ("forged changes held by honest nodes", "0"),
+            (
+                "equivocating changes some honest nodes hold and others not",
+                "0",
+            ),
             ("edits across the cut before healing", "0"),
             ("nodes that did not promote", "0"),
             (
@@ -288,6 +292,22 @@ pub fn run(scenario: Scenario, p: &Params) -> Result<Outcome> {
             .map(|s| s.metrics().bans)
             .sum();
         extra.push(("forged changes sent".into(), w.forged.len().to_string()));
+        extra.push((
+            "equivocating changes sent (pairs on one history)".into(),
+            (w.equivocations.len() * 2).to_string(),
+        ));
+        extra.push((
+            "equivocating changes every honest node holds".into(),
+            w.equivocations_everywhere().to_string(),
+        ));
+        extra.push((
+            "equivocating pairs every honest node holds both of".into(),
+            w.equivocations_merged().to_string(),
+        ));
+        extra.push((
+            "equivocating changes some honest nodes hold and others not".into(),
+            w.equivocations_split().to_string(),
+        ));
         extra.push((
             "forged changes held by honest nodes".into(),
             w.forged_held().to_string(),

@@ -186,6 +186,9 @@ pub struct World {
     pub hostile: BTreeSet<NodeId>,
     /// Changes the attackers forged: no honest node may ever hold one.
     pub forged: Vec<ChangeHash>,
+    /// Pairs of allowed changes an attacker signed on one history and sent to different
+    /// nodes: honest nodes must end up agreeing on each (ADR 0008).
+    pub equivocations: Vec<(ChangeHash, ChangeHash)>,
     /// Fetches from a provider that lied about holding a blob (`crate::hostile`).
     pub corrupt_fetches: u64,
     /// Attackers stop at this time (`crate::hostile`).
@@ -287,6 +290,7 @@ impl World {
             events: 0,
             hostile: BTreeSet::new(),
             forged: Vec::new(),
+            equivocations: Vec::new(),
             attack_until: Duration::ZERO,
             corrupt_fetches: 0,
             last_edit: Duration::ZERO,
@@ -933,6 +937,62 @@ impl World {
     }
 
     /// Whether any node that counts holds a forged change.
+    /// Equivocating changes (each of every pair) that some honest nodes hold and others do
+    /// not: the cooperative split on them.
+    pub fn equivocations_split(&self) -> usize {
+        let honest: Vec<&Node> = (0..self.nodes.len() as NodeId)
+            .filter(|n| self.counts(*n))
+            .filter_map(|n| self.node(n))
+            .collect();
+        self.equivocations
+            .iter()
+            .flat_map(|(a, b)| [a, b])
+            .filter(|h| {
+                let held = honest
+                    .iter()
+                    .filter(|node| node.replica().doc().get_change_meta_by_hash(h).is_some())
+                    .count();
+                held > 0 && held < honest.len()
+            })
+            .count()
+    }
+
+    /// Equivocating pairs of which every honest node holds both changes: the cooperative
+    /// merged what the attacker tried to split it with.
+    pub fn equivocations_merged(&self) -> usize {
+        let honest: Vec<&Node> = (0..self.nodes.len() as NodeId)
+            .filter(|n| self.counts(*n))
+            .filter_map(|n| self.node(n))
+            .collect();
+        self.equivocations
+            .iter()
+            .filter(|(a, b)| {
+                honest.iter().all(|node| {
+                    let doc = node.replica().doc();
+                    doc.get_change_meta_by_hash(a).is_some()
+                        && doc.get_change_meta_by_hash(b).is_some()
+                })
+            })
+            .count()
+    }
+
+    /// Equivocating changes every honest node holds.
+    pub fn equivocations_everywhere(&self) -> usize {
+        let honest: Vec<&Node> = (0..self.nodes.len() as NodeId)
+            .filter(|n| self.counts(*n))
+            .filter_map(|n| self.node(n))
+            .collect();
+        self.equivocations
+            .iter()
+            .flat_map(|(a, b)| [a, b])
+            .filter(|h| {
+                honest
+                    .iter()
+                    .all(|node| node.replica().doc().get_change_meta_by_hash(h).is_some())
+            })
+            .count()
+    }
+
     pub fn forged_held(&self) -> usize {
         (0..self.nodes.len() as NodeId)
             .filter(|n| self.counts(*n))

@@ -78,6 +78,24 @@ fn honest_nodes_refuse_every_forged_change_and_still_converge() {
     assert!(o.converged, "{o:?}");
     assert!(extra(&o, "forged changes sent").parse::<u64>().expect("n") > 0);
     assert_eq!(extra(&o, "forged changes held by honest nodes"), "0");
+    // Equivocation split nobody: every branch some honest node took, all of them hold.
+    let sent: u64 = extra(&o, "equivocating changes sent (pairs on one history)")
+        .parse()
+        .expect("n");
+    let everywhere: u64 = extra(&o, "equivocating changes every honest node holds")
+        .parse()
+        .expect("n");
+    let merged: u64 = extra(&o, "equivocating pairs every honest node holds both of")
+        .parse()
+        .expect("n");
+    assert!(sent > 0 && everywhere > 0 && merged > 0, "{o:?}");
+    assert_eq!(
+        extra(
+            &o,
+            "equivocating changes some honest nodes hold and others not"
+        ),
+        "0"
+    );
     assert!(
         extra(&o, "messages refused by honest nodes")
             .parse::<u64>()

@@ -236,7 +236,9 @@ impl Replica {
             });
         };
         let mut scratch = self.doc.fork();
-        scratch.set_actor(self.actor.clone());
+        // This change's own actor (ADR 0008).
+        let nonce = signing::change_nonce(&self.doc.get_heads(), now, message);
+        scratch.set_actor(signing::change_actor(self.key.public(), nonce));
         let result = scratch
             .transact_with(
                 |_| {
@@ -735,9 +737,7 @@ impl Replica {
                     short(&c.hash())
                 )));
             }
-            let standing = <[u8; 16]>::try_from(actor)
-                .ok()
-                .and_then(|a| known_authors.get(&a));
+            let standing = signing::author_prefix(actor).and_then(|a| known_authors.get(&a));
             let Some((principal, key)) = standing else {
                 return Err(violation(format!(
                     "change {} is by actor {}, which is no node key of any root up to v{}",
@@ -751,56 +751,65 @@ impl Replica {
                 .map_err(violation)?;
         }
 
-        // Signatures: per author, the newest change verifies and covers the others.
+        // Signatures: per author, each change that no other change of the same author in
+        // the message descends from carries one, and together they cover the others. An
+        // honest node's changes form one line (each is made on everything before it), so
+        // that is one signature per author; a key that equivocates needs one per branch,
+        // and each branch is checked on its own (ADR 0008).
         let by_hash: HashMap<ChangeHash, &Change> = order.iter().map(|c| (c.hash(), c)).collect();
-        let mut by_actor: BTreeMap<Vec<u8>, Vec<&Change>> = BTreeMap::new();
+        let mut by_author: BTreeMap<[u8; 16], Vec<&Change>> = BTreeMap::new();
         for c in &order {
-            by_actor
-                .entry(c.actor_id().to_bytes().to_vec())
-                .or_default()
-                .push(c);
+            if let Some(a) = signing::author_prefix(c.actor_id().to_bytes()) {
+                by_author.entry(a).or_default().push(c);
+            }
         }
+        let tips = author_tips(&order);
         let authors = signing::authors(&checker.chain);
         let mut keep = HashMap::new();
         let mut current_changes: Vec<ChangeHash> = Vec::new();
         let mut retired: Vec<(ChangeHash, String)> = Vec::new();
-        for (actor, changes) in &by_actor {
-            let Some(standing) = <[u8; 16]>::try_from(actor.as_slice())
-                .ok()
-                .and_then(|a| authors.get(&a))
-            else {
+        for (actor, changes) in &by_author {
+            let Some(standing) = authors.get(actor) else {
                 return Err(violation(format!(
                     "actor {} is no node key of root v{}",
                     hex::encode(actor),
                     checker.chain.current().version()
                 )));
             };
-            let Some(newest) = changes.iter().max_by_key(|c| c.seq()) else {
-                continue;
-            };
-            let hash = newest.hash();
-            let sig = self
-                .signatures
-                .get(&hash)
-                .into_iter()
-                .chain(attached.iter())
-                .find(|s| signing::verify(standing.key(), &hash, s))
-                .copied()
-                .ok_or_else(|| {
-                    violation(format!(
-                        "change {} by {}'s node key {} arrived without a valid signature",
-                        short(&hash),
-                        standing.principal(),
-                        standing.key().id().short()
-                    ))
-                })?;
-            keep.insert(hash, sig);
-            let covered = ancestors(&[hash], &by_hash);
+            let mut signed = Vec::new();
+            for tip in changes.iter().filter(|c| tips.contains(&c.hash())) {
+                let hash = tip.hash();
+                let sig = self
+                    .signatures
+                    .get(&hash)
+                    .into_iter()
+                    .chain(attached.iter())
+                    .find(|s| signing::verify(standing.key(), &hash, s))
+                    .copied()
+                    .ok_or_else(|| {
+                        violation(format!(
+                            "change {} by {}'s node key {} arrived without a valid signature",
+                            short(&hash),
+                            standing.principal(),
+                            standing.key().id().short()
+                        ))
+                    })?;
+                keep.insert(hash, sig);
+                signed.push(hash);
+            }
+            if signed.len() > 1 {
+                tracing::warn!(
+                    author = %standing.principal(),
+                    key = %standing.key().id().short(),
+                    branches = signed.len(),
+                    "a node key signed changes on parallel branches (equivocation); both kept, both attributable"
+                );
+            }
+            let covered = ancestors(&signed, &by_hash);
             if let Some(stray) = changes.iter().find(|c| !covered.contains(&c.hash())) {
                 return Err(violation(format!(
-                    "change {} is not covered by its author's signature (not an ancestor of the signed change {})",
+                    "change {} is not covered by its author's signature (not an ancestor of a signed change)",
                     short(&stray.hash()),
-                    short(&hash)
                 )));
             }
             for c in changes {
@@ -836,22 +845,15 @@ impl Replica {
         })
     }
 
-    /// For each author among `hashes`, its newest change.
+    /// For each author among `hashes`, the changes no other of its changes there descends
+    /// from (one for an honest author): their signatures cover the others.
     fn newest_by_author(&self, hashes: &[ChangeHash]) -> Vec<ChangeHash> {
         let changes: Vec<Change> = hashes
             .iter()
             .filter_map(|h| self.doc.get_change_by_hash(h))
             .collect();
-        let mut newest: HashMap<Vec<u8>, (u64, ChangeHash)> = HashMap::new();
-        for c in &changes {
-            let e = newest
-                .entry(c.actor_id().to_bytes().to_vec())
-                .or_insert((0, c.hash()));
-            if c.seq() >= e.0 {
-                *e = (c.seq(), c.hash());
-            }
-        }
-        newest.into_values().map(|(_, h)| h).collect()
+        let order = causal_order(changes);
+        author_tips(&order).into_iter().collect()
     }
 
     /// The whole document in Automerge's standard binary format (`catalogue export`, and
@@ -864,6 +866,39 @@ impl Replica {
     pub fn signatures(&self) -> impl Iterator<Item = (&ChangeHash, &[u8; 64])> {
         self.signatures.iter()
     }
+}
+
+/// The changes, among `order` (causally ordered), that no later change of the same author
+/// in `order` descends from.
+fn author_tips(order: &[Change]) -> BTreeSet<ChangeHash> {
+    let index: HashMap<ChangeHash, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.hash(), i))
+        .collect();
+    let author = |c: &Change| signing::author_prefix(c.actor_id().to_bytes());
+    // For each change, the authors of the changes in `order` that descend from it.
+    let mut below: Vec<BTreeSet<[u8; 16]>> = vec![BTreeSet::new(); order.len()];
+    for (i, c) in order.iter().enumerate().rev() {
+        let mine = std::mem::take(&mut below[i]);
+        let tip_of = author(c);
+        for d in c.deps() {
+            if let Some(&j) = index.get(d) {
+                let into = &mut below[j];
+                into.extend(mine.iter().copied());
+                if let Some(a) = tip_of {
+                    into.insert(a);
+                }
+            }
+        }
+        below[i] = mine;
+    }
+    order
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| author(c).is_some_and(|a| !below[*i].contains(&a)))
+        .map(|(_, c)| c.hash())
+        .collect()
 }
 
 /// `changes` in an order where each comes after its dependencies (Kahn's algorithm, ties

@@ -316,7 +316,7 @@ fn a_change_claiming_another_nodes_actor_is_refused() {
     let au_key = coop.signer("au.node").expect("au");
     // A change written as AU's actor, signed with UK's key.
     let mut doc = eu.doc().fork();
-    doc.set_actor(signing::actor_of(au_key.public()));
+    doc.set_actor(signing::change_actor(au_key.public(), [1; 8]));
     let hash = doc
         .transact_with::<_, _, automerge::AutomergeError, _>(
             |_| CommitOptions::default().with_time(T),
@@ -529,4 +529,108 @@ fn an_edit_too_large_for_one_change_is_refused_locally() {
         "{r:?}"
     );
     assert_eq!(uk.heads(), heads);
+}
+
+/// A stolen key signs two different changes on the same history and sends one to EU and
+/// the other to CA (it "equivocates"). Each change has its own actor (ADR 0008), so both
+/// are ordinary concurrent edits by that key: EU and CA, then UK, converge on a document
+/// holding both, whichever arrived first where.
+#[test]
+fn two_changes_by_one_key_on_the_same_history_merge_everywhere() {
+    let (coop, root) = cooperative();
+    let mut eu = replica(&coop, &root, "eu.node");
+    let mut ca = replica(&coop, &root, "ca.node");
+    let mut uk = replica(&coop, &root, "uk.node");
+    let base = eu.doc().clone();
+    let thief = Forger::new(coop.signer("au.node").expect("au"));
+    let set = |field: &'static str, value: &'static str| {
+        move |tx: &mut automerge::transaction::Transaction<'_>| {
+            let caps = forge::top(tx, "capabilities");
+            let b01 = tx.get(&caps, "CAP-B01")?.expect("b01").1;
+            tx.put(&b01, field, value)
+        }
+    };
+    let a = thief.change(&base, T, set("effort", "2 weeks"));
+    let b = thief.change(&base, T, set("effort", "9 weeks"));
+    assert_ne!(a.hash(), b.hash());
+    assert_eq!(a.deps(), b.deps(), "both made on the same history");
+    eu.receive_message(
+        "au",
+        &thief.message(vec![a.hash()], std::slice::from_ref(&a)),
+        T,
+    )
+    .expect("EU takes the first");
+    ca.receive_message(
+        "au",
+        &thief.message(vec![b.hash()], std::slice::from_ref(&b)),
+        T,
+    )
+    .expect("CA takes the second");
+    // And once more, the other way round, at UK: the order does not matter.
+    uk.receive_message(
+        "au",
+        &thief.message(vec![b.hash()], std::slice::from_ref(&b)),
+        T,
+    )
+    .expect("UK takes the second");
+    uk.receive_message(
+        "au",
+        &thief.message(vec![a.hash()], std::slice::from_ref(&a)),
+        T,
+    )
+    .expect("UK takes the first");
+    sync_pair(&mut eu, "eu", &mut ca, "ca");
+    assert_eq!(eu.heads(), ca.heads());
+    assert_eq!(eu.heads().len(), 2, "both branches are heads");
+    let mut heads = uk.heads();
+    heads.sort();
+    let mut merged = eu.heads();
+    merged.sort();
+    assert_eq!(heads, merged);
+    let effort = |r: &Replica| {
+        schema::read(r.doc())
+            .0
+            .capability("CAP-B01")
+            .expect("b01")
+            .effort
+            .clone()
+    };
+    assert_eq!(effort(&eu), effort(&ca));
+    assert_eq!(effort(&eu), effort(&uk));
+    // A later honest edit on top of both travels to everyone.
+    eu.edit(T + 1, "after", |tx| {
+        edit::set(tx, "CAP-E02", "priority", "Critical")
+    })
+    .expect("edit");
+    sync_pair(&mut eu, "eu", &mut ca, "ca");
+    sync_pair(&mut eu, "eu", &mut uk, "uk");
+    assert_eq!(eu.heads(), ca.heads());
+    assert_eq!(eu.heads(), uk.heads());
+}
+
+/// An actor of the old kind (the key's 16 bytes, shared by all of its changes) is no
+/// node's: a key's changes could then clash again.
+#[test]
+fn a_change_with_a_whole_key_actor_is_refused() {
+    let (coop, root) = cooperative();
+    let mut eu = replica(&coop, &root, "eu.node");
+    let uk_key = coop.signer("uk.node").expect("uk");
+    let mut doc = eu.doc().fork();
+    doc.set_actor(signing::actor_of(uk_key.public()));
+    let hash = doc
+        .transact_with::<_, _, automerge::AutomergeError, _>(
+            |_| CommitOptions::default().with_time(T),
+            |tx| {
+                let caps = tx.get(ROOT, "capabilities")?.expect("caps").1;
+                let b01 = tx.get(&caps, "CAP-B01")?.expect("b01").1;
+                tx.put(&b01, "effort", "1 week")?;
+                Ok(())
+            },
+        )
+        .expect("commit")
+        .hash
+        .expect("hash");
+    let change = doc.get_change_by_hash(&hash).expect("change");
+    let m = Forger::new(uk_key).message(vec![hash], &[change]);
+    assert_refused(&mut eu, &m, "no node key");
 }

@@ -13,11 +13,16 @@ use automerge::{Automerge, AutomergeError, Change, ObjId, ObjType, ROOT, ReadDoc
 #[derive(Debug)]
 pub struct Forger {
     pub key: SecretKey,
+    /// Changes made so far: each gets its own actor (ADR 0008), even two on one base.
+    made: std::cell::Cell<u64>,
 }
 
 impl Forger {
     pub fn new(key: SecretKey) -> Forger {
-        Forger { key }
+        Forger {
+            key,
+            made: std::cell::Cell::new(0),
+        }
     }
 
     /// One change made with raw Automerge on top of `base` (typically the target's own
@@ -29,7 +34,10 @@ impl Forger {
         f: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
     ) -> Change {
         let mut doc = base.fork();
-        doc.set_actor(signing::actor_of(self.key.public()));
+        let n = self.made.get();
+        self.made.set(n + 1);
+        let nonce = signing::change_nonce(&base.get_heads(), time, &format!("forged {n}"));
+        doc.set_actor(signing::change_actor(self.key.public(), nonce));
         let hash = doc
             .transact_with::<_, _, AutomergeError, _>(
                 |_| CommitOptions::default().with_time(time),
