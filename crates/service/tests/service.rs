@@ -196,8 +196,9 @@ fn a_node_initialised_again_with_its_key_catches_up_before_it_writes() {
     net.node("eu").peer_disconnected(&"uk".to_owned());
     let fresh = (net.boot)("uk", now);
     net.nodes.insert("uk".to_owned(), fresh);
-    // Its start-up acknowledgement waits: written now, it would reuse sequence number 1,
-    // which EU holds from UK's earlier life, and EU would refuse it as equivocation.
+    // Its start-up acknowledgement waits until it holds its key's past (with one actor per
+    // key it would also have clashed with UK's earlier life; since ADR 0008 each change
+    // has its own actor, and the wait keeps the acknowledgement made on that past).
     net.node("uk").settle_owed(now);
     assert!(!net.nodes["uk"].is_caught_up());
     assert!(
