@@ -79,6 +79,10 @@ pub struct Metrics {
     pub promotion: accord_service::PromotionMetrics,
     #[serde(flatten)]
     pub mirror: accord_service::MirrorMetrics,
+    /// Per other jurisdiction, when this node's view of it was last brought up to date
+    /// (Unix seconds: the end of a sync with one of its nodes, or a bundle import).
+    #[serde(default)]
+    pub view_updated_unix: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -754,6 +758,14 @@ async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
         ("gauge", m.promotion.held_back.to_string()),
     );
     let mut out = String::new();
+    out.push_str("# TYPE accord_view_age_seconds gauge\n");
+    for (other, at) in &m.view_updated_unix {
+        out.push_str(&format!(
+            "accord_view_age_seconds{{jurisdiction=\"{}\",of=\"{other}\"}} {}\n",
+            v.jurisdiction,
+            (now - at).max(0)
+        ));
+    }
     out.push_str("# TYPE accord_mirror_staging_bytes gauge\n");
     for (proposer, bytes) in &m.promotion.staged_bytes {
         out.push_str(&format!(

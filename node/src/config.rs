@@ -52,6 +52,12 @@ pub struct NodeConfig {
     /// Seconds between signed audit checkpoints in the catalogue (when the log grew).
     #[serde(default = "default_checkpoint")]
     pub audit_checkpoint_secs: u64,
+    /// The oldest this node's view of any other jurisdiction may be (since its last sync
+    /// with one of that jurisdiction's nodes or its last bundle import) for production
+    /// promotions to go ahead; past it they wait, and `release status` says why. Unset:
+    /// no limit.
+    #[serde(default)]
+    pub max_staleness_secs: Option<u64>,
 }
 
 fn default_checkpoint() -> u64 {

@@ -348,6 +348,7 @@ impl World {
                     staging_quota: 64 << 30,
                     checkpoint_every: Duration::from_secs(60),
                     replan_every: Duration::from_secs(60),
+                    max_staleness: None,
                 },
                 accord_promote::State::default(),
                 self.now(),

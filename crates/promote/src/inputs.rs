@@ -24,6 +24,33 @@ pub fn hook_backoff(failures: u32) -> Duration {
 /// The engine's inputs: every release statement with its signatures and statements, and
 /// whether this node's own store holds all of its artifacts (`mirror`, by release; a
 /// release the mirror has not reported on yet is not here).
+/// The jurisdictions among `others` whose view here is older than `max` at `now` (Unix
+/// seconds), or was never brought up to date, as reasons for production promotions to
+/// wait (issue 16, freshness). `heard` is, per jurisdiction, when (Unix seconds) this node
+/// last finished a sync with one of its nodes or imported a bundle from it.
+pub fn stale_views<'a>(
+    heard: &BTreeMap<String, i64>,
+    others: impl IntoIterator<Item = &'a str>,
+    now: i64,
+    max: Duration,
+) -> Vec<crate::Reason> {
+    let max_secs = max.as_secs();
+    others
+        .into_iter()
+        .filter_map(|j| {
+            let age_secs = heard
+                .get(j)
+                .map(|at| u64::try_from(now.saturating_sub(*at)).unwrap_or(0));
+            let stale = age_secs.is_none_or(|a| a > max_secs);
+            stale.then(|| crate::Reason::Stale {
+                jurisdiction: j.to_owned(),
+                age_secs,
+                max_secs,
+            })
+        })
+        .collect()
+}
+
 /// One line for an artifact a node does not hold whole: the engine's reason and the
 /// status lines say it the same way.
 pub fn missing_line(name: &str, have: u64, size: u64) -> String {

@@ -26,6 +26,14 @@ pub enum Reason {
     /// The engine decided to promote, but the decision could not be committed (the
     /// database refused); it is tried again.
     NotCommitted,
+    /// This node's view of another jurisdiction is older than the configured maximum
+    /// (`max_staleness_secs`): production promotions wait for a sync with one of its nodes
+    /// or a bundle import. `age_secs` is `None` when it was never brought up to date.
+    Stale {
+        jurisdiction: String,
+        age_secs: Option<u64>,
+        max_secs: u64,
+    },
 }
 
 impl std::fmt::Display for Reason {
@@ -52,6 +60,23 @@ impl std::fmt::Display for Reason {
             Reason::NotCommitted => {
                 f.write_str("promotion decided but not yet committed; retrying")
             }
+            Reason::Stale {
+                jurisdiction,
+                age_secs,
+                max_secs,
+            } => match age_secs {
+                Some(age) => write!(
+                    f,
+                    "this node's view of {jurisdiction} is {} old, more than the {} allowed; production promotions wait for a sync with it or a bundle import",
+                    crate::reason::span(*age),
+                    crate::reason::span(*max_secs)
+                ),
+                None => write!(
+                    f,
+                    "this node has never synced with {jurisdiction} nor imported a bundle from it (at most {} allowed); production promotions wait",
+                    crate::reason::span(*max_secs)
+                ),
+            },
         }
     }
 }
@@ -60,5 +85,19 @@ impl std::fmt::Display for Reason {
 impl serde::Serialize for Reason {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+/// A duration for people: "3 d 4 h", "5 h 12 min", "40 s".
+pub fn span(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60);
+    if d > 0 {
+        format!("{d} d {h} h")
+    } else if h > 0 {
+        format!("{h} h {m} min")
+    } else if m > 0 {
+        format!("{m} min {} s", secs % 60)
+    } else {
+        format!("{secs} s")
     }
 }

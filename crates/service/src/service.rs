@@ -7,7 +7,7 @@
 //! `P` is how the reactor names a peer: libp2p's `PeerId` in the node, a number in a
 //! simulation. Nothing here knows sockets, tasks or clocks.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Display;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use crate::store::Store;
 use crate::time::Now;
 
 mod command;
+mod freshness;
 mod mirror;
 mod promotion;
 pub use command::{Command, Reply};
@@ -122,6 +123,12 @@ pub struct Service<S, P> {
     clock: Now,
     /// The typed catalogue, read again only when the document's heads change.
     read_cache: std::cell::RefCell<Option<CatalogueRead>>,
+    /// Per jurisdiction, when this node's view of it was last brought up to date (Unix
+    /// seconds): a sync conversation with one of its nodes ran to its end. Saved in the store,
+    /// at most once a minute (and at once for a jurisdiction heard for the first time).
+    heard: BTreeMap<String, i64>,
+    heard_dirty: bool,
+    heard_saved: Option<Instant>,
 }
 
 /// The typed catalogue at some heads, and what was wrong with it.
@@ -167,11 +174,15 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             pause: |_| {},
             promotion: None,
             blobs: None,
+            heard: BTreeMap::new(),
+            heard_dirty: false,
+            heard_saved: None,
             clock: now,
             read_cache: Default::default(),
             config,
         };
         s.listed = s.listed_now();
+        s.load_freshness();
         s
     }
 
@@ -269,6 +280,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         self.end_bans(now);
         if now.mono >= self.next_anti_entropy {
             self.next_anti_entropy = now.mono + self.config.anti_entropy;
+            self.save_freshness(false, now);
             self.audit_refusals();
             self.sync_with_all();
             if now.mono >= self.next_blob_refresh {
@@ -322,7 +334,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
                     self.metrics.sync_messages_out += 1;
                     self.metrics.sync_bytes_out += m.len() as u64;
                 }
-                None => self.concluded(now),
+                None => self.concluded(&peer, now),
             }
             self.outbox.push_back(Io::Respond { token, reply });
         }
@@ -338,13 +350,17 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             None => true,
         };
         if ok && !self.sync_with(&peer) {
-            self.concluded(now);
+            self.concluded(&peer, now);
         }
     }
 
     /// A conversation ended with nothing left to say: this node holds what that peer
-    /// holds, its own key's past included. What was owed at start is written now.
-    fn concluded(&mut self, now: Now) {
+    /// holds, its own key's past included, and its view of that peer's jurisdiction is
+    /// current. What was owed at start is written now.
+    fn concluded(&mut self, peer: &P, now: Now) {
+        if let Some(j) = self.listed.get(peer).cloned() {
+            self.view_updated(&j, now.unix(), now);
+        }
         if std::mem::replace(&mut self.caught_up, true) || !self.owed_pending {
             return;
         }

@@ -19,6 +19,11 @@ pub trait Store {
     fn commit_promotion(&self, state: &[u8], at: i64, events: &[AuditEvent]) -> Result<(), String>;
     /// The audit log's last row: its sequence number and hash.
     fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, String>;
+    /// When this node's view of each jurisdiction was last brought up to date (JSON), as
+    /// saved by `save_freshness`; survives restarts, so a site that is offline for a while
+    /// does not forget how old its view is.
+    fn freshness(&self) -> Result<Option<Vec<u8>>, String>;
+    fn save_freshness(&self, bytes: &[u8]) -> Result<(), String>;
 }
 
 /// The node's redb file and the node key that signs its audit rows.
@@ -64,7 +69,18 @@ impl Store for NodeStore {
     fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, String> {
         self.db.audit_head().map_err(|e| e.to_string())
     }
+    fn freshness(&self) -> Result<Option<Vec<u8>>, String> {
+        self.db.get_meta(FRESHNESS).map_err(|e| e.to_string())
+    }
+    fn save_freshness(&self, bytes: &[u8]) -> Result<(), String> {
+        self.db
+            .set_meta(FRESHNESS, bytes)
+            .map_err(|e| e.to_string())
+    }
 }
+
+/// The metadata key of the freshness record in `node.redb`.
+const FRESHNESS: &str = "freshness";
 
 /// Everything in memory: what a simulated node "persists", for tests to inspect.
 #[derive(Debug, Default)]
@@ -83,6 +99,8 @@ pub struct Memory {
     pub promotion: Option<Vec<u8>>,
     /// Audit rows written with promotion decisions, with their Unix time.
     pub audit: Vec<(i64, AuditEvent)>,
+    /// The freshness record last saved.
+    pub freshness: Option<Vec<u8>>,
     /// Tests set this to make the next promotion commits fail (a full disk).
     pub refuse_promotions: bool,
 }
@@ -140,5 +158,14 @@ impl Store for MemoryStore {
                 sha2::Sha256::digest(format!("{e:?}")).into(),
             )
         }))
+    }
+    fn freshness(&self) -> Result<Option<Vec<u8>>, String> {
+        let m = self.inner.lock().map_err(|e| e.to_string())?;
+        Ok(m.freshness.clone())
+    }
+    fn save_freshness(&self, bytes: &[u8]) -> Result<(), String> {
+        let mut m = self.inner.lock().map_err(|e| e.to_string())?;
+        m.freshness = Some(bytes.to_vec());
+        Ok(())
     }
 }

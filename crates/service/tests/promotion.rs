@@ -372,3 +372,64 @@ fn a_peer_that_connects_is_told_what_this_node_holds_at_once() {
         e.reasons
     );
 }
+
+/// With a maximum staleness, a node whose view of another jurisdiction is older than it
+/// (no sync with any of its nodes) promotes nothing to production, says why, and promotes
+/// as soon as a sync with that jurisdiction has run to its end.
+#[test]
+fn a_stale_view_of_a_jurisdiction_holds_production_promotions_back_until_a_sync() {
+    let hour = Duration::from_secs(3600);
+    let (coop, mut net) = support::setup_promoting_fresh(&JURISDICTIONS, hour);
+    for (i, a) in JURISDICTIONS.iter().enumerate() {
+        for b in &JURISDICTIONS[i + 1..] {
+            net.connect(a, b);
+        }
+    }
+    let fresh = net.nodes["uk"].freshness().clone();
+    assert_eq!(
+        fresh.len(),
+        3,
+        "UK synced with every other jurisdiction: {fresh:?}"
+    );
+    assert!(
+        net.nodes["uk"].store().contents().freshness.is_some(),
+        "the first view of a jurisdiction is saved at once"
+    );
+    let (env, id) = propose(&mut net);
+    for n in JURISDICTIONS {
+        mirrored(&mut net, n);
+    }
+    // UK loses its link to AU; two hours pass (every node's rounds run meanwhile).
+    net.disconnect("uk", "au");
+    net.now = net.now.after(2 * hour);
+    for n in JURISDICTIONS {
+        let now = net.now;
+        net.node(n).handle_timeout(now);
+    }
+    net.pump();
+    sign(&coop, &mut net, &env, &SIGNERS);
+    assert!(live(&net, "eu", &id), "EU's views are fresh");
+    assert!(!live(&net, "uk", &id), "UK's view of AU is two hours old");
+    let e = &net.nodes["uk"].explanations().expect("engine")[&id];
+    assert_eq!(e.state, Status::Waiting);
+    assert!(
+        e.reasons.iter().any(|r| matches!(
+            r,
+            Reason::Stale { jurisdiction, age_secs: Some(a), max_secs: 3600 } if jurisdiction == "au" && *a >= 7200
+        )),
+        "{:?}",
+        e.reasons
+    );
+    assert!(
+        e.reasons
+            .iter()
+            .any(|r| r.to_string().contains("view of au"))
+    );
+    // AU is back: the conversation ends, the view is fresh, UK promotes.
+    net.connect("uk", "au");
+    assert!(
+        live(&net, "uk", &id),
+        "{:?}",
+        net.nodes["uk"].explanations().map(|e| &e[&id])
+    );
+}

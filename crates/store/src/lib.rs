@@ -94,6 +94,15 @@ impl NodeDb {
             .map(|g| g.value().to_vec()))
     }
 
+    /// Sets one small metadata value, in its own transaction.
+    pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let mut m = tx.open_table(META)?;
+            m.insert(key, value)?;
+            Ok(())
+        })
+    }
+
     /// Initialises the catalogue with its genesis snapshot, the root chain it trusts and
     /// metadata, in one transaction.
     pub fn initialise(

@@ -183,6 +183,13 @@ impl Node {
             sync: self.svc.metrics().clone(),
             promotion: self.svc.promotion_metrics(),
             mirror: self.svc.mirror_metrics(),
+            view_updated_unix: self
+                .svc
+                .freshness()
+                .iter()
+                .filter(|(j, _)| **j != self.jurisdiction)
+                .map(|(j, at)| (j.clone(), *at))
+                .collect(),
         }
     }
 
@@ -548,6 +555,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         staging_quota: cfg.mirror.staging_quota_mib.saturating_mul(1 << 20),
         checkpoint_every: Duration::from_secs(cfg.audit_checkpoint_secs.max(1)),
         replan_every: REPLAN_EVERY,
+        max_staleness: cfg.max_staleness_secs.map(Duration::from_secs),
     };
     let mut svc = Service::new(
         replica,
@@ -696,6 +704,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         node.svc.peer_disconnected(&p);
     }
     node.svc.checkpoint_audit(true, now());
+    node.svc.flush_freshness(now());
     node.drain();
     let _ = std::fs::remove_file(cfg.data_dir.join("api.addr"));
     let _ = std::fs::remove_file(cfg.data_dir.join("listen.addrs"));

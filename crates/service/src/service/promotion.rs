@@ -42,9 +42,12 @@ pub struct PromotionConfig {
     pub staging_quota: u64,
     /// At most one audit checkpoint per this interval.
     pub checkpoint_every: Duration,
-    /// Decisions change with time alone only at a root's expiry: the engine runs for the
-    /// time this often (it runs after every change anyway).
+    /// Decisions change with time alone only at a root's expiry or when a view turns
+    /// stale: the engine runs for the time this often (it runs after every change anyway).
     pub replan_every: Duration,
+    /// Past this age of its view of any other jurisdiction (last sync or bundle import),
+    /// this node promotes nothing to production (recalls still apply). `None`: no limit.
+    pub max_staleness: Option<Duration>,
 }
 
 /// Counters of the engine and the mirror plan, for the node's metrics.
@@ -65,7 +68,7 @@ pub struct PromotionMetrics {
 /// The promotion side of the core's state.
 #[derive(Debug)]
 pub(crate) struct Promotion {
-    cfg: PromotionConfig,
+    pub(super) cfg: PromotionConfig,
     state: State,
     /// Approval records already audited (their catalogue keys).
     seen: HashSet<String>,
@@ -457,6 +460,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
     }
 
     fn run_engine(&mut self, cat: &accord_catalogue::Catalogue, chain: &RootChain, now: Now) {
+        let stale = self.stale_reasons(now);
         let Some(p) = &mut self.promotion else {
             return;
         };
@@ -474,7 +478,13 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             &candidates,
         );
         let mut promoted = Vec::new();
+        // A stale view holds promotions back; a recall is never held back.
+        let mut held_stale = BTreeSet::new();
         for action in &plan.actions {
+            if !stale.is_empty() && matches!(action, Action::Promote { .. }) {
+                held_stale.insert(*action.id());
+                continue;
+            }
             let mut next = p.state.clone();
             next.apply(action, at);
             let event = match action {
@@ -550,6 +560,9 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
                     .is_some_and(|s| s.recalled.is_some())
                 {
                     e.state = Status::Recalled;
+                } else if held_stale.contains(&e.id) {
+                    e.state = Status::Waiting;
+                    e.reasons.extend(stale.iter().cloned());
                 } else if e.state == Status::Live {
                     // Planned but not committed (the database refused): say so, not "live".
                     e.state = Status::Waiting;

@@ -43,16 +43,25 @@ pub struct Net {
 pub type Boot = Box<dyn Fn(&str, Now) -> Node>;
 
 pub fn setup(names: &[&str]) -> (Cooperative, Net) {
-    setup_with(names, false)
+    setup_with(names, false, None)
 }
 
 /// Nodes that also run the promotion engine (`with_promotion`), with an `on_promote`
 /// hook configured.
 pub fn setup_promoting(names: &[&str]) -> (Cooperative, Net) {
-    setup_with(names, true)
+    setup_with(names, true, None)
 }
 
-fn setup_with(names: &[&str], promoting: bool) -> (Cooperative, Net) {
+/// Promoting nodes that hold production promotions back past `max` of staleness.
+pub fn setup_promoting_fresh(names: &[&str], max: Duration) -> (Cooperative, Net) {
+    setup_with(names, true, Some(max))
+}
+
+fn setup_with(
+    names: &[&str],
+    promoting: bool,
+    max_staleness: Option<Duration>,
+) -> (Cooperative, Net) {
     let (coop, root) = accord_trust::testkit::anchored().expect("cooperative");
     let seed = Seed::parse(SEED, "seed").expect("seed");
     let (doc, hash) =
@@ -104,6 +113,7 @@ fn setup_with(names: &[&str], promoting: bool) -> (Cooperative, Net) {
                 staging_quota: 1 << 30,
                 checkpoint_every: CHECKPOINT_EVERY,
                 replan_every: Duration::from_secs(60),
+                max_staleness,
             },
             accord_promote::State::default(),
             now,
