@@ -722,6 +722,14 @@ async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
     );
     gauges.insert("accord_root_version", ("gauge", v.root_version.to_string()));
     gauges.insert(
+        "accord_root_expires_in_seconds",
+        ("gauge", (m.sync.root_expires_unix - now).to_string()),
+    );
+    gauges.insert(
+        "accord_root_expiry_warning_seconds",
+        ("gauge", m.sync.root_expiry_warning_secs.to_string()),
+    );
+    gauges.insert(
         "accord_blob_corrupt_total",
         ("counter", m.mirror.blob_corrupt.to_string()),
     );

@@ -146,6 +146,30 @@ pub enum RootCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Build the next root (version + 1, unsigned) from the current one and a change:
+    /// keys removed (rotated out, revoked) or added, thresholds, a new expiry. To replace a
+    /// key, remove the old one and add the new one. The steering representatives then sign
+    /// it with 'accord root sign' (online or air-gapped) and any node applies it; the
+    /// others walk to it from the catalogue.
+    Propose {
+        /// The current root (JSON).
+        #[arg(long, value_name = "ROOT")]
+        from: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// A key to take out: its public key file or its id (hex).
+        #[arg(long, value_name = "KEY.pub|KEYID")]
+        remove_key: Vec<String>,
+        /// A key to add: PRINCIPAL/ROLE=KEY.pub, e.g. ca/lead=keys/ca/lead2.key.pub.
+        #[arg(long, value_name = "PRINCIPAL/ROLE=KEY.pub")]
+        add_key: Vec<String>,
+        /// PRINCIPAL/ROLE=N: how many of that role's keys make the principal's decision.
+        #[arg(long, value_name = "PRINCIPAL/ROLE=N")]
+        threshold: Vec<String>,
+        /// When the new root expires (RFC 3339, e.g. 2028-12-31T00:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        expires: Option<String>,
+    },
     /// Add a signature to a root (in place unless --out).
     Sign {
         root: PathBuf,

@@ -58,6 +58,14 @@ pub struct NodeConfig {
     /// no limit.
     #[serde(default)]
     pub max_staleness_secs: Option<u64>,
+    /// Days before the current root expires from which the node warns (log, audit log,
+    /// metrics, `node status`): the steering committee needs time to sign a successor.
+    #[serde(default = "default_expiry_warning")]
+    pub root_expiry_warning_days: u64,
+}
+
+fn default_expiry_warning() -> u64 {
+    30
 }
 
 fn default_checkpoint() -> u64 {

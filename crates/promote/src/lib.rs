@@ -15,7 +15,7 @@ pub mod admit;
 pub mod channel;
 pub mod inputs;
 pub mod note;
-mod reason;
+pub mod reason;
 pub mod status;
 
 use std::collections::BTreeMap;

@@ -25,6 +25,7 @@ use crate::store::Store;
 use crate::time::Now;
 
 mod command;
+mod expiry;
 mod freshness;
 mod mirror;
 mod promotion;
@@ -50,6 +51,9 @@ pub struct Config {
     pub blob_refresh: Duration,
     pub budget: Budget,
     pub policy: Policy,
+    /// How long before the current root expires the node starts warning (log, audit,
+    /// metrics).
+    pub root_expiry_warning: Duration,
 }
 
 impl Default for Config {
@@ -61,6 +65,7 @@ impl Default for Config {
             blob_refresh: Duration::from_secs(60),
             budget: Budget::default(),
             policy: Policy::default(),
+            root_expiry_warning: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -78,6 +83,11 @@ pub struct SyncMetrics {
     pub unverifiable_messages: u64,
     pub rate_limited: u64,
     pub bans: u64,
+    /// When the current root expires (Unix seconds), and how long before it the node warns.
+    #[serde(default)]
+    pub root_expires_unix: i64,
+    #[serde(default)]
+    pub root_expiry_warning_secs: u64,
 }
 
 /// Maps a node key of the root to the reactor's name for that peer.
@@ -129,6 +139,9 @@ pub struct Service<S, P> {
     heard: BTreeMap<String, i64>,
     heard_dirty: bool,
     heard_saved: Option<Instant>,
+    /// When the root expiry warning was last logged, and the root it was audited for.
+    expiry_warned: Option<Instant>,
+    expiry_audited: Option<u64>,
 }
 
 /// The typed catalogue at some heads, and what was wrong with it.
@@ -177,12 +190,15 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             heard: BTreeMap::new(),
             heard_dirty: false,
             heard_saved: None,
+            expiry_warned: None,
+            expiry_audited: None,
             clock: now,
             read_cache: Default::default(),
             config,
         };
         s.listed = s.listed_now();
         s.load_freshness();
+        s.check_root_expiry(now);
         s
     }
 
@@ -281,6 +297,7 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         if now.mono >= self.next_anti_entropy {
             self.next_anti_entropy = now.mono + self.config.anti_entropy;
             self.save_freshness(false, now);
+            self.check_root_expiry(now);
             self.audit_refusals();
             self.sync_with_all();
             if now.mono >= self.next_blob_refresh {

@@ -219,3 +219,38 @@ fn a_node_initialised_again_with_its_key_catches_up_before_it_writes() {
     assert_eq!(net.heads("eu"), net.heads("uk"));
     assert_eq!(net.nodes["eu"].metrics().rejected_messages, 0);
 }
+
+/// The root's expiry is announced from 30 days before it (the default): once in the audit
+/// log per root, in the log, and in the metrics the status page reads.
+#[test]
+fn a_root_about_to_expire_is_warned_about_ahead_of_time() {
+    let (_, mut net) = setup(&["uk"]);
+    let expires = net.nodes["uk"].replica().root().body().expires.unix();
+    let warned = |net: &support::Net| {
+        net.count("uk", |io| {
+            matches!(io, Io::Audit(rows) if rows.iter().any(|r| r.kind == accord_store::audit::kind::ROOT && r.detail.contains("expires")))
+        })
+    };
+    let days = |d: i64| std::time::Duration::from_secs(u64::try_from(d * 86_400).expect("days"));
+    // 40 days before: nothing yet.
+    let to = days(expires / 86_400 - net.now.unix() / 86_400 - 40);
+    net.now = net.now.after(to);
+    let now = net.now;
+    net.node("uk").handle_timeout(now);
+    net.pump();
+    assert_eq!(warned(&net), 0);
+    assert_eq!(net.nodes["uk"].metrics().root_expires_unix, expires);
+    assert_eq!(
+        net.nodes["uk"].metrics().root_expiry_warning_secs,
+        30 * 86_400
+    );
+    // 25 days before: warned, once, however often the node wakes.
+    net.now = net.now.after(days(15));
+    for _ in 0..3 {
+        net.now = net.now.after(std::time::Duration::from_secs(3600));
+        let now = net.now;
+        net.node("uk").handle_timeout(now);
+        net.pump();
+    }
+    assert_eq!(warned(&net), 1);
+}

@@ -10,6 +10,7 @@ pub mod error;
 pub mod keys;
 pub mod policy;
 pub mod root;
+pub mod rotation;
 pub mod rule;
 pub mod spec;
 pub mod tally;

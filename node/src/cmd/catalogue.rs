@@ -310,8 +310,37 @@ pub fn status(dir: &DataDir, json: bool) -> Result<()> {
             p["peer_id"].as_str().unwrap_or("?")
         );
     }
+    if let Some(line) = expiry_warning(&metrics) {
+        println!("  WARNING: {line}");
+    }
     for line in metrics.lines().filter(|l| !l.starts_with('#')) {
         println!("  {line}");
     }
     Ok(())
+}
+
+/// "root expires in …" when `/metrics` says the root expires within the node's warning
+/// window (the node logs and audits the same).
+fn expiry_warning(metrics: &str) -> Option<String> {
+    let value = |name: &str| -> Option<i64> {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let left = value("accord_root_expires_in_seconds{")?;
+    let version = value("accord_root_version{")?;
+    let window = value("accord_root_expiry_warning_seconds{")?;
+    if left > window {
+        return None;
+    }
+    Some(if left > 0 {
+        format!(
+            "root v{version} expires in {}; the steering committee must sign its successor before then",
+            accord_promote::reason::span(u64::try_from(left).unwrap_or(0))
+        )
+    } else {
+        format!("root v{version} has expired; nothing is promoted until its successor is applied")
+    })
 }

@@ -29,6 +29,21 @@ pub fn run(cmd: RootCommand) -> Result<()> {
             );
             Ok(())
         }
+        RootCommand::Propose {
+            from,
+            out,
+            remove_key,
+            add_key,
+            threshold,
+            expires,
+        } => propose(
+            &from,
+            &out,
+            &remove_key,
+            &add_key,
+            &threshold,
+            expires.as_deref(),
+        ),
         RootCommand::Sign {
             root,
             key,
@@ -86,6 +101,86 @@ pub fn run(cmd: RootCommand) -> Result<()> {
             report::show_root(&r, json)
         }
     }
+}
+
+/// `accord root propose`: the successor of `from` with the asked-for changes, unsigned.
+fn propose(
+    from: &Path,
+    out: &Path,
+    remove: &[String],
+    add: &[String],
+    thresholds: &[String],
+    expires: Option<&str>,
+) -> Result<()> {
+    use accord_trust::rotation::Change;
+    let bytes = read_limited(from, MAX_ROOT_BYTES)?;
+    let current = TrustedRoot::inspect(&bytes)
+        .with_context(|| format!("{} is not a root", from.display()))?;
+    let place = |spec: &str,
+                 what: &str|
+     -> Result<(accord_protocol::PrincipalId, accord_protocol::Role, String)> {
+        let (who, value) = spec
+            .split_once('=')
+            .with_context(|| format!("{what} {spec:?}: expected PRINCIPAL/ROLE=…"))?;
+        let (principal, role) = who
+            .split_once('/')
+            .with_context(|| format!("{what} {spec:?}: expected PRINCIPAL/ROLE=…"))?;
+        Ok((
+            accord_protocol::PrincipalId::new(principal)?,
+            role.parse()?,
+            value.to_owned(),
+        ))
+    };
+    let mut changes = Vec::new();
+    for r in remove {
+        let id = match accord_trust::PublicKey::read(Path::new(r)) {
+            Ok(k) => k.id().clone(),
+            Err(_) => current
+                .body()
+                .keys
+                .keys()
+                .find(|id| id.to_string() == *r || id.to_string().starts_with(r.as_str()) && r.len() >= 8)
+                .cloned()
+                .with_context(|| format!("--remove-key {r}: neither a public key file nor the id of a key in root v{}", current.version()))?,
+        };
+        changes.push(Change::RemoveKey(id));
+    }
+    for a in add {
+        let (principal, role, file) = place(a, "--add-key")?;
+        let key = accord_trust::PublicKey::read(Path::new(&file))
+            .with_context(|| format!("--add-key {a}: cannot read the public key {file}"))?;
+        changes.push(Change::AddKey {
+            principal,
+            role,
+            key: Box::new(key),
+        });
+    }
+    for t in thresholds {
+        let (principal, role, n) = place(t, "--threshold")?;
+        let threshold = n
+            .parse()
+            .with_context(|| format!("--threshold {t}: {n:?} is not a number"))?;
+        changes.push(Change::Threshold {
+            principal,
+            role,
+            threshold,
+        });
+    }
+    if let Some(e) = expires {
+        changes.push(Change::Expires(accord_protocol::Timestamp::parse(e)?));
+    }
+    let next = accord_trust::rotation::propose(current.body(), &changes)?;
+    let env = root_envelope(&next)?;
+    write_atomic(out, &env.to_json(), false)?;
+    println!(
+        "wrote {} (root v{}, unsigned; {} change(s) to v{}, expires {}): the steering representatives sign it with 'accord root sign', then 'accord root apply' on any node",
+        out.display(),
+        next.version,
+        changes.len(),
+        current.version(),
+        next.expires
+    );
+    Ok(())
 }
 
 /// Installs a successor root in a data directory, through its running node if there is one.

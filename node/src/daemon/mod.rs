@@ -569,6 +569,9 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
             blob_refresh: BLOB_REFRESH,
             budget: cfg.limits.budget(),
             policy: cfg.limits.discipline(),
+            root_expiry_warning: Duration::from_secs(
+                cfg.root_expiry_warning_days.saturating_mul(86_400),
+            ),
         },
         Box::new(|key: &accord_trust::PublicKey| accord_net::peer_id(&key.raw()).ok()),
         now(),

@@ -121,18 +121,28 @@ pub fn signed_root(d: &Path) {
     }
 }
 
-/// Root v2: root.toml with `old` key file replaced by a freshly generated `new` one, signed
-/// by the steering keys of `signers` (a majority of both v1 and v2), written to root2.json.
+/// Root v2, made as an operator makes it: `accord root propose` from root.json with the
+/// `old` key replaced by a freshly generated `new` one, signed by the steering keys of
+/// `signers` (a majority of both v1 and v2), written to root2.json.
 pub fn successor_root(d: &Path, old: &str, new: &str, signers: &[&str]) {
+    // `ca/lead.key` is CA's lead key: the new one takes its place.
+    let (principal, file) = old.split_once('/').expect("PRINCIPAL/ROLE.key");
+    let role = file.trim_end_matches(".key");
     ok(accord(d, &["keys", "generate", "--out", new]));
-    let spec = std::fs::read_to_string(d.join("root.toml"))
-        .expect("spec")
-        .replace("version = 1", "version = 2")
-        .replace(&format!("{old}.pub"), &format!("{new}.pub"));
-    std::fs::write(d.join("root2.toml"), spec).expect("spec2");
     ok(accord(
         d,
-        &["root", "new", "--spec", "root2.toml", "--out", "root2.json"],
+        &[
+            "root",
+            "propose",
+            "--from",
+            "root.json",
+            "--remove-key",
+            &format!("{old}.pub"),
+            "--add-key",
+            &format!("{principal}/{role}={new}.pub"),
+            "--out",
+            "root2.json",
+        ],
     ));
     for j in signers {
         ok(accord(
