@@ -56,6 +56,58 @@ pub enum Command {
     /// Check upstream provenance (Sigstore bundles) offline.
     #[command(subcommand)]
     Provenance(ProvenanceCommand),
+    /// Carry the cooperative's state across an air gap: one file (an OCI image layout in a
+    /// tar) with the root chain, the signed catalogue changes and the releases' artifacts.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Write a bundle from a (stopped) node: the root chain, the catalogue's signed changes
+    /// (since the receiving site's receipt, with --since), and each release with its
+    /// artifacts, verified on the way out.
+    Export {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Only these releases (CAP@VER, CAP@VER#IDPREFIX or sha256:ID); all by default.
+        #[arg(long, value_name = "RELEASE")]
+        release: Vec<String>,
+        /// The receipt the receiving site wrote at its last import: only what it lacks.
+        #[arg(long, value_name = "RECEIPT")]
+        since: Option<PathBuf>,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// Check a bundle with nothing but a pinned root (no network, no data dir): the root
+    /// chain, every change's signature and authority, every release against its statement,
+    /// every artifact's SHA-256 and BLAKE3; then say what it would let each jurisdiction
+    /// promote.
+    Verify {
+        file: PathBuf,
+        /// The cooperative's first root, as the site pinned it.
+        #[arg(long, value_name = "ROOT")]
+        root: PathBuf,
+        /// Only this jurisdiction's decisions.
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        /// Write a JSON report of the verification for the site's records.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+    /// Import a bundle into a (stopped) node: all of it verified first, then the artifacts
+    /// into the store and the catalogue in one transaction; then a receipt for the next
+    /// export --since. The node promotes what its policy allows when it starts.
+    Import {
+        file: PathBuf,
+        /// Where to write the receipt (default: bundle-receipt.json in the data dir).
+        #[arg(long, value_name = "FILE")]
+        receipt: Option<PathBuf>,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
 }
 
 #[derive(Debug, Args)]

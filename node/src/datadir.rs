@@ -259,7 +259,7 @@ impl DataDir {
         Ok(self.chain()?.current().clone())
     }
 
-    fn genesis(db: &NodeDb) -> Result<ChangeHash> {
+    pub fn genesis(db: &NodeDb) -> Result<ChangeHash> {
         let g = db
             .get_meta("genesis")?
             .context("node database has no genesis hash")?;

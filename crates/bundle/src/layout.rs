@@ -117,6 +117,18 @@ pub const BLAKE3: &str = "dev.accord.blake3";
 pub const RELEASE: &str = "dev.accord.release";
 /// Set on `index.json`: an id of this export, so parts of two exports are never mixed.
 pub const EXPORT_ID: &str = "dev.accord.export";
+/// Set on `index.json`: the exporting node's jurisdiction and when it exported (Unix s).
+pub const EXPORTED_BY: &str = "dev.accord.exported-by";
+pub const EXPORTED_AT: &str = "dev.accord.exported-at";
+
+/// Who exported a bundle, and when: an importing site's view of that jurisdiction is as
+/// fresh as `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportInfo {
+    pub id: String,
+    pub jurisdiction: String,
+    pub at: i64,
+}
 
 /// A reference name OCI tools accept for a release label (`CAP-B01@1.4.0#ab12…` becomes
 /// `CAP-B01_1.4.0_ab12…`).

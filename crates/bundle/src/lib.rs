@@ -15,6 +15,6 @@ pub mod layout;
 pub mod read;
 pub mod write;
 
-pub use layout::{Artifact, MediaType, Release};
+pub use layout::{Artifact, ExportInfo, MediaType, Release};
 pub use read::{Contents, ReadError, Reader};
 pub use write::Writer;

@@ -11,8 +11,8 @@ use std::io::{self, Read};
 use thiserror::Error;
 
 use crate::layout::{
-    self, Artifact, BLAKE3, CATALOGUE_REF, EXPORT_ID, Index, MAX_OBJECT_BYTES, MAX_OBJECTS_BYTES,
-    Manifest, MediaType, REF_NAME, RELEASE, Release, TITLE,
+    self, Artifact, BLAKE3, CATALOGUE_REF, EXPORT_ID, EXPORTED_AT, EXPORTED_BY, ExportInfo, Index,
+    MAX_OBJECT_BYTES, MAX_OBJECTS_BYTES, Manifest, MediaType, REF_NAME, RELEASE, Release, TITLE,
 };
 use crate::write::Hashing;
 
@@ -37,8 +37,8 @@ pub struct Contents {
     pub catalogue: Vec<u8>,
     /// Each release, with its statement and artifacts as its manifest names them.
     pub releases: Vec<Release>,
-    /// The export this bundle came from.
-    pub export_id: String,
+    /// The export this bundle came from: its id, who made it and when.
+    pub export: ExportInfo,
 }
 
 /// Reads bundles.
@@ -115,11 +115,20 @@ impl Reader {
                 index.schema_version
             )));
         }
-        let export_id = index
-            .annotations
-            .get(EXPORT_ID)
-            .cloned()
-            .ok_or_else(|| ReadError::Layout("index.json names no export".into()))?;
+        let note = |key: &str| {
+            index
+                .annotations
+                .get(key)
+                .cloned()
+                .ok_or_else(|| ReadError::Layout(format!("index.json has no {key}")))
+        };
+        let export = ExportInfo {
+            id: note(EXPORT_ID)?,
+            jurisdiction: note(EXPORTED_BY)?,
+            at: note(EXPORTED_AT)?
+                .parse()
+                .map_err(|_| ReadError::Layout(format!("index.json: {EXPORTED_AT} is no time")))?,
+        };
 
         // 3. The manifests the index names, and what they say the artifacts are.
         let object = |d: &layout::Descriptor, what: &str| -> Result<&Vec<u8>, ReadError> {
@@ -312,7 +321,7 @@ impl Reader {
             roots,
             catalogue,
             releases,
-            export_id,
+            export,
         })
     }
 }

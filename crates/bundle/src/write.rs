@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 use crate::layout::{
-    self, Artifact, BLAKE3, CATALOGUE_REF, Descriptor, EXPORT_ID, Index, Manifest, MediaType,
-    REF_NAME, RELEASE, Release, TITLE,
+    self, Artifact, BLAKE3, CATALOGUE_REF, Descriptor, EXPORT_ID, EXPORTED_AT, EXPORTED_BY,
+    ExportInfo, Index, Manifest, MediaType, REF_NAME, RELEASE, Release, TITLE,
 };
 
 /// A bundle being written. `begin` writes all but the artifacts; then `artifact` once for
@@ -31,13 +31,13 @@ impl<W: Write> std::fmt::Debug for Writer<W> {
 impl<W: Write> Writer<W> {
     /// Writes the layout, the root chain (`roots`, JSON array), the catalogue's changes
     /// (`catalogue`, one sync message), each release's statement and manifest, and the
-    /// index naming them, tagged with `export_id`.
+    /// index naming them, tagged with who exported it and when.
     pub fn begin(
         out: W,
         roots: &[u8],
         catalogue: &[u8],
         releases: &[Release],
-        export_id: &str,
+        export: &ExportInfo,
     ) -> io::Result<Writer<W>> {
         let mut tar = tar::Builder::new(out);
         tar.mode(tar::HeaderMode::Deterministic);
@@ -98,7 +98,11 @@ impl<W: Write> Writer<W> {
             schema_version: 2,
             media_type: MediaType::INDEX.into(),
             manifests,
-            annotations: BTreeMap::from([(EXPORT_ID.to_owned(), export_id.to_owned())]),
+            annotations: BTreeMap::from([
+                (EXPORT_ID.to_owned(), export.id.clone()),
+                (EXPORTED_BY.to_owned(), export.jurisdiction.clone()),
+                (EXPORTED_AT.to_owned(), export.at.to_string()),
+            ]),
         };
         put(&mut tar, "index.json", &json(&index)?)?;
         Ok(Writer {

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 
 use accord_bundle::layout::{self, blob_path, sha256};
-use accord_bundle::{Artifact, Reader, Release, Writer};
+use accord_bundle::{Artifact, ExportInfo, Reader, Release, Writer};
 
 fn artifact(name: &str, data: &[u8]) -> Artifact {
     Artifact {
@@ -48,9 +48,23 @@ fn fixture() -> Fixture {
     }
 }
 
+fn info(id: &str) -> ExportInfo {
+    ExportInfo {
+        id: id.into(),
+        jurisdiction: "uk".into(),
+        at: 1_800_000_000,
+    }
+}
+
 fn write(f: &Fixture, export: &str) -> Vec<u8> {
-    let mut w =
-        Writer::begin(Vec::new(), b"[]", b"catalogue bytes", &f.releases, export).expect("begin");
+    let mut w = Writer::begin(
+        Vec::new(),
+        b"[]",
+        b"catalogue bytes",
+        &f.releases,
+        &info(export),
+    )
+    .expect("begin");
     let order: Vec<Artifact> = w.pending().to_vec();
     assert_eq!(order.len(), 3, "the shared image is written once");
     for a in order {
@@ -65,7 +79,10 @@ fn write(f: &Fixture, export: &str) -> Vec<u8> {
     w.finish().expect("finish")
 }
 
-fn read(bytes: &[u8]) -> Result<(accord_bundle::Contents, Vec<(String, Vec<u8>)>), String> {
+/// What the sink received: each artifact's name and bytes.
+type Received = Vec<(String, Vec<u8>)>;
+
+fn read(bytes: &[u8]) -> Result<(accord_bundle::Contents, Received), String> {
     let mut got = Vec::new();
     let contents = Reader::read(bytes, |a, r| {
         let mut v = Vec::new();
@@ -82,7 +99,7 @@ fn a_bundle_reads_back_as_written() {
     let f = fixture();
     let bytes = write(&f, "export-1");
     let (c, got) = read(&bytes).expect("valid");
-    assert_eq!(c.export_id, "export-1");
+    assert_eq!(c.export, info("export-1"));
     assert_eq!(c.roots, b"[]");
     assert_eq!(c.catalogue, b"catalogue bytes");
     assert_eq!(c.releases.len(), 2);
@@ -98,7 +115,7 @@ fn a_bundle_reads_back_as_written() {
 #[test]
 fn the_writer_refuses_bytes_other_than_the_statements() {
     let f = fixture();
-    let mut w = Writer::begin(Vec::new(), b"[]", b"c", &f.releases, "x").expect("begin");
+    let mut w = Writer::begin(Vec::new(), b"[]", b"c", &f.releases, &info("x")).expect("begin");
     let mut wrong = f.files[0].1.clone();
     wrong[10] ^= 1;
     let err = w.artifact(wrong.as_slice()).expect_err("other bytes");

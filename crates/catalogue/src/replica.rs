@@ -868,6 +868,68 @@ impl Replica {
     }
 }
 
+/// Every change of `doc` that `since` does not already hold (all but the genesis when
+/// `since` is empty), as one message a replica takes like a peer's (an offline bundle,
+/// issue 16): in causal order, with the signature that covers each author's changes,
+/// from `signatures` (what a node stores). A change whose author's signature is not
+/// stored cannot be carried: the export refuses rather than send what every node refuses.
+pub fn export_message(
+    doc: &Automerge,
+    genesis: ChangeHash,
+    signatures: &HashMap<ChangeHash, [u8; 64]>,
+    since: &[ChangeHash],
+) -> Result<Vec<u8>, CatalogueError> {
+    let changes: Vec<Change> = doc
+        .get_changes(since)
+        .into_iter()
+        .filter(|c| c.hash() != genesis)
+        .collect();
+    let order = causal_order(changes);
+    let mut sigs = Vec::new();
+    for tip in author_tips(&order) {
+        let s = signatures.get(&tip).ok_or_else(|| {
+            CatalogueError::Damaged(format!(
+                "no stored signature for change {}, which covers its author's changes",
+                hex::encode(&tip.0[..6])
+            ))
+        })?;
+        sigs.push(*s);
+    }
+    sigs.sort();
+    if sigs.len() > crate::wire::MAX_SIGNATURES {
+        return Err(CatalogueError::Damaged(format!(
+            "{} authors' signatures exceed the {} one message carries",
+            sigs.len(),
+            crate::wire::MAX_SIGNATURES
+        )));
+    }
+    let msg = sync::Message {
+        heads: doc.get_heads(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: sync::ChunkList::from(
+            order
+                .iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect::<Vec<_>>(),
+        ),
+        flags: None,
+        version: sync::MessageVersion::V1,
+    };
+    let bytes = WireMessage {
+        sync: msg.encode(),
+        signatures: sigs,
+    }
+    .encode();
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(CatalogueError::Damaged(format!(
+            "the catalogue's changes are {} bytes, more than one message carries ({MAX_MESSAGE_BYTES}); compact or export with --since",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
 /// The changes, among `order` (causally ordered), that no later change of the same author
 /// in `order` descends from.
 fn author_tips(order: &[Change]) -> BTreeSet<ChangeHash> {

@@ -25,7 +25,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn bytes_bar(total: u64, what: &str) -> ProgressBar {
+pub(crate) fn bytes_bar(total: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(

@@ -2,6 +2,7 @@
 
 pub mod artifacts;
 pub mod audit;
+pub mod bundle;
 pub mod catalogue;
 pub mod cosign;
 pub mod demo;
@@ -85,6 +86,37 @@ pub fn run(cli: Cli) -> Result<()> {
             artifacts::gc(&crate::datadir::DataDir::new(&data_dir.data_dir))
         }
         Command::Provenance(c) => provenance::run(c),
+        Command::Bundle(crate::cli::BundleCommand::Export {
+            out,
+            release,
+            since,
+            data_dir,
+        }) => bundle::export(
+            &crate::datadir::DataDir::new(&data_dir.data_dir),
+            &out,
+            &release,
+            since.as_deref(),
+        ),
+        Command::Bundle(crate::cli::BundleCommand::Verify {
+            file,
+            root,
+            jurisdiction,
+            report,
+        }) => bundle::verify(&file, &root, jurisdiction.as_deref(), report.as_deref()),
+        Command::Bundle(crate::cli::BundleCommand::Import {
+            file,
+            receipt,
+            data_dir,
+            passphrase,
+        }) => {
+            let pass = crate::passphrase::existing(&passphrase, "the node key")?;
+            bundle::import(
+                &crate::datadir::DataDir::new(&data_dir.data_dir),
+                &file,
+                &pass,
+                receipt.as_deref(),
+            )
+        }
         Command::Audit(crate::cli::AuditCommand::List { data_dir, json }) => {
             audit::list(&crate::datadir::DataDir::new(&data_dir.data_dir), json)
         }

@@ -1,0 +1,579 @@
+//! `accord bundle export|verify|import`: carrying a cooperative's state across an air gap
+//! (issue 16). The format is `accord-bundle`'s (an OCI image layout in a tar); what the
+//! objects mean is checked here with the same code a node uses on a peer's message:
+//! every catalogue change through `Replica::receive_message` (signatures, authors in the
+//! root chain, write authority), every release against its signed statement, the rule
+//! with `accord_promote::plan`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use accord_bundle::{Artifact, Contents, ExportInfo, Reader, Release, Writer};
+use accord_catalogue::{Catalogue, Replica, Seed, Stored, genesis};
+use accord_promote::Mirror;
+use accord_protocol::{Envelope, PrincipalId, ReleaseId, Timestamp};
+use accord_trust::{RootChain, SecretKey, TrustedRoot};
+use anyhow::{Context, Result, bail};
+use automerge::{ChangeHash, ReadDoc};
+use serde::{Deserialize, Serialize};
+
+use crate::client::Node;
+use crate::datadir::DataDir;
+use crate::files::write_atomic;
+
+/// What a site writes after an import, for the next `export --since`: what it now holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The export imported last.
+    pub export: String,
+    /// The catalogue's heads after the import (hex).
+    pub heads: Vec<String>,
+    /// SHA-256 (hex) of every artifact the site's store holds complete.
+    pub artifacts: Vec<String>,
+    /// When it was imported (Unix seconds).
+    pub imported_at: i64,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn offline(dir: &DataDir, what: &str) -> Result<()> {
+    if Node::running(dir).is_some() {
+        bail!(
+            "the node of {} is running: stop it to {what} (a running node cannot share its stores yet)",
+            dir.path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `accord bundle export`.
+pub fn export(dir: &DataDir, out: &Path, selectors: &[String], since: Option<&Path>) -> Result<()> {
+    offline(dir, "export")?;
+    let started = std::time::Instant::now();
+    let (doc, db) = dir.document()?;
+    let genesis = DataDir::genesis(&db)?;
+    let stored = db.load_catalogue()?;
+    let mut signatures: HashMap<ChangeHash, [u8; 64]> = stored
+        .signatures
+        .iter()
+        .map(|(h, s)| (ChangeHash(*h), *s))
+        .collect();
+    for c in &stored.changes {
+        if let Some(s) = c.signature {
+            signatures.insert(ChangeHash(c.hash), s);
+        }
+    }
+    let receipt: Option<Receipt> = since
+        .map(|p| -> Result<Receipt> {
+            let bytes = crate::files::read_limited(p, 16 << 20)?;
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not an import receipt", p.display()))
+        })
+        .transpose()?;
+    let since_heads: Vec<ChangeHash> = match &receipt {
+        Some(r) => r
+            .heads
+            .iter()
+            .map(|h| -> Result<ChangeHash> {
+                let mut b = [0u8; 32];
+                hex::decode_to_slice(h, &mut b).with_context(|| format!("head {h}"))?;
+                let hash = ChangeHash(b);
+                if doc.get_change_by_hash(&hash).is_none() {
+                    bail!(
+                        "the receipt names change {h}, which this node does not hold: export from a node that has synced at least as far"
+                    );
+                }
+                Ok(hash)
+            })
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
+    let held_there: BTreeSet<String> = receipt
+        .as_ref()
+        .map(|r| r.artifacts.iter().cloned().collect())
+        .unwrap_or_default();
+    let catalogue =
+        accord_catalogue::replica::export_message(&doc, genesis, &signatures, &since_heads)?;
+    let chain = dir.chain()?;
+    let roots: Vec<serde_json::Value> = chain
+        .roots()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.envelope().to_json()))
+        .collect::<Result<_, _>>()?;
+    let roots = serde_json::to_vec(&roots)?;
+    let (cat, _) = accord_catalogue::schema::read(&doc);
+    let me = dir.jurisdiction()?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = accord_blobs::BlobStore::open(&dir.path.join("blobs")).await?;
+        let mut releases = Vec::new();
+        let mut skipped = Vec::new();
+        for r in select(&cat, &chain, selectors)? {
+            let arts: Vec<Artifact> = r
+                .artifacts
+                .iter()
+                .map(|a| Artifact {
+                    name: a.name.clone(),
+                    size: a.size,
+                    sha256: a.sha256,
+                    blake3: a.blake3,
+                })
+                .collect();
+            if !arts.is_empty() && arts.iter().all(|a| held_there.contains(&hex::encode(a.sha256))) {
+                continue;
+            }
+            let mut complete = true;
+            for a in &arts {
+                complete &= store.local(&a.blake3).await?.complete;
+            }
+            if !complete {
+                skipped.push(r.label());
+                continue;
+            }
+            releases.push(Release {
+                label: r.label(),
+                statement: r.signed_envelope().to_json(),
+                artifacts: arts,
+            });
+        }
+        let at = Timestamp::now().unix();
+        let id = hex::encode(&accord_bundle::layout::sha256(
+            &[catalogue.as_slice(), &at.to_le_bytes(), me.as_bytes()].concat(),
+        )[..8]);
+        let info = ExportInfo {
+            id: id.clone(),
+            jurisdiction: me.clone(),
+            at,
+        };
+        let partial = out.with_extension("partial");
+        let file = std::fs::File::create(&partial)
+            .with_context(|| format!("cannot create {}", partial.display()))?;
+        let result = async {
+            let mut w = Writer::begin(std::io::BufWriter::new(file), &roots, &catalogue, &releases, &info)?;
+            let total: u64 = w.pending().iter().map(|a| a.size).sum();
+            let bar = super::artifacts::bytes_bar(total, "writing and verifying artifacts");
+            for a in w.pending().to_vec() {
+                let rx = store.read_verified(a.blake3);
+                let bar2 = bar.clone();
+                w = tokio::task::spawn_blocking(move || -> Result<_> {
+                    w.artifact(ChannelReader::new(rx, move |n| bar2.inc(n)))?;
+                    Ok(w)
+                })
+                .await??;
+            }
+            bar.finish_and_clear();
+            let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            anyhow::Ok(total)
+        }
+        .await;
+        store.shutdown().await?;
+        let total = match result {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
+        };
+        std::fs::rename(&partial, out)
+            .with_context(|| format!("cannot rename {} to {}", partial.display(), out.display()))?;
+        println!(
+            "wrote {} (export {id} by {me}): root chain of {}, {} catalogue bytes{}, {} release(s), {} artifact bytes ({:.1} s)",
+            out.display(),
+            chain.roots().len(),
+            catalogue.len(),
+            if receipt.is_some() { " since the receipt" } else { "" },
+            releases.len(),
+            total,
+            started.elapsed().as_secs_f64()
+        );
+        for r in &releases {
+            println!("  {}  {} artifact(s)", r.label, r.artifacts.len());
+        }
+        for s in skipped {
+            println!("  {s}  left out: its artifacts are not all held here");
+        }
+        Ok(())
+    })
+}
+
+/// The releases to carry: those named, or every release.
+fn select<'c>(
+    cat: &'c Catalogue,
+    chain: &RootChain,
+    selectors: &[String],
+) -> Result<Vec<&'c accord_catalogue::Release>> {
+    if selectors.is_empty() {
+        return Ok(cat.releases.iter().collect());
+    }
+    selectors
+        .iter()
+        .map(|s| crate::artifacts::select(cat, &s.parse()?, chain))
+        .collect()
+}
+
+/// A blocking `Read` over the blob store's verified stream.
+struct ChannelReader<F> {
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, accord_blobs::MirrorError>>,
+    buf: bytes::Bytes,
+    progress: F,
+}
+
+impl<F: FnMut(u64)> ChannelReader<F> {
+    fn new(
+        rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, accord_blobs::MirrorError>>,
+        progress: F,
+    ) -> Self {
+        ChannelReader {
+            rx,
+            buf: bytes::Bytes::new(),
+            progress,
+        }
+    }
+}
+
+impl<F: FnMut(u64)> Read for ChannelReader<F> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.buf.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.buf = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e.to_string())),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf.split_to(n));
+        (self.progress)(n as u64);
+        Ok(n)
+    }
+}
+
+/// What a verified bundle holds, with the catalogue it makes.
+struct Verified {
+    contents: Contents,
+    chain: RootChain,
+    catalogue: Catalogue,
+}
+
+/// Checks a bundle's objects against `anchor` (the cooperative's first root): the root
+/// chain walks from it, every change is taken as a node takes a peer's message, and each
+/// release is exactly its signed statement. Artifacts' digests are checked by the reader
+/// as `sink` receives their bytes.
+fn verify_contents(contents: Contents, anchor: TrustedRoot) -> Result<Verified> {
+    let envelopes: Vec<serde_json::Value> = serde_json::from_slice(&contents.roots)
+        .context("the bundle's root chain is not a JSON array of roots")?;
+    let mut chain = RootChain::from_trusted(anchor.clone());
+    for (i, env) in envelopes.iter().enumerate() {
+        let bytes = serde_json::to_vec(env)?;
+        let root = TrustedRoot::inspect(&bytes)
+            .with_context(|| format!("root {} of the bundle", i + 1))?;
+        if i == 0 {
+            if root.envelope().payload != anchor.envelope().payload {
+                bail!(
+                    "the bundle's first root is not the pinned root: another cooperative's bundle, or a forged chain"
+                );
+            }
+            continue;
+        }
+        chain.extend(&bytes).with_context(|| {
+            format!(
+                "the bundle's root v{} does not follow v{} (TUF rules)",
+                root.version(),
+                chain.current().version()
+            )
+        })?;
+    }
+    let seed = Seed::parse(crate::datadir::EMBEDDED_SEED, "the seed catalogue")?;
+    let (doc, hash) = genesis::build(&seed, &hex::encode(anchor.envelope().payload_digest()))?;
+    let mut replica = Replica::open(
+        hash,
+        Stored {
+            snapshot: Some(doc.save()),
+            ..Stored::default()
+        },
+        SecretKey::generate()?,
+        RootChain::from_trusted(anchor),
+    )?;
+    replica
+        .receive_message("bundle", &contents.catalogue, Timestamp::now().unix())
+        .context("the bundle's catalogue changes were refused")?;
+    let (catalogue, _) = accord_catalogue::schema::read(replica.doc());
+    for r in &contents.releases {
+        let env =
+            Envelope::from_json(&r.statement).with_context(|| format!("{}: statement", r.label))?;
+        let id = ReleaseId::of_payload(&env.payload);
+        let Some(signed) = catalogue.release(&id) else {
+            bail!(
+                "release {} in the bundle is not in its catalogue (statement {id})",
+                r.label
+            );
+        };
+        let same = signed.artifacts.len() == r.artifacts.len()
+            && signed.artifacts.iter().zip(&r.artifacts).all(|(s, b)| {
+                s.name == b.name && s.size == b.size && s.sha256 == b.sha256 && s.blake3 == b.blake3
+            });
+        if !same {
+            bail!(
+                "release {}: the bundle's artifacts are not the ones its signed statement names",
+                r.label
+            );
+        }
+    }
+    Ok(Verified {
+        contents,
+        chain: replica.chain().clone(),
+        catalogue,
+    })
+}
+
+/// Per release in the bundle and per jurisdiction, whether the rule lets it into
+/// production there now (with the artifacts the bundle carries).
+fn decisions(v: &Verified, only: Option<&str>) -> Result<Vec<(String, String, String)>> {
+    let carried: BTreeSet<ReleaseId> = v
+        .contents
+        .releases
+        .iter()
+        .filter_map(|r| Envelope::from_json(&r.statement).ok())
+        .map(|e| ReleaseId::of_payload(&e.payload))
+        .collect();
+    let mirror: BTreeMap<ReleaseId, Mirror> = v
+        .catalogue
+        .releases
+        .iter()
+        .map(|r| {
+            let m = if carried.contains(&r.id) {
+                Mirror::Complete
+            } else {
+                Mirror::Incomplete {
+                    missing: vec!["its artifacts are not in this bundle".into()],
+                }
+            };
+            (r.id, m)
+        })
+        .collect();
+    let candidates = accord_promote::candidates(&v.catalogue, &mirror);
+    let root = v.chain.current();
+    let mut out = Vec::new();
+    let jurisdictions: Vec<PrincipalId> = root
+        .body()
+        .principals
+        .keys()
+        .filter(|p| only.is_none_or(|o| p.as_str() == o))
+        .cloned()
+        .collect();
+    for j in &jurisdictions {
+        let plan = accord_promote::plan(
+            &accord_promote::State::default(),
+            &accord_promote::Context {
+                root,
+                local_rules: &[],
+                jurisdiction: j,
+                now: Timestamp::now(),
+            },
+            &candidates,
+        );
+        for e in plan.explanations.iter().filter(|e| carried.contains(&e.id)) {
+            let label = v
+                .catalogue
+                .release(&e.id)
+                .map(accord_catalogue::Release::label)
+                .unwrap_or_else(|| e.id.to_string());
+            let verdict = if e.state == accord_promote::Status::Live {
+                "PROMOTABLE".to_owned()
+            } else {
+                let reasons: Vec<String> = e.reasons.iter().map(ToString::to_string).collect();
+                format!("not promotable: {}", reasons.join("; "))
+            };
+            out.push((label, j.to_string(), verdict));
+        }
+    }
+    Ok(out)
+}
+
+/// `accord bundle verify`.
+pub fn verify(file: &Path, root: &Path, only: Option<&str>, report: Option<&Path>) -> Result<()> {
+    let started = std::time::Instant::now();
+    let anchor = crate::cmd::root::load_trusted(root)?;
+    let input =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let mut bytes = 0u64;
+    let contents = Reader::read(std::io::BufReader::new(input), |_, r| {
+        bytes += std::io::copy(r, &mut std::io::sink())?;
+        Ok(())
+    })
+    .with_context(|| format!("{} is refused", file.display()))?;
+    let v = verify_contents(contents, anchor)
+        .with_context(|| format!("{} is refused", file.display()))?;
+    let decisions = decisions(&v, only)?;
+    println!(
+        "{}: verified (export {} by {} at {}): root chain to v{}, {} catalogue bytes, {} release(s), {bytes} artifact bytes, every SHA-256 and BLAKE3 checked ({:.1} s)",
+        file.display(),
+        v.contents.export.id,
+        v.contents.export.jurisdiction,
+        Timestamp::from_unix(v.contents.export.at),
+        v.chain.current().version(),
+        v.contents.catalogue.len(),
+        v.contents.releases.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for (label, j, verdict) in &decisions {
+        println!("  {label} in {j}: {verdict}");
+    }
+    if let Some(path) = report {
+        let body = serde_json::json!({
+            "bundle": file.display().to_string(),
+            "export": v.contents.export.id,
+            "exported_by": v.contents.export.jurisdiction,
+            "exported_at": Timestamp::from_unix(v.contents.export.at).to_string(),
+            "verified_at": Timestamp::now().to_string(),
+            "root_version": v.chain.current().version(),
+            "artifact_bytes_checked": bytes,
+            "decisions": decisions.iter().map(|(l, j, d)| serde_json::json!({"release": l, "jurisdiction": j, "decision": d})).collect::<Vec<_>>(),
+        });
+        write_atomic(path, &serde_json::to_vec_pretty(&body)?, false)?;
+        println!("wrote the verification report {}", path.display());
+    }
+    Ok(())
+}
+
+/// `accord bundle import`: everything verified first, artifacts into the store, then the
+/// catalogue in one transaction, then the receipt.
+pub fn import(
+    dir: &DataDir,
+    file: &Path,
+    passphrase: &str,
+    receipt_out: Option<&Path>,
+) -> Result<()> {
+    offline(dir, "import")?;
+    let started = std::time::Instant::now();
+    let chain = dir.chain()?;
+    let anchor = chain
+        .roots()
+        .first()
+        .cloned()
+        .context("the node trusts no root")?;
+    // Artifacts land in a private directory of the data dir while their digests are
+    // checked, and enter the store only once the whole bundle has verified.
+    let staging = tempfile::Builder::new()
+        .prefix(".bundle-import-")
+        .tempdir_in(&dir.path)
+        .context("cannot make a staging directory in the data dir")?;
+    let input =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let mut staged: Vec<(Artifact, PathBuf)> = Vec::new();
+    let contents = Reader::read(std::io::BufReader::new(input), |a, r| {
+        let path = staging.path().join(hex::encode(a.sha256));
+        let mut f = std::fs::File::create(&path)?;
+        std::io::copy(r, &mut f)?;
+        f.sync_all()?;
+        staged.push((a.clone(), path));
+        Ok(())
+    })
+    .with_context(|| format!("{} is refused; nothing was imported", file.display()))?;
+    let v = verify_contents(contents, anchor)
+        .with_context(|| format!("{} is refused; nothing was imported", file.display()))?;
+    crate::testpoint::pause("bundle-verified");
+    let rt = runtime()?;
+    let held = rt.block_on(async {
+        let store = accord_blobs::BlobStore::open(&dir.path.join("blobs")).await?;
+        let r = async {
+            for (a, path) in &staged {
+                let tag = format!("bundle-import/{}", hex::encode(a.sha256));
+                let (hash, size) = store.import(path, &tag, |_| {}).await?;
+                if hash != a.blake3 || size != a.size {
+                    bail!("artifact {} changed in the staging directory", a.name);
+                }
+            }
+            let mut held = Vec::new();
+            for h in store.list().await? {
+                if store.local(&h).await?.complete {
+                    held.push(h);
+                }
+            }
+            anyhow::Ok(held)
+        }
+        .await;
+        store.shutdown().await?;
+        r
+    })?;
+    crate::testpoint::pause("bundle-artifacts-in");
+    let (mut replica, db) = dir.replica(passphrase)?;
+    let delta = replica
+        .receive_message("bundle", &v.contents.catalogue, Timestamp::now().unix())
+        .context("the node refused the bundle's catalogue changes; nothing of it was committed")?;
+    db.apply(&delta)?;
+    crate::testpoint::pause("bundle-committed");
+    // The imported artifacts are held under their releases' own tags from now on (the
+    // node pins what it mirrors at start as well); the staging tags go.
+    rt.block_on(async {
+        let store = accord_blobs::BlobStore::open(&dir.path.join("blobs")).await?;
+        let r = async {
+            for r in &v.contents.releases {
+                let env = Envelope::from_json(&r.statement)?;
+                let id = ReleaseId::of_payload(&env.payload);
+                for a in &r.artifacts {
+                    store
+                        .pin(&accord_mirror::wants::pin_tag(&id, &a.name), a.blake3)
+                        .await?;
+                }
+            }
+            for (a, _) in &staged {
+                store
+                    .unpin(&format!("bundle-import/{}", hex::encode(a.sha256)))
+                    .await?;
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        store.shutdown().await?;
+        r
+    })?;
+    // The view of the exporting jurisdiction is as fresh as the export.
+    let mut fresh: BTreeMap<String, i64> = db
+        .get_meta("freshness")?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let e = fresh
+        .entry(v.contents.export.jurisdiction.clone())
+        .or_insert(0);
+    *e = (*e).max(v.contents.export.at);
+    db.set_meta("freshness", &serde_json::to_vec(&fresh)?)?;
+    let by_sha: BTreeMap<[u8; 32], [u8; 32]> =
+        staged.iter().map(|(a, _)| (a.blake3, a.sha256)).collect();
+    let (cat, _) = accord_catalogue::schema::read(replica.doc());
+    let artifacts: BTreeSet<String> = cat
+        .releases
+        .iter()
+        .flat_map(|r| r.artifacts.iter())
+        .filter(|a| held.contains(&a.blake3))
+        .map(|a| hex::encode(a.sha256))
+        .chain(by_sha.values().map(hex::encode))
+        .collect();
+    let receipt = Receipt {
+        export: v.contents.export.id.clone(),
+        heads: replica.heads().iter().map(|h| hex::encode(h.0)).collect(),
+        artifacts: artifacts.into_iter().collect(),
+        imported_at: Timestamp::now().unix(),
+    };
+    let receipt_path = receipt_out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.path.join("bundle-receipt.json"));
+    write_atomic(&receipt_path, &serde_json::to_vec_pretty(&receipt)?, false)?;
+    println!(
+        "imported {} (export {} by {}): {} catalogue change(s), {} artifact(s) verified and stored ({:.1} s); receipt {}",
+        file.display(),
+        v.contents.export.id,
+        v.contents.export.jurisdiction,
+        delta.changes.len(),
+        staged.len(),
+        started.elapsed().as_secs_f64(),
+        receipt_path.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! An air-gapped site (issue 16): AU's node never runs while the others do. A bundle
+//! exported from the cooperative is verified with nothing but the pinned root, a damaged
+//! copy is refused without touching AU's node, and the real one, imported, lets AU promote
+//! the release on its own and serve it from production.
+
+mod common;
+
+use common::cluster::{cluster, eventually};
+use common::releases::*;
+use common::{accord, ok, refused};
+
+const KEY: &str = "CAP-B01@1.4.0";
+
+#[test]
+fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let mut c = cluster(d);
+    // UK, EU and CA run; AU's node is the site with no link to them.
+    start_all(&mut c, d, &[0, 1, 2]);
+    propose(d, "1.4.0");
+    assert!(
+        eventually(60, || (0..3).all(|i| mirrored(d, i, KEY))),
+        "not mirrored"
+    );
+    // AU's lead signs too (its signature is imported at UK's node).
+    for (s, at) in [
+        ("uk/lead", "uk"),
+        ("eu/lead", "eu"),
+        ("ca/lead", "ca"),
+        ("au/lead", "uk"),
+        ("uk/security", "uk"),
+    ] {
+        ok(sign(d, KEY, s, at));
+    }
+    assert!(
+        eventually(30, || (0..3).all(|i| state(d, i, KEY) == "live")),
+        "not live at UK, EU and CA"
+    );
+    c.stop_all();
+
+    let r = ok(accord(
+        d,
+        &[
+            "bundle",
+            "export",
+            "--out",
+            "site.bundle",
+            "--data-dir",
+            "uk-data",
+        ],
+    ));
+    assert!(r.stdout.contains("CAP-B01@1.4.0"), "{}", r.stdout);
+
+    // Nothing but the pinned root: it says what AU may promote.
+    let r = ok(accord(
+        d,
+        &[
+            "bundle",
+            "verify",
+            "site.bundle",
+            "--root",
+            "root.json",
+            "--jurisdiction",
+            "au",
+            "--report",
+            "report.json",
+        ],
+    ));
+    assert!(
+        r.stdout.contains("in au: PROMOTABLE") && r.stdout.contains("SHA-256 and BLAKE3"),
+        "{}",
+        r.stdout
+    );
+    let report = std::fs::read_to_string(d.join("report.json")).expect("report");
+    assert!(report.contains("PROMOTABLE"), "{report}");
+
+    // A damaged copy (one byte in the image) is refused, and AU's node is unchanged.
+    let mut bytes = std::fs::read(d.join("site.bundle")).expect("bundle");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(d.join("damaged.bundle"), &bytes).expect("write");
+    let before = ok(accord(
+        d,
+        &["catalogue", "list", "--data-dir", "au-data", "--json"],
+    ))
+    .stdout;
+    let r = refused(accord(
+        d,
+        &[
+            "bundle",
+            "import",
+            "damaged.bundle",
+            "--data-dir",
+            "au-data",
+        ],
+    ));
+    assert!(
+        r.stderr.contains("does not match") && r.stderr.contains("nothing was imported"),
+        "{}",
+        r.stderr
+    );
+    let r = refused(accord(
+        d,
+        &["release", "status", KEY, "--data-dir", "au-data"],
+    ));
+    assert!(!r.stderr.is_empty());
+    assert_eq!(
+        ok(accord(
+            d,
+            &["catalogue", "list", "--data-dir", "au-data", "--json"]
+        ))
+        .stdout,
+        before
+    );
+
+    let r = ok(accord(
+        d,
+        &["bundle", "import", "site.bundle", "--data-dir", "au-data"],
+    ));
+    assert!(r.stdout.contains("2 artifact(s) verified"), "{}", r.stdout);
+    assert!(d.join("au-data/bundle-receipt.json").exists());
+
+    // AU starts alone: no other node runs. It promotes on its own and serves production.
+    c.start(3);
+    assert!(
+        eventually(30, || state(d, "au", KEY) == "live"),
+        "AU did not promote from the bundle: {}",
+        reasons(d, "au", KEY)
+    );
+    ok(accord(
+        d,
+        &[
+            "fetch",
+            KEY,
+            "--out",
+            "au-prod",
+            "--channel",
+            "production",
+            "--data-dir",
+            "au-data",
+        ],
+    ));
+    for f in ["chart-1.4.0.tgz", "image-1.4.0.tar"] {
+        assert_eq!(
+            std::fs::read(d.join("au-prod").join(f)).expect("fetched"),
+            std::fs::read(d.join("release").join(f)).expect("original"),
+            "{f}"
+        );
+    }
+    c.stop_all();
+}
