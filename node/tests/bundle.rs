@@ -5,9 +5,31 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::cluster::{cluster, eventually};
 use common::releases::*;
-use common::{accord, ok, refused};
+use common::{PASS, accord, binary, ok, refused};
+
+/// Runs `accord bundle import FILE` into AU's data dir, pausing at `point`, and kills it
+/// there with SIGKILL once it has reached it.
+fn kill_import_at(d: &Path, file: &str, point: &str) {
+    let paused = d.join(format!("paused-{point}"));
+    let mut child = std::process::Command::new(binary())
+        .current_dir(d)
+        .args(["bundle", "import", file, "--data-dir", "au-data"])
+        .env("ACCORD_PASSPHRASE", PASS)
+        .env("ACCORD_TEST_PAUSE", point)
+        .env("ACCORD_TEST_PAUSE_FILE", &paused)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let reached = eventually(60, || paused.exists());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(reached, "the import never reached {point}");
+}
 
 const KEY: &str = "CAP-B01@1.4.0";
 
@@ -114,11 +136,44 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
         before
     );
 
+    // Killed (SIGKILL) before the catalogue is committed: AU is as it was.
+    for point in ["bundle-verified", "bundle-artifacts-in"] {
+        kill_import_at(d, "site.bundle", point);
+        assert_eq!(
+            ok(accord(
+                d,
+                &["catalogue", "list", "--data-dir", "au-data", "--json"]
+            ))
+            .stdout,
+            before,
+            "killed at {point}"
+        );
+        refused(accord(
+            d,
+            &["release", "status", KEY, "--data-dir", "au-data"],
+        ));
+    }
+    // Killed after it: AU holds the release; importing again finishes (pins, receipt).
+    kill_import_at(d, "site.bundle", "bundle-committed");
+    ok(accord(
+        d,
+        &["release", "status", KEY, "--data-dir", "au-data"],
+    ));
     let r = ok(accord(
         d,
         &["bundle", "import", "site.bundle", "--data-dir", "au-data"],
     ));
     assert!(r.stdout.contains("2 artifact(s) verified"), "{}", r.stdout);
+    let leftovers: Vec<_> = std::fs::read_dir(d.join("au-data"))
+        .expect("dir")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".bundle-import-")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
     assert!(d.join("au-data/bundle-receipt.json").exists());
 
     // AU starts alone: no other node runs. It promotes on its own and serves production.
@@ -148,5 +203,78 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
             "{f}"
         );
     }
+    c.stop_all();
+
+    // The next release, carried incrementally: AU's receipt goes back across the gap, and
+    // the next bundle holds only what AU lacks.
+    start_all(&mut c, d, &[0, 1, 2]);
+    propose(d, "1.4.1");
+    let next = "CAP-B01@1.4.1";
+    assert!(
+        eventually(60, || (0..3).all(|i| mirrored(d, i, next))),
+        "1.4.1 not mirrored"
+    );
+    for (s, at) in [
+        ("uk/lead", "uk"),
+        ("eu/lead", "eu"),
+        ("ca/lead", "ca"),
+        ("au/lead", "uk"),
+        ("uk/security", "uk"),
+    ] {
+        ok(sign(d, next, s, at));
+    }
+    assert!(
+        eventually(30, || state(d, 0, next) == "live"),
+        "1.4.1 not live at UK"
+    );
+    c.stop_all();
+    std::fs::copy(
+        d.join("au-data/bundle-receipt.json"),
+        d.join("receipt.json"),
+    )
+    .expect("copy");
+    let r = ok(accord(
+        d,
+        &[
+            "bundle",
+            "export",
+            "--out",
+            "next.bundle",
+            "--since",
+            "receipt.json",
+            "--data-dir",
+            "uk-data",
+        ],
+    ));
+    assert!(
+        r.stdout.contains("CAP-B01@1.4.1") && !r.stdout.contains("CAP-B01@1.4.0#"),
+        "{}",
+        r.stdout
+    );
+    ok(accord(
+        d,
+        &[
+            "bundle",
+            "export",
+            "--out",
+            "full.bundle",
+            "--data-dir",
+            "uk-data",
+        ],
+    ));
+    let size = |f: &str| std::fs::metadata(d.join(f)).expect("size").len();
+    let (incremental, full) = (size("next.bundle"), size("full.bundle"));
+    eprintln!("bundle after 1.4.1: incremental {incremental} bytes, full {full} bytes");
+    assert!(incremental * 10 < full * 6, "{incremental} vs {full}");
+    ok(accord(
+        d,
+        &["bundle", "import", "next.bundle", "--data-dir", "au-data"],
+    ));
+    c.start(3);
+    assert!(
+        eventually(30, || state(d, "au", next) == "live"),
+        "AU did not promote 1.4.1: {}",
+        reasons(d, "au", next)
+    );
     c.stop_all();
 }

@@ -879,10 +879,25 @@ pub fn export_message(
     signatures: &HashMap<ChangeHash, [u8; 64]>,
     since: &[ChangeHash],
 ) -> Result<Vec<u8>, CatalogueError> {
+    // What the receiver holds: `since` and everything it depends on.
+    let mut held: HashSet<ChangeHash> = HashSet::new();
+    let mut stack: Vec<ChangeHash> = since.to_vec();
+    while let Some(h) = stack.pop() {
+        if !held.insert(h) {
+            continue;
+        }
+        let c = doc.get_change_by_hash(&h).ok_or_else(|| {
+            CatalogueError::Damaged(format!(
+                "change {} is not in this document",
+                hex::encode(&h.0[..6])
+            ))
+        })?;
+        stack.extend(c.deps().iter().copied());
+    }
     let changes: Vec<Change> = doc
-        .get_changes(since)
+        .get_changes(&[])
         .into_iter()
-        .filter(|c| c.hash() != genesis)
+        .filter(|c| c.hash() != genesis && !held.contains(&c.hash()))
         .collect();
     let order = causal_order(changes);
     let mut sigs = Vec::new();

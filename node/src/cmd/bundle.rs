@@ -264,8 +264,15 @@ struct Verified {
 /// Checks a bundle's objects against `anchor` (the cooperative's first root): the root
 /// chain walks from it, every change is taken as a node takes a peer's message, and each
 /// release is exactly its signed statement. Artifacts' digests are checked by the reader
-/// as `sink` receives their bytes.
-fn verify_contents(contents: Contents, anchor: TrustedRoot) -> Result<Verified> {
+/// as `sink` receives their bytes. `base` is the replica the changes go into: the
+/// importing node's own (an incremental bundle builds on what it holds), or, with none, a
+/// fresh one from the genesis (a full bundle, checked with no data dir). Nothing is
+/// committed here: the caller commits the returned delta.
+fn verify_contents(
+    contents: Contents,
+    anchor: TrustedRoot,
+    base: Option<Replica>,
+) -> Result<(Verified, Replica, accord_catalogue::Delta)> {
     let envelopes: Vec<serde_json::Value> = serde_json::from_slice(&contents.roots)
         .context("the bundle's root chain is not a JSON array of roots")?;
     let mut chain = RootChain::from_trusted(anchor.clone());
@@ -289,20 +296,26 @@ fn verify_contents(contents: Contents, anchor: TrustedRoot) -> Result<Verified> 
             )
         })?;
     }
-    let seed = Seed::parse(crate::datadir::EMBEDDED_SEED, "the seed catalogue")?;
-    let (doc, hash) = genesis::build(&seed, &hex::encode(anchor.envelope().payload_digest()))?;
-    let mut replica = Replica::open(
-        hash,
-        Stored {
-            snapshot: Some(doc.save()),
-            ..Stored::default()
-        },
-        SecretKey::generate()?,
-        RootChain::from_trusted(anchor),
-    )?;
-    replica
+    let mut replica = match base {
+        Some(r) => r,
+        None => {
+            let seed = Seed::parse(crate::datadir::EMBEDDED_SEED, "the seed catalogue")?;
+            let (doc, hash) =
+                genesis::build(&seed, &hex::encode(anchor.envelope().payload_digest()))?;
+            Replica::open(
+                hash,
+                Stored {
+                    snapshot: Some(doc.save()),
+                    ..Stored::default()
+                },
+                SecretKey::generate()?,
+                RootChain::from_trusted(anchor),
+            )?
+        }
+    };
+    let delta = replica
         .receive_message("bundle", &contents.catalogue, Timestamp::now().unix())
-        .context("the bundle's catalogue changes were refused")?;
+        .context("the bundle's catalogue changes were refused (an incremental bundle is checked against the site that wrote its receipt: import it there)")?;
     let (catalogue, _) = accord_catalogue::schema::read(replica.doc());
     for r in &contents.releases {
         let env =
@@ -325,11 +338,12 @@ fn verify_contents(contents: Contents, anchor: TrustedRoot) -> Result<Verified> 
             );
         }
     }
-    Ok(Verified {
+    let verified = Verified {
         contents,
         chain: replica.chain().clone(),
         catalogue,
-    })
+    };
+    Ok((verified, replica, delta))
 }
 
 /// Per release in the bundle and per jurisdiction, whether the rule lets it into
@@ -408,7 +422,7 @@ pub fn verify(file: &Path, root: &Path, only: Option<&str>, report: Option<&Path
         Ok(())
     })
     .with_context(|| format!("{} is refused", file.display()))?;
-    let v = verify_contents(contents, anchor)
+    let (v, _, _) = verify_contents(contents, anchor, None)
         .with_context(|| format!("{} is refused", file.display()))?;
     let decisions = decisions(&v, only)?;
     println!(
@@ -459,7 +473,16 @@ pub fn import(
         .cloned()
         .context("the node trusts no root")?;
     // Artifacts land in a private directory of the data dir while their digests are
-    // checked, and enter the store only once the whole bundle has verified.
+    // checked, and enter the store only once the whole bundle has verified. One left by an
+    // import that was killed is removed first.
+    for e in std::fs::read_dir(&dir.path)?.flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with(".bundle-import-")
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
     let staging = tempfile::Builder::new()
         .prefix(".bundle-import-")
         .tempdir_in(&dir.path)
@@ -476,7 +499,8 @@ pub fn import(
         Ok(())
     })
     .with_context(|| format!("{} is refused; nothing was imported", file.display()))?;
-    let v = verify_contents(contents, anchor)
+    let (node_replica, db) = dir.replica(passphrase)?;
+    let (v, replica, delta) = verify_contents(contents, anchor, Some(node_replica))
         .with_context(|| format!("{} is refused; nothing was imported", file.display()))?;
     crate::testpoint::pause("bundle-verified");
     let rt = runtime()?;
@@ -503,10 +527,6 @@ pub fn import(
         r
     })?;
     crate::testpoint::pause("bundle-artifacts-in");
-    let (mut replica, db) = dir.replica(passphrase)?;
-    let delta = replica
-        .receive_message("bundle", &v.contents.catalogue, Timestamp::now().unix())
-        .context("the node refused the bundle's catalogue changes; nothing of it was committed")?;
     db.apply(&delta)?;
     crate::testpoint::pause("bundle-committed");
     // The imported artifacts are held under their releases' own tags from now on (the
