@@ -417,8 +417,8 @@ pub fn verify(file: &Path, root: &Path, only: Option<&str>, report: Option<&Path
     let input =
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let mut bytes = 0u64;
-    let contents = Reader::read(std::io::BufReader::new(input), |_, r| {
-        bytes += std::io::copy(r, &mut std::io::sink())?;
+    let contents = Reader::read(std::io::BufReader::with_capacity(1 << 20, input), |_, r| {
+        bytes += accord_bundle::read::drain(r)?;
         Ok(())
     })
     .with_context(|| format!("{} is refused", file.display()))?;
@@ -456,6 +456,22 @@ pub fn verify(file: &Path, root: &Path, only: Option<&str>, report: Option<&Path
     Ok(())
 }
 
+/// Copies in 1 MiB chunks (the bundle reader hashes per chunk).
+fn copy_large(r: &mut dyn Read, w: &mut impl std::io::Write) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = match r.read(&mut buf) {
+            Ok(0) => return Ok(n),
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        w.write_all(&buf[..k])?;
+        n += k as u64;
+    }
+}
+
 /// `accord bundle import`: everything verified first, artifacts into the store, then the
 /// catalogue in one transaction, then the receipt.
 pub fn import(
@@ -490,10 +506,11 @@ pub fn import(
     let input =
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let mut staged: Vec<(Artifact, PathBuf)> = Vec::new();
-    let contents = Reader::read(std::io::BufReader::new(input), |a, r| {
+    let contents = Reader::read(std::io::BufReader::with_capacity(1 << 20, input), |a, r| {
         let path = staging.path().join(hex::encode(a.sha256));
-        let mut f = std::fs::File::create(&path)?;
-        std::io::copy(r, &mut f)?;
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+        copy_large(r, &mut f)?;
+        let f = f.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         staged.push((a.clone(), path));
         Ok(())
