@@ -91,9 +91,15 @@ pub enum BundleCommand {
         /// Only this jurisdiction's decisions.
         #[arg(long)]
         jurisdiction: Option<String>,
-        /// Write a JSON report of the verification for the site's records.
+        /// Write a report of the verification for the site's records.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// Sign the report with this key (the site's node key or an officer's): it is then
+        /// a DSSE envelope (payload type application/vnd.accord.bundle-verification+json).
+        #[arg(long, value_name = "KEY", requires = "report")]
+        sign_with: Option<PathBuf>,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
     },
     /// Import a bundle into a (stopped) node: all of it verified first, then the artifacts
     /// into the store and the catalogue in one transaction; then a receipt for the next

@@ -87,6 +87,8 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
             "au",
             "--report",
             "report.json",
+            "--sign-with",
+            "au/node.key",
         ],
     ));
     assert!(
@@ -94,8 +96,21 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
         "{}",
         r.stdout
     );
-    let report = std::fs::read_to_string(d.join("report.json")).expect("report");
-    assert!(report.contains("PROMOTABLE"), "{report}");
+    // A signed report (DSSE) the site keeps: its payload says what was verified.
+    let report = accord_protocol::Envelope::from_json(
+        &std::fs::read(d.join("report.json")).expect("report"),
+    )
+    .expect("a DSSE envelope");
+    assert_eq!(
+        report.payload_type,
+        "application/vnd.accord.bundle-verification+json"
+    );
+    assert_eq!(report.signatures.len(), 1);
+    let body = String::from_utf8(report.payload).expect("utf8");
+    assert!(
+        body.contains("PROMOTABLE") && body.contains("artifact_bytes_checked"),
+        "{body}"
+    );
 
     // A damaged copy (one byte in the image) is refused, and AU's node is unchanged.
     let mut bytes = std::fs::read(d.join("site.bundle")).expect("bundle");

@@ -22,6 +22,9 @@ use crate::client::Node;
 use crate::datadir::DataDir;
 use crate::files::write_atomic;
 
+/// The payload type of a signed verification report.
+pub const REPORT_TYPE: &str = "application/vnd.accord.bundle-verification+json";
+
 /// What a site writes after an import, for the next `export --since`: what it now holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Receipt {
@@ -411,7 +414,13 @@ fn decisions(v: &Verified, only: Option<&str>) -> Result<Vec<(String, String, St
 }
 
 /// `accord bundle verify`.
-pub fn verify(file: &Path, root: &Path, only: Option<&str>, report: Option<&Path>) -> Result<()> {
+pub fn verify(
+    file: &Path,
+    root: &Path,
+    only: Option<&str>,
+    report: Option<&Path>,
+    signer: Option<&SecretKey>,
+) -> Result<()> {
     let started = std::time::Instant::now();
     let anchor = crate::cmd::root::load_trusted(root)?;
     let input =
@@ -450,8 +459,23 @@ pub fn verify(file: &Path, root: &Path, only: Option<&str>, report: Option<&Path
             "artifact_bytes_checked": bytes,
             "decisions": decisions.iter().map(|(l, j, d)| serde_json::json!({"release": l, "jurisdiction": j, "decision": d})).collect::<Vec<_>>(),
         });
-        write_atomic(path, &serde_json::to_vec_pretty(&body)?, false)?;
-        println!("wrote the verification report {}", path.display());
+        let bytes = serde_json::to_vec_pretty(&body)?;
+        match signer {
+            Some(key) => {
+                let mut env = Envelope::new(REPORT_TYPE, bytes);
+                accord_trust::sign_envelope(&mut env, key);
+                write_atomic(path, &env.to_json(), false)?;
+                println!(
+                    "wrote the verification report {}, signed by key {}",
+                    path.display(),
+                    key.id().short()
+                );
+            }
+            None => {
+                write_atomic(path, &bytes, false)?;
+                println!("wrote the verification report {}", path.display());
+            }
+        }
     }
     Ok(())
 }

@@ -102,7 +102,20 @@ pub fn run(cli: Cli) -> Result<()> {
             root,
             jurisdiction,
             report,
-        }) => bundle::verify(&file, &root, jurisdiction.as_deref(), report.as_deref()),
+            sign_with,
+            passphrase,
+        }) => {
+            let signer = sign_with
+                .map(|k| keys::load_secret(&k, &passphrase))
+                .transpose()?;
+            bundle::verify(
+                &file,
+                &root,
+                jurisdiction.as_deref(),
+                report.as_deref(),
+                signer.as_ref(),
+            )
+        }
         Command::Bundle(crate::cli::BundleCommand::Import {
             file,
             receipt,
