@@ -293,3 +293,112 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
     );
     c.stop_all();
 }
+
+/// A listed node's key writes a change the authority rules forbid (it deletes a
+/// capability's status), properly signed, into an otherwise valid bundle; and a bundle is
+/// checked against a root that is not the cooperative's first. Both are refused with the
+/// reason, and an import changes nothing.
+#[test]
+fn a_bundle_with_a_forbidden_change_or_the_wrong_root_is_refused() {
+    use accord_testsupport::forge::{self, Forger};
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let _c = cluster(d);
+    ok(accord(
+        d,
+        &[
+            "catalogue",
+            "edit",
+            "CAP-B01",
+            "--set",
+            "status=staging",
+            "--data-dir",
+            "uk-data",
+        ],
+    ));
+    ok(accord(
+        d,
+        &[
+            "bundle",
+            "export",
+            "--out",
+            "good.bundle",
+            "--data-dir",
+            "uk-data",
+        ],
+    ));
+    ok(accord(
+        d,
+        &["bundle", "verify", "good.bundle", "--root", "root.json"],
+    ));
+
+    // The forged bundle: the same roots, a change by UK's node key that deletes a field.
+    let good = std::fs::read(d.join("good.bundle")).expect("bundle");
+    let contents = accord_bundle::Reader::read(good.as_slice(), |_, _| Ok(())).expect("valid");
+    ok(accord(
+        d,
+        &[
+            "catalogue",
+            "export",
+            "--data-dir",
+            "uk-data",
+            "--out",
+            "uk.automerge",
+        ],
+    ));
+    let base = automerge::Automerge::load(&std::fs::read(d.join("uk.automerge")).expect("doc"))
+        .expect("load");
+    let key = accord_trust::SecretKey::read(&d.join("uk/node.key"), common::PASS).expect("key");
+    let forger = Forger::new(key);
+    let forged = forger.change(&base, 1_800_000_000, |tx| {
+        let caps = forge::top(tx, "capabilities");
+        match tx.get(&caps, "CAP-B01")? {
+            Some((_, obj)) => tx.delete(&obj, "status"),
+            None => Ok(()),
+        }
+    });
+    let message = forger.message(vec![forged.hash()], &[forged]);
+    let w =
+        accord_bundle::Writer::begin(Vec::new(), &contents.roots, &message, &[], &contents.export)
+            .expect("begin");
+    assert!(w.pending().is_empty());
+    std::fs::write(d.join("forged.bundle"), w.finish().expect("finish")).expect("write");
+    let r = refused(accord(
+        d,
+        &["bundle", "verify", "forged.bundle", "--root", "root.json"],
+    ));
+    assert!(
+        r.stderr.contains("catalogue changes were refused"),
+        "{}",
+        r.stderr
+    );
+    let before = ok(accord(
+        d,
+        &["catalogue", "list", "--data-dir", "au-data", "--json"],
+    ))
+    .stdout;
+    let r = refused(accord(
+        d,
+        &["bundle", "import", "forged.bundle", "--data-dir", "au-data"],
+    ));
+    assert!(r.stderr.contains("nothing was imported"), "{}", r.stderr);
+    assert_eq!(
+        ok(accord(
+            d,
+            &["catalogue", "list", "--data-dir", "au-data", "--json"]
+        ))
+        .stdout,
+        before
+    );
+
+    // The good bundle against a root that is not the cooperative's first.
+    common::successor_root(d, "ca/lead.key", "ca/lead2.key", &["uk", "eu", "ca"]);
+    let r = refused(accord(
+        d,
+        &["bundle", "verify", "good.bundle", "--root", "root2.json"],
+    ));
+    assert!(r.stderr.contains("not the pinned root"), "{}", r.stderr);
+}
