@@ -76,14 +76,22 @@ pub enum BundleCommand {
         /// The receipt the receiving site wrote at its last import: only what it lacks.
         #[arg(long, value_name = "RECEIPT")]
         since: Option<PathBuf>,
+        /// Split into parts of at most this size (4G, 700M), cut between artifacts: OUT.001,
+        /// OUT.002, … and OUT.parts, their list signed by the node key (verify and import
+        /// take OUT.parts).
+        #[arg(long, value_name = "SIZE")]
+        max_part_size: Option<String>,
         #[command(flatten)]
         data_dir: DataDirArg,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
     },
     /// Check a bundle with nothing but a pinned root (no network, no data dir): the root
     /// chain, every change's signature and authority, every release against its statement,
     /// every artifact's SHA-256 and BLAKE3; then say what it would let each jurisdiction
     /// promote.
     Verify {
+        /// The bundle, or a split bundle's part list (OUT.parts) with its parts beside it.
         file: PathBuf,
         /// The cooperative's first root, as the site pinned it.
         #[arg(long, value_name = "ROOT")]

@@ -112,6 +112,59 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
         "{body}"
     );
 
+    // Split for small media: parts cut between artifacts, their list signed by UK's node
+    // key; verified from the list, and a damaged part is named.
+    let r = ok(accord(
+        d,
+        &[
+            "bundle",
+            "export",
+            "--out",
+            "split.bundle",
+            "--max-part-size",
+            "1M",
+            "--data-dir",
+            "uk-data",
+        ],
+    ));
+    assert!(r.stdout.contains("split into 2 part(s)"), "{}", r.stdout);
+    let r = ok(accord(
+        d,
+        &[
+            "bundle",
+            "verify",
+            "split.bundle.parts",
+            "--root",
+            "root.json",
+        ],
+    ));
+    assert!(
+        r.stdout.contains("part list signed by uk") && r.stdout.contains("PROMOTABLE"),
+        "{}",
+        r.stdout
+    );
+    let mut part = std::fs::read(d.join("split.bundle.002")).expect("part 2");
+    part[1000] ^= 1;
+    std::fs::write(d.join("split.bundle.002"), &part).expect("write");
+    let r = refused(accord(
+        d,
+        &[
+            "bundle",
+            "verify",
+            "split.bundle.parts",
+            "--root",
+            "root.json",
+        ],
+    ));
+    // The changed byte is inside the image: its digests catch it before the part ends.
+    assert!(
+        r.stderr
+            .contains("image-1.4.0.tar does not match its digests")
+            || r.stderr.contains("part 2"),
+        "{}",
+        r.stderr
+    );
+
     // A damaged copy (one byte in the image) is refused, and AU's node is unchanged.
     let mut bytes = std::fs::read(d.join("site.bundle")).expect("bundle");
     let at = bytes.len() / 2;

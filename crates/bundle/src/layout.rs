@@ -158,3 +158,8 @@ pub fn digest(sha: &[u8; 32]) -> String {
 pub fn blob_path(sha: &[u8; 32]) -> String {
     format!("blobs/sha256/{}", hex::encode(sha))
 }
+
+/// The bytes a tar entry of `size` bytes takes: its header, the data, padding to 512.
+pub fn entry_bytes(size: u64) -> u64 {
+    512 + size.div_ceil(512) * 512
+}

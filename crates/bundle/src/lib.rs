@@ -12,6 +12,7 @@
 //! the caller with `accord-catalogue` and `accord-trust`.
 
 pub mod layout;
+pub mod parts;
 pub mod read;
 pub mod write;
 

@@ -112,6 +112,12 @@ impl<W: Write> Writer<W> {
         })
     }
 
+    /// The output, e.g. to cut a split bundle before the next artifact
+    /// (`parts::SplitWriter::boundary`).
+    pub fn output(&mut self) -> &mut W {
+        self.tar.get_mut()
+    }
+
     /// The artifacts still to write, in the order they must come.
     pub fn pending(&self) -> &[Artifact] {
         &self.pending[self.next..]

@@ -280,3 +280,83 @@ fn skopeo_copies_a_releases_artifacts_out_of_a_bundle() {
         "{manifest}"
     );
 }
+
+/// Split at blob boundaries into parts of at most 200 KB (the 300 KB image gets a part of
+/// its own): read back as one stream, each part checked against the list; a part of
+/// another export, a damaged or a missing part is refused with its number.
+#[test]
+fn a_split_bundle_reads_back_and_refuses_a_foreign_or_damaged_part() {
+    use accord_bundle::parts::{PartsReader, SplitWriter};
+    let f = fixture();
+    let dir = tempfile::tempdir().expect("tmp");
+    let split = |name: &str, export: &str| {
+        let base = dir.path().join(name);
+        let mut w = Writer::begin(
+            SplitWriter::new(&base, 200_000).expect("split"),
+            b"[]",
+            b"catalogue bytes",
+            &f.releases,
+            &info(export),
+        )
+        .expect("begin");
+        for a in w.pending().to_vec() {
+            w.output()
+                .boundary(layout::entry_bytes(a.size))
+                .expect("boundary");
+            let data = &f
+                .files
+                .iter()
+                .find(|(x, _)| x.sha256 == a.sha256)
+                .expect("file")
+                .1;
+            w.artifact(data.as_slice()).expect("artifact");
+        }
+        w.finish().expect("finish").finish(export).expect("parts")
+    };
+    let (paths, list) = split("b", "one");
+    assert!(paths.len() >= 3, "{paths:?}");
+    let over = paths
+        .iter()
+        .filter(|p| std::fs::metadata(p).expect("part").len() > 200_000)
+        .count();
+    assert_eq!(over, 1, "only the part holding the 300 KB image is larger");
+    for (i, p) in paths.iter().enumerate() {
+        PartsReader::check_part(p, &list, i).expect("each part alone");
+    }
+    let (c, _) = {
+        let mut got = Vec::new();
+        let c = Reader::read(
+            PartsReader::new(paths.clone(), list.clone()).expect("parts"),
+            |a, r| {
+                let mut v = Vec::new();
+                r.read_to_end(&mut v)?;
+                got.push((a.name.clone(), v));
+                Ok(())
+            },
+        )
+        .expect("valid");
+        (c, got)
+    };
+    assert_eq!(c.releases.len(), 2);
+    // Another export of the same content, split the same way, differs (its id): mixing
+    // its first part in is refused.
+    let (other, _) = split("c", "two");
+    let mut mixed = paths.clone();
+    mixed[0] = other[0].clone();
+    let err = Reader::read(
+        PartsReader::new(mixed, list.clone()).expect("parts"),
+        |_, r| std::io::copy(r, &mut std::io::sink()).map(|_| ()),
+    )
+    .expect_err("mixed");
+    assert!(err.to_string().contains("part 1"), "{err}");
+    // A damaged last part.
+    let last = paths.last().expect("last").clone();
+    let mut bytes = std::fs::read(&last).expect("read");
+    bytes[100] ^= 1;
+    std::fs::write(&last, &bytes).expect("write");
+    let err = PartsReader::check_part(&last, &list, paths.len() - 1).expect_err("damaged");
+    assert!(err.to_string().contains("not the part"), "{err}");
+    // A missing part.
+    let err = PartsReader::new(paths[..paths.len() - 1].to_vec(), list).expect_err("missing");
+    assert!(err.to_string().contains("parts"), "{err}");
+}

@@ -56,7 +56,13 @@ fn offline(dir: &DataDir, what: &str) -> Result<()> {
 }
 
 /// `accord bundle export`.
-pub fn export(dir: &DataDir, out: &Path, selectors: &[String], since: Option<&Path>) -> Result<()> {
+pub fn export(
+    dir: &DataDir,
+    out: &Path,
+    selectors: &[String],
+    since: Option<&Path>,
+    split: Option<(u64, SecretKey)>,
+) -> Result<()> {
     offline(dir, "export")?;
     let started = std::time::Instant::now();
     let (doc, db) = dir.document()?;
@@ -155,13 +161,19 @@ pub fn export(dir: &DataDir, out: &Path, selectors: &[String], since: Option<&Pa
             at,
         };
         let partial = out.with_extension("partial");
-        let file = std::fs::File::create(&partial)
-            .with_context(|| format!("cannot create {}", partial.display()))?;
+        let sink = match &split {
+            None => Sink::One(std::io::BufWriter::new(
+                std::fs::File::create(&partial)
+                    .with_context(|| format!("cannot create {}", partial.display()))?,
+            )),
+            Some((max, _)) => Sink::Split(accord_bundle::parts::SplitWriter::new(out, *max)?),
+        };
         let result = async {
-            let mut w = Writer::begin(std::io::BufWriter::new(file), &roots, &catalogue, &releases, &info)?;
+            let mut w = Writer::begin(sink, &roots, &catalogue, &releases, &info)?;
             let total: u64 = w.pending().iter().map(|a| a.size).sum();
             let bar = super::artifacts::bytes_bar(total, "writing and verifying artifacts");
             for a in w.pending().to_vec() {
+                w.output().boundary(accord_bundle::layout::entry_bytes(a.size))?;
                 let rx = store.read_verified(a.blake3);
                 let bar2 = bar.clone();
                 w = tokio::task::spawn_blocking(move || -> Result<_> {
@@ -171,21 +183,49 @@ pub fn export(dir: &DataDir, out: &Path, selectors: &[String], since: Option<&Pa
                 .await??;
             }
             bar.finish_and_clear();
-            let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            anyhow::Ok(total)
+            let parts = match w.finish()? {
+                Sink::One(f) => {
+                    let file = f.into_inner().map_err(|e| e.into_error())?;
+                    file.sync_all()?;
+                    None
+                }
+                Sink::Split(s) => Some(s.finish(&id)?),
+            };
+            anyhow::Ok((total, parts))
         }
         .await;
         store.shutdown().await?;
-        let total = match result {
+        let (total, parts) = match result {
             Ok(t) => t,
             Err(e) => {
                 let _ = std::fs::remove_file(&partial);
+                remove_parts(out);
                 return Err(e);
             }
         };
-        std::fs::rename(&partial, out)
-            .with_context(|| format!("cannot rename {} to {}", partial.display(), out.display()))?;
+        match (parts, &split) {
+            (Some((paths, list)), Some((_, key))) => {
+                let mut env = Envelope::new(
+                    accord_bundle::parts::PART_LIST_TYPE,
+                    serde_json::to_vec_pretty(&list)?,
+                );
+                accord_trust::sign_envelope(&mut env, key);
+                let list_path = parts_list_path(out);
+                write_atomic(&list_path, &env.to_json(), false)?;
+                println!(
+                    "split into {} part(s) at blob boundaries; the part list {} is signed by node key {}",
+                    paths.len(),
+                    list_path.display(),
+                    key.id().short()
+                );
+                for (p, part) in paths.iter().zip(&list.parts) {
+                    println!("  {}  {} bytes  sha256 {}", p.display(), part.size, part.sha256);
+                }
+            }
+            _ => std::fs::rename(&partial, out).with_context(|| {
+                format!("cannot rename {} to {}", partial.display(), out.display())
+            })?,
+        }
         println!(
             "wrote {} (export {id} by {me}): root chain of {}, {} catalogue bytes{}, {} release(s), {} artifact bytes ({:.1} s)",
             out.display(),
@@ -204,6 +244,121 @@ pub fn export(dir: &DataDir, out: &Path, selectors: &[String], since: Option<&Pa
         }
         Ok(())
     })
+}
+
+/// Where a bundle goes: one file, or parts of at most a given size.
+enum Sink {
+    One(std::io::BufWriter<std::fs::File>),
+    Split(accord_bundle::parts::SplitWriter),
+}
+
+impl Sink {
+    /// An entry of `next` bytes comes: a split bundle may start its next part here.
+    fn boundary(&mut self, next: u64) -> std::io::Result<()> {
+        match self {
+            Sink::One(_) => Ok(()),
+            Sink::Split(s) => s.boundary(next),
+        }
+    }
+}
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::One(w) => w.write(buf),
+            Sink::Split(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::One(w) => w.flush(),
+            Sink::Split(w) => w.flush(),
+        }
+    }
+}
+
+/// `OUT.parts`: the signed list of a split bundle's parts.
+fn parts_list_path(out: &Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(".parts");
+    PathBuf::from(name)
+}
+
+/// Removes `OUT.001`, `OUT.002`, … of a split export that failed.
+fn remove_parts(out: &Path) {
+    for n in 1..10_000 {
+        let mut name = out.as_os_str().to_owned();
+        name.push(format!(".{n:03}"));
+        if std::fs::remove_file(PathBuf::from(name)).is_err() {
+            break;
+        }
+    }
+}
+
+/// "4G", "100M", "512K" or bytes; at least 1M.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('G' | 'g') => (&s[..s.len() - 1], 1u64 << 30),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        Some('K' | 'k') => (&s[..s.len() - 1], 1 << 10),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("{s:?} is not a size (e.g. 4G, 700M)"))?;
+    let size = n.checked_mul(mult).context("size too large")?;
+    if size < 1 << 20 {
+        bail!("a part of {size} bytes is too small (at least 1M)");
+    }
+    Ok(size)
+}
+
+/// A bundle to read: one file, or the signed list of a split bundle's parts (`OUT.parts`)
+/// with the parts beside it. Returns the stream and, for parts, the list's envelope (its
+/// signature is checked once the root chain is known).
+fn open_bundle(file: &Path) -> Result<(Box<dyn Read>, Option<Envelope>)> {
+    let list = crate::files::read_limited(file, 1 << 20)
+        .ok()
+        .and_then(|b| Envelope::from_json(&b).ok())
+        .filter(|e| e.payload_type == accord_bundle::parts::PART_LIST_TYPE);
+    if let Some(env) = list {
+        let list: accord_bundle::parts::PartList =
+            serde_json::from_slice(&env.payload).context("the part list is damaged")?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        let files = list.parts.iter().map(|p| base.join(&p.name)).collect();
+        let reader = accord_bundle::parts::PartsReader::new(files, list)?;
+        return Ok((
+            Box::new(std::io::BufReader::with_capacity(1 << 20, reader)),
+            Some(env),
+        ));
+    }
+    let input =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    Ok((
+        Box::new(std::io::BufReader::with_capacity(1 << 20, input)),
+        None,
+    ))
+}
+
+/// A split bundle's part list must be signed by a node key of the cooperative.
+fn check_part_list(list: &Envelope, chain: &RootChain) -> Result<String> {
+    let pae = accord_protocol::dsse::pae(&list.payload_type, &list.payload);
+    for sig in &list.signatures {
+        if let Some(k) = chain
+            .node_keys()
+            .find(|k| k.key().id().to_string() == sig.keyid)
+            && k.key().verify(&pae, &sig.sig)
+        {
+            return Ok(format!(
+                "{} (node key {})",
+                k.principal(),
+                k.key().id().short()
+            ));
+        }
+    }
+    bail!("the part list is not signed by a node key of the cooperative")
 }
 
 /// The releases to carry: those named, or every release.
@@ -423,16 +578,20 @@ pub fn verify(
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let anchor = crate::cmd::root::load_trusted(root)?;
-    let input =
-        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let (input, list) = open_bundle(file)?;
     let mut bytes = 0u64;
-    let contents = Reader::read(std::io::BufReader::with_capacity(1 << 20, input), |_, r| {
+    let contents = Reader::read(input, |_, r| {
         bytes += accord_bundle::read::drain(r)?;
         Ok(())
     })
     .with_context(|| format!("{} is refused", file.display()))?;
     let (v, _, _) = verify_contents(contents, anchor, None)
         .with_context(|| format!("{} is refused", file.display()))?;
+    if let Some(list) = &list {
+        let by = check_part_list(list, &v.chain)
+            .with_context(|| format!("{} is refused", file.display()))?;
+        println!("part list signed by {by}; every part matched it");
+    }
     let decisions = decisions(&v, only)?;
     println!(
         "{}: verified (export {} by {} at {}): root chain to v{}, {} catalogue bytes, {} release(s), {bytes} artifact bytes, every SHA-256 and BLAKE3 checked ({:.1} s)",
@@ -527,10 +686,9 @@ pub fn import(
         .prefix(".bundle-import-")
         .tempdir_in(&dir.path)
         .context("cannot make a staging directory in the data dir")?;
-    let input =
-        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let (input, list) = open_bundle(file)?;
     let mut staged: Vec<(Artifact, PathBuf)> = Vec::new();
-    let contents = Reader::read(std::io::BufReader::with_capacity(1 << 20, input), |a, r| {
+    let contents = Reader::read(input, |a, r| {
         let path = staging.path().join(hex::encode(a.sha256));
         let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
         copy_large(r, &mut f)?;
@@ -543,6 +701,10 @@ pub fn import(
     let (node_replica, db) = dir.replica(passphrase)?;
     let (v, replica, delta) = verify_contents(contents, anchor, Some(node_replica))
         .with_context(|| format!("{} is refused; nothing was imported", file.display()))?;
+    if let Some(list) = &list {
+        check_part_list(list, &v.chain)
+            .with_context(|| format!("{} is refused; nothing was imported", file.display()))?;
+    }
     crate::testpoint::pause("bundle-verified");
     let rt = runtime()?;
     let held = rt.block_on(async {

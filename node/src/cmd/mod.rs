@@ -90,13 +90,21 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             release,
             since,
+            max_part_size,
             data_dir,
-        }) => bundle::export(
-            &crate::datadir::DataDir::new(&data_dir.data_dir),
-            &out,
-            &release,
-            since.as_deref(),
-        ),
+            passphrase,
+        }) => {
+            let dir = crate::datadir::DataDir::new(&data_dir.data_dir);
+            let split = match max_part_size {
+                Some(s) => {
+                    let max = bundle::parse_size(&s)?;
+                    let pass = crate::passphrase::existing(&passphrase, "the node key")?;
+                    Some((max, dir.node_key(&pass)?))
+                }
+                None => None,
+            };
+            bundle::export(&dir, &out, &release, since.as_deref(), split)
+        }
         Command::Bundle(crate::cli::BundleCommand::Verify {
             file,
             root,
