@@ -150,6 +150,17 @@ pub struct PartsReader {
 impl PartsReader {
     /// `files` in order; there must be as many as the list names.
     pub fn new(files: Vec<PathBuf>, list: PartList) -> io::Result<PartsReader> {
+        // The list is read before its signature can be checked: its names must be plain
+        // file names beside it, never a path elsewhere.
+        if let Some(bad) = list.parts.iter().find(|p| !plain_name(&p.name)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the part list names {:?}, which is not a plain file name",
+                    bad.name
+                ),
+            ));
+        }
         if files.len() != list.parts.len() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -201,6 +212,17 @@ impl PartsReader {
     }
 }
 
+/// A part's name as the exporter writes it: letters, digits, `.`, `-`, `_`; no `..`.
+pub fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.starts_with("..")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
 fn mismatch(path: &Path, n: usize, want: &Part, size: u64, sha: &str) -> io::Result<()> {
     if size != want.size || sha != want.sha256 {
         return Err(io::Error::new(
@@ -234,7 +256,18 @@ impl Read for PartsReader {
                     continue;
                 }
             };
-            let k = f.read(buf)?;
+            // Never more than the list says the part holds (plus one byte, to see a longer
+            // part): a hostile list cannot make this read an endless file for ever.
+            let room = self.list.parts[n]
+                .size
+                .saturating_add(1)
+                .saturating_sub(self.read);
+            let cap = usize::try_from(room).unwrap_or(usize::MAX).min(buf.len());
+            let k = if cap == 0 {
+                0
+            } else {
+                f.read(&mut buf[..cap])?
+            };
             if k > 0 {
                 if let Some(got) = buf.get(..k) {
                     self.sha.update(got);

@@ -360,3 +360,34 @@ fn a_split_bundle_reads_back_and_refuses_a_foreign_or_damaged_part() {
     let err = PartsReader::new(paths[..paths.len() - 1].to_vec(), list).expect_err("missing");
     assert!(err.to_string().contains("parts"), "{err}");
 }
+
+/// A part list is read before its signature can be checked: it cannot name a file outside
+/// its directory, and a part longer than listed is refused without reading it all.
+#[test]
+fn a_hostile_part_list_reads_nothing_outside_and_no_more_than_it_lists() {
+    use accord_bundle::parts::{Part, PartList, PartsReader};
+    let dir = tempfile::tempdir().expect("tmp");
+    let list = |name: &str, size: u64| PartList {
+        export: "x".into(),
+        parts: vec![Part {
+            name: name.into(),
+            size,
+            sha256: "00".repeat(32),
+        }],
+    };
+    for bad in ["../etc/passwd", "/etc/passwd", "..", "a/b"] {
+        let err = PartsReader::new(vec![dir.path().join(bad)], list(bad, 1)).expect_err(bad);
+        assert!(err.to_string().contains("not a plain file name"), "{err}");
+    }
+    let long = dir.path().join("long.001");
+    std::fs::write(&long, vec![0u8; 10_000]).expect("write");
+    let mut r = PartsReader::new(vec![long], list("long.001", 100)).expect("reader");
+    let mut sink = Vec::new();
+    let err = r.read_to_end(&mut sink).expect_err("longer than listed");
+    assert!(err.to_string().contains("part 1"), "{err}");
+    assert!(
+        sink.len() <= 101,
+        "read {} bytes of a 100-byte part",
+        sink.len()
+    );
+}
