@@ -109,6 +109,14 @@ pub enum BundleCommand {
         #[command(flatten)]
         passphrase: PassphraseArgs,
     },
+    /// Check one part of a split bundle on its own (on the media it came on) against the
+    /// part list: its size and SHA-256. The list's signature is checked by verify and import.
+    CheckPart {
+        part: PathBuf,
+        /// The part list (OUT.parts).
+        #[arg(long, value_name = "LIST")]
+        list: PathBuf,
+    },
     /// Import a bundle into a (stopped) node: all of it verified first, then the artifacts
     /// into the store and the catalogue in one transaction; then a receipt for the next
     /// export --since. The node promotes what its policy allows when it starts.

@@ -143,6 +143,18 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
         "{}",
         r.stdout
     );
+    // Each part checks on its own against the list (on the media it came on).
+    let r = ok(accord(
+        d,
+        &[
+            "bundle",
+            "check-part",
+            "split.bundle.001",
+            "--list",
+            "split.bundle.parts",
+        ],
+    ));
+    assert!(r.stdout.contains("part 1 of 2"), "{}", r.stdout);
     let mut part = std::fs::read(d.join("split.bundle.002")).expect("part 2");
     part[1000] ^= 1;
     std::fs::write(d.join("split.bundle.002"), &part).expect("write");
@@ -156,6 +168,21 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
             "root.json",
         ],
     ));
+    let r2 = refused(accord(
+        d,
+        &[
+            "bundle",
+            "check-part",
+            "split.bundle.002",
+            "--list",
+            "split.bundle.parts",
+        ],
+    ));
+    assert!(
+        r2.stderr.contains("part 2") && r2.stderr.contains("not the part"),
+        "{}",
+        r2.stderr
+    );
     // The changed byte is inside the image: its digests catch it before the part ends.
     assert!(
         r.stderr

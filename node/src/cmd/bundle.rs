@@ -342,6 +342,38 @@ fn open_bundle(file: &Path) -> Result<(Box<dyn Read>, Option<Envelope>)> {
     ))
 }
 
+/// `accord bundle check-part`: one part against the list, by its place (its name).
+pub fn check_part(part: &Path, list_path: &Path) -> Result<()> {
+    let env = Envelope::from_json(&crate::files::read_limited(list_path, 1 << 20)?)
+        .with_context(|| format!("{} is not a part list", list_path.display()))?;
+    if env.payload_type != accord_bundle::parts::PART_LIST_TYPE {
+        bail!("{} is not a part list", list_path.display());
+    }
+    let list: accord_bundle::parts::PartList =
+        serde_json::from_slice(&env.payload).context("the part list is damaged")?;
+    let name = part
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let n = list
+        .parts
+        .iter()
+        .position(|p| p.name == name)
+        .with_context(|| format!("export {} has no part named {name}", list.export))?;
+    accord_bundle::parts::PartsReader::check_part(part, &list, n)
+        .with_context(|| format!("{} is refused", part.display()))?;
+    println!(
+        "{}: part {} of {} of export {}, {} bytes, sha256 {} as listed",
+        part.display(),
+        n + 1,
+        list.parts.len(),
+        list.export,
+        list.parts[n].size,
+        list.parts[n].sha256
+    );
+    Ok(())
+}
+
 /// A split bundle's part list must be signed by a node key of the cooperative.
 fn check_part_list(list: &Envelope, chain: &RootChain) -> Result<String> {
     let pae = accord_protocol::dsse::pae(&list.payload_type, &list.payload);

@@ -124,6 +124,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 signer.as_ref(),
             )
         }
+        Command::Bundle(crate::cli::BundleCommand::CheckPart { part, list }) => {
+            bundle::check_part(&part, &list)
+        }
         Command::Bundle(crate::cli::BundleCommand::Import {
             file,
             receipt,
