@@ -365,14 +365,22 @@ fn small<R: Read>(e: &mut tar::Entry<'_, R>, max: u64) -> Result<Vec<u8>, ReadEr
 /// Reads `r` to its end in large chunks (the hashes run per chunk), discarding the bytes;
 /// returns how many there were.
 pub fn drain(r: &mut dyn Read) -> io::Result<u64> {
+    copy(r, &mut io::sink())
+}
+
+/// Copies `r` to its end into `w` in 1 MiB chunks (the hashes run per chunk; `io::copy`
+/// would hand them 8 KiB at a time); returns how many bytes.
+pub fn copy(r: &mut dyn Read, w: &mut dyn io::Write) -> io::Result<u64> {
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
     loop {
-        match r.read(&mut buf) {
+        let k = match r.read(&mut buf) {
             Ok(0) => return Ok(n),
-            Ok(k) => n += k as u64,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
-        }
+        };
+        w.write_all(buf.get(..k).unwrap_or_default())?;
+        n += k as u64;
     }
 }

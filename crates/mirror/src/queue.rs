@@ -356,6 +356,17 @@ impl<P: Clone + Eq + StdHash + Ord> MirrorQueue<P> {
             .collect()
     }
 
+    /// Every wanted blob: its hash, verified bytes held, and size (what `status` says,
+    /// without copying who wants it).
+    pub fn held(&self) -> impl Iterator<Item = (BlobHash, u64, u64)> + '_ {
+        self.entries.iter().map(|(h, e)| (*h, e.have, e.want.size))
+    }
+
+    /// The size the statement gives a wanted blob.
+    pub fn size_of(&self, hash: &BlobHash) -> Option<u64> {
+        self.entries.get(hash).map(|e| e.want.size)
+    }
+
     /// The wanted set, for persisting.
     pub fn wants(&self) -> impl Iterator<Item = &Want> {
         self.entries.values().map(|e| &e.want)

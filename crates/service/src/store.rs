@@ -82,6 +82,21 @@ impl Store for NodeStore {
 /// The metadata key of the freshness record in `node.redb`.
 const FRESHNESS: &str = "freshness";
 
+/// Records in a stopped node's database that its view of `jurisdiction` is up to date as
+/// of `at` (Unix seconds; a bundle import), in the record the core keeps
+/// (`Service::freshness`): never moving a view backwards.
+pub fn record_view(db: &accord_store::NodeDb, jurisdiction: &str, at: i64) -> Result<(), String> {
+    let mut views: std::collections::BTreeMap<String, i64> = db
+        .get_meta(FRESHNESS)
+        .map_err(|e| e.to_string())?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let e = views.entry(jurisdiction.to_owned()).or_insert(at);
+    *e = (*e).max(at);
+    let bytes = serde_json::to_vec(&views).map_err(|e| e.to_string())?;
+    db.set_meta(FRESHNESS, &bytes).map_err(|e| e.to_string())
+}
+
 /// Everything in memory: what a simulated node "persists", for tests to inspect.
 #[derive(Debug, Default)]
 pub struct MemoryStore {

@@ -671,22 +671,6 @@ pub fn verify(
     Ok(())
 }
 
-/// Copies in 1 MiB chunks (the bundle reader hashes per chunk).
-fn copy_large(r: &mut dyn Read, w: &mut impl std::io::Write) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = match r.read(&mut buf) {
-            Ok(0) => return Ok(n),
-            Ok(k) => k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        w.write_all(&buf[..k])?;
-        n += k as u64;
-    }
-}
-
 /// `accord bundle import`: everything verified first, artifacts into the store, then the
 /// catalogue in one transaction, then the receipt.
 pub fn import(
@@ -723,7 +707,7 @@ pub fn import(
     let contents = Reader::read(input, |a, r| {
         let path = staging.path().join(hex::encode(a.sha256));
         let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-        copy_large(r, &mut f)?;
+        accord_bundle::read::copy(r, &mut f)?;
         let f = f.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         staged.push((a.clone(), path));
@@ -739,7 +723,7 @@ pub fn import(
     }
     crate::testpoint::pause("bundle-verified");
     let rt = runtime()?;
-    let held = rt.block_on(async {
+    let held: BTreeSet<[u8; 32]> = rt.block_on(async {
         let store = accord_blobs::BlobStore::open(&dir.path.join("blobs")).await?;
         let r = async {
             for (a, path) in &staged {
@@ -749,26 +733,11 @@ pub fn import(
                     bail!("artifact {} changed in the staging directory", a.name);
                 }
             }
-            let mut held = Vec::new();
-            for h in store.list().await? {
-                if store.local(&h).await?.complete {
-                    held.push(h);
-                }
-            }
-            anyhow::Ok(held)
-        }
-        .await;
-        store.shutdown().await?;
-        r
-    })?;
-    crate::testpoint::pause("bundle-artifacts-in");
-    db.apply(&delta)?;
-    crate::testpoint::pause("bundle-committed");
-    // The imported artifacts are held under their releases' own tags from now on (the
-    // node pins what it mirrors at start as well); the staging tags go.
-    rt.block_on(async {
-        let store = accord_blobs::BlobStore::open(&dir.path.join("blobs")).await?;
-        let r = async {
+            crate::testpoint::pause("bundle-artifacts-in");
+            db.apply(&delta)?;
+            crate::testpoint::pause("bundle-committed");
+            // The imported artifacts are held under their releases' own tags from now on
+            // (the node pins what it mirrors at start as well); the staging tags go.
             for r in &v.contents.releases {
                 let env = Envelope::from_json(&r.statement)?;
                 let id = ReleaseId::of_payload(&env.payload);
@@ -783,24 +752,21 @@ pub fn import(
                     .unpin(&format!("bundle-import/{}", hex::encode(a.sha256)))
                     .await?;
             }
-            anyhow::Ok(())
+            let mut held = BTreeSet::new();
+            for h in store.list().await? {
+                if store.local(&h).await?.complete {
+                    held.insert(h);
+                }
+            }
+            anyhow::Ok(held)
         }
         .await;
         store.shutdown().await?;
         r
     })?;
     // The view of the exporting jurisdiction is as fresh as the export.
-    let mut fresh: BTreeMap<String, i64> = db
-        .get_meta("freshness")?
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let e = fresh
-        .entry(v.contents.export.jurisdiction.clone())
-        .or_insert(0);
-    *e = (*e).max(v.contents.export.at);
-    db.set_meta("freshness", &serde_json::to_vec(&fresh)?)?;
-    let by_sha: BTreeMap<[u8; 32], [u8; 32]> =
-        staged.iter().map(|(a, _)| (a.blake3, a.sha256)).collect();
+    accord_service::store::record_view(&db, &v.contents.export.jurisdiction, v.contents.export.at)
+        .map_err(anyhow::Error::msg)?;
     let (cat, _) = accord_catalogue::schema::read(replica.doc());
     let artifacts: BTreeSet<String> = cat
         .releases
@@ -808,7 +774,6 @@ pub fn import(
         .flat_map(|r| r.artifacts.iter())
         .filter(|a| held.contains(&a.blake3))
         .map(|a| hex::encode(a.sha256))
-        .chain(by_sha.values().map(hex::encode))
         .collect();
     let receipt = Receipt {
         export: v.contents.export.id.clone(),

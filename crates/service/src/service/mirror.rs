@@ -72,6 +72,11 @@ pub(crate) struct BlobMirror<P> {
 }
 
 impl<P: Clone + Ord + Hash> BlobMirror<P> {
+    /// Whether what the store holds changed since the engine was last told.
+    pub(crate) fn held_dirty(&self) -> bool {
+        self.held_dirty
+    }
+
     pub(crate) fn new(cfg: MirrorConfig) -> Self {
         BlobMirror {
             queue: MirrorQueue::new(cfg.limits).with_salt(cfg.salt),
@@ -90,12 +95,8 @@ impl<P: Clone + Ord + Hash> BlobMirror<P> {
 
     /// What this node's own store holds of every release (`accord_promote::inputs::held_here`).
     fn held_here(&self, cat: &Catalogue) -> BTreeMap<ReleaseId, Mirror> {
-        let have: HashMap<BlobHash, u64> = self
-            .queue
-            .status()
-            .into_iter()
-            .map(|s| (s.hash, s.have))
-            .collect();
+        let have: HashMap<BlobHash, u64> =
+            self.queue.held().map(|(h, have, _)| (h, have)).collect();
         accord_promote::inputs::held_here(
             cat,
             |h| have.get(h).copied().unwrap_or(0),
@@ -155,9 +156,8 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             .as_ref()
             .map(|m| {
                 m.queue
-                    .status()
-                    .into_iter()
-                    .map(|s| (s.hash, (s.have, s.size)))
+                    .held()
+                    .map(|(h, have, size)| (h, (have, size)))
                     .collect()
             })
             .unwrap_or_default()
@@ -380,15 +380,9 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         if m.probing || !std::mem::take(&mut m.poll_due) {
             return;
         }
-        let sizes: HashMap<BlobHash, u64> = m
-            .queue
-            .status()
-            .into_iter()
-            .map(|s| (s.hash, s.size))
-            .collect();
         for Action::Fetch { hash, from } in m.queue.poll(now) {
             info!(blob = %hex::encode(&hash[..8]), peer = %from, "fetching");
-            let size = sizes.get(&hash).copied().unwrap_or(0);
+            let size = m.queue.size_of(&hash).unwrap_or(0);
             self.outbox.push_back(Io::Fetch { hash, from, size });
         }
     }

@@ -414,8 +414,10 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         if self.retired {
             return;
         }
-        if self.promotion.is_none() {
-            return;
+        let held_dirty = self.blobs.as_ref().is_some_and(|m| m.held_dirty());
+        match &self.promotion {
+            Some(p) if p.dirty || p.wants_dirty || held_dirty => {}
+            _ => return,
         }
         let read = self.catalogue();
         let cat = &read.0;
