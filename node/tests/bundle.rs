@@ -33,19 +33,16 @@ fn kill_import_at(d: &Path, file: &str, point: &str) {
 
 const KEY: &str = "CAP-B01@1.4.0";
 
-#[test]
-fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let d = tmp.path();
-    let mut c = cluster(d);
-    // UK, EU and CA run; AU's node is the site with no link to them.
-    start_all(&mut c, d, &[0, 1, 2]);
-    propose(d, "1.4.0");
+/// UK, EU and CA run; EU proposes CAP-B01 at `version`; it is mirrored at the three, every
+/// lead signs (AU's lead at UK's node) and security too, and it goes live at the three.
+fn release_without_au(c: &mut common::cluster::Cluster, d: &Path, version: &str) {
+    start_all(c, d, &[0, 1, 2]);
+    propose(d, version);
+    let key = format!("CAP-B01@{version}");
     assert!(
-        eventually(60, || (0..3).all(|i| mirrored(d, i, KEY))),
-        "not mirrored"
+        eventually(60, || (0..3).all(|i| mirrored(d, i, &key))),
+        "{key} not mirrored"
     );
-    // AU's lead signs too (its signature is imported at UK's node).
     for (s, at) in [
         ("uk/lead", "uk"),
         ("eu/lead", "eu"),
@@ -53,12 +50,30 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
         ("au/lead", "uk"),
         ("uk/security", "uk"),
     ] {
-        ok(sign(d, KEY, s, at));
+        ok(sign(d, &key, s, at));
     }
     assert!(
-        eventually(30, || (0..3).all(|i| state(d, i, KEY) == "live")),
-        "not live at UK, EU and CA"
+        eventually(30, || (0..3).all(|i| state(d, i, &key) == "live")),
+        "{key} not live at UK, EU and CA"
     );
+}
+
+/// AU's catalogue as `catalogue list --json` prints it (to see it unchanged).
+fn au_catalogue(d: &Path) -> String {
+    ok(accord(
+        d,
+        &["catalogue", "list", "--data-dir", "au-data", "--json"],
+    ))
+    .stdout
+}
+
+#[test]
+fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let mut c = cluster(d);
+    // UK, EU and CA run; AU's node is the site with no link to them.
+    release_without_au(&mut c, d, "1.4.0");
     c.stop_all();
 
     let r = ok(accord(
@@ -197,11 +212,7 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
     let at = bytes.len() / 2;
     bytes[at] ^= 0x01;
     std::fs::write(d.join("damaged.bundle"), &bytes).expect("write");
-    let before = ok(accord(
-        d,
-        &["catalogue", "list", "--data-dir", "au-data", "--json"],
-    ))
-    .stdout;
+    let before = au_catalogue(d);
     let r = refused(accord(
         d,
         &[
@@ -222,27 +233,12 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
         &["release", "status", KEY, "--data-dir", "au-data"],
     ));
     assert!(!r.stderr.is_empty());
-    assert_eq!(
-        ok(accord(
-            d,
-            &["catalogue", "list", "--data-dir", "au-data", "--json"]
-        ))
-        .stdout,
-        before
-    );
+    assert_eq!(au_catalogue(d), before);
 
     // Killed (SIGKILL) before the catalogue is committed: AU is as it was.
     for point in ["bundle-verified", "bundle-artifacts-in"] {
         kill_import_at(d, "site.bundle", point);
-        assert_eq!(
-            ok(accord(
-                d,
-                &["catalogue", "list", "--data-dir", "au-data", "--json"]
-            ))
-            .stdout,
-            before,
-            "killed at {point}"
-        );
+        assert_eq!(au_catalogue(d), before, "killed at {point}");
         refused(accord(
             d,
             &["release", "status", KEY, "--data-dir", "au-data"],
@@ -302,26 +298,8 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
 
     // The next release, carried incrementally: AU's receipt goes back across the gap, and
     // the next bundle holds only what AU lacks.
-    start_all(&mut c, d, &[0, 1, 2]);
-    propose(d, "1.4.1");
     let next = "CAP-B01@1.4.1";
-    assert!(
-        eventually(60, || (0..3).all(|i| mirrored(d, i, next))),
-        "1.4.1 not mirrored"
-    );
-    for (s, at) in [
-        ("uk/lead", "uk"),
-        ("eu/lead", "eu"),
-        ("ca/lead", "ca"),
-        ("au/lead", "uk"),
-        ("uk/security", "uk"),
-    ] {
-        ok(sign(d, next, s, at));
-    }
-    assert!(
-        eventually(30, || state(d, 0, next) == "live"),
-        "1.4.1 not live at UK"
-    );
+    release_without_au(&mut c, d, "1.4.1");
     c.stop_all();
     std::fs::copy(
         d.join("au-data/bundle-receipt.json"),
@@ -455,24 +433,13 @@ fn a_bundle_with_a_forbidden_change_or_the_wrong_root_is_refused() {
         "{}",
         r.stderr
     );
-    let before = ok(accord(
-        d,
-        &["catalogue", "list", "--data-dir", "au-data", "--json"],
-    ))
-    .stdout;
+    let before = au_catalogue(d);
     let r = refused(accord(
         d,
         &["bundle", "import", "forged.bundle", "--data-dir", "au-data"],
     ));
     assert!(r.stderr.contains("nothing was imported"), "{}", r.stderr);
-    assert_eq!(
-        ok(accord(
-            d,
-            &["catalogue", "list", "--data-dir", "au-data", "--json"]
-        ))
-        .stdout,
-        before
-    );
+    assert_eq!(au_catalogue(d), before);
 
     // The good bundle against a root that is not the cooperative's first.
     common::successor_root(d, "ca/lead.key", "ca/lead2.key", &["uk", "eu", "ca"]);

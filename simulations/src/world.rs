@@ -938,21 +938,31 @@ impl World {
     }
 
     /// Whether any node that counts holds a forged change.
+    /// The honest nodes that are up: the ones whose state the invariants are about.
+    fn honest_nodes(&self) -> Vec<&Node> {
+        (0..self.nodes.len() as NodeId)
+            .filter(|n| self.counts(*n))
+            .filter_map(|n| self.node(n))
+            .collect()
+    }
+
+    /// How many of `nodes` hold the change `h`.
+    fn holders(nodes: &[&Node], h: &ChangeHash) -> usize {
+        nodes
+            .iter()
+            .filter(|node| node.replica().doc().get_change_meta_by_hash(h).is_some())
+            .count()
+    }
+
     /// Equivocating changes (each of every pair) that some honest nodes hold and others do
     /// not: the cooperative split on them.
     pub fn equivocations_split(&self) -> usize {
-        let honest: Vec<&Node> = (0..self.nodes.len() as NodeId)
-            .filter(|n| self.counts(*n))
-            .filter_map(|n| self.node(n))
-            .collect();
+        let honest = self.honest_nodes();
         self.equivocations
             .iter()
             .flat_map(|(a, b)| [a, b])
             .filter(|h| {
-                let held = honest
-                    .iter()
-                    .filter(|node| node.replica().doc().get_change_meta_by_hash(h).is_some())
-                    .count();
+                let held = Self::holders(&honest, h);
                 held > 0 && held < honest.len()
             })
             .count()
@@ -961,50 +971,30 @@ impl World {
     /// Equivocating pairs of which every honest node holds both changes: the cooperative
     /// merged what the attacker tried to split it with.
     pub fn equivocations_merged(&self) -> usize {
-        let honest: Vec<&Node> = (0..self.nodes.len() as NodeId)
-            .filter(|n| self.counts(*n))
-            .filter_map(|n| self.node(n))
-            .collect();
+        let honest = self.honest_nodes();
         self.equivocations
             .iter()
             .filter(|(a, b)| {
-                honest.iter().all(|node| {
-                    let doc = node.replica().doc();
-                    doc.get_change_meta_by_hash(a).is_some()
-                        && doc.get_change_meta_by_hash(b).is_some()
-                })
+                Self::holders(&honest, a) == honest.len()
+                    && Self::holders(&honest, b) == honest.len()
             })
             .count()
     }
 
     /// Equivocating changes every honest node holds.
     pub fn equivocations_everywhere(&self) -> usize {
-        let honest: Vec<&Node> = (0..self.nodes.len() as NodeId)
-            .filter(|n| self.counts(*n))
-            .filter_map(|n| self.node(n))
-            .collect();
+        let honest = self.honest_nodes();
         self.equivocations
             .iter()
             .flat_map(|(a, b)| [a, b])
-            .filter(|h| {
-                honest
-                    .iter()
-                    .all(|node| node.replica().doc().get_change_meta_by_hash(h).is_some())
-            })
+            .filter(|h| Self::holders(&honest, h) == honest.len())
             .count()
     }
 
+    /// Forged changes held, summed over the honest nodes (each must be 0).
     pub fn forged_held(&self) -> usize {
-        (0..self.nodes.len() as NodeId)
-            .filter(|n| self.counts(*n))
-            .filter_map(|n| self.node(n))
-            .map(|node| {
-                self.forged
-                    .iter()
-                    .filter(|h| node.replica().doc().get_change_meta_by_hash(h).is_some())
-                    .count()
-            })
-            .sum()
+        let honest = self.honest_nodes();
+        self.forged.iter().map(|h| Self::holders(&honest, h)).sum()
     }
 }
 

@@ -308,6 +308,32 @@ fn changes_by_keys_that_are_not_node_keys_are_refused() {
     );
 }
 
+/// A change to CAP-B01's `field`, on `r`'s document, written as `actor` (raw Automerge:
+/// nothing checks the actor).
+fn change_as(
+    r: &Replica,
+    actor: automerge::ActorId,
+    field: &str,
+    value: &str,
+) -> automerge::Change {
+    let mut doc = r.doc().fork();
+    doc.set_actor(actor);
+    let hash = doc
+        .transact_with::<_, _, automerge::AutomergeError, _>(
+            |_| CommitOptions::default().with_time(T),
+            |tx| {
+                let caps = tx.get(ROOT, "capabilities")?.expect("caps").1;
+                let b01 = tx.get(&caps, "CAP-B01")?.expect("b01").1;
+                tx.put(&b01, field, value)?;
+                Ok(())
+            },
+        )
+        .expect("commit")
+        .hash
+        .expect("hash");
+    doc.get_change_by_hash(&hash).expect("change")
+}
+
 #[test]
 fn a_change_claiming_another_nodes_actor_is_refused() {
     let (coop, root) = cooperative();
@@ -315,22 +341,13 @@ fn a_change_claiming_another_nodes_actor_is_refused() {
     let uk_key = coop.signer("uk.node").expect("uk");
     let au_key = coop.signer("au.node").expect("au");
     // A change written as AU's actor, signed with UK's key.
-    let mut doc = eu.doc().fork();
-    doc.set_actor(signing::change_actor(au_key.public(), [1; 8]));
-    let hash = doc
-        .transact_with::<_, _, automerge::AutomergeError, _>(
-            |_| CommitOptions::default().with_time(T),
-            |tx| {
-                let caps = tx.get(ROOT, "capabilities")?.expect("caps").1;
-                let b01 = tx.get(&caps, "CAP-B01")?.expect("b01").1;
-                tx.put(&b01, "status", "retired")?;
-                Ok(())
-            },
-        )
-        .expect("commit")
-        .hash
-        .expect("hash");
-    let change = doc.get_change_by_hash(&hash).expect("change");
+    let change = change_as(
+        &eu,
+        signing::change_actor(au_key.public(), [1; 8]),
+        "status",
+        "retired",
+    );
+    let hash = change.hash();
     let m = Forger::new(uk_key).message(vec![hash], &[change]);
     assert_refused(&mut eu, &m, "without a valid signature");
 }
@@ -615,22 +632,8 @@ fn a_change_with_a_whole_key_actor_is_refused() {
     let (coop, root) = cooperative();
     let mut eu = replica(&coop, &root, "eu.node");
     let uk_key = coop.signer("uk.node").expect("uk");
-    let mut doc = eu.doc().fork();
-    doc.set_actor(signing::actor_of(uk_key.public()));
-    let hash = doc
-        .transact_with::<_, _, automerge::AutomergeError, _>(
-            |_| CommitOptions::default().with_time(T),
-            |tx| {
-                let caps = tx.get(ROOT, "capabilities")?.expect("caps").1;
-                let b01 = tx.get(&caps, "CAP-B01")?.expect("b01").1;
-                tx.put(&b01, "effort", "1 week")?;
-                Ok(())
-            },
-        )
-        .expect("commit")
-        .hash
-        .expect("hash");
-    let change = doc.get_change_by_hash(&hash).expect("change");
+    let change = change_as(&eu, signing::actor_of(uk_key.public()), "effort", "1 week");
+    let hash = change.hash();
     let m = Forger::new(uk_key).message(vec![hash], &[change]);
     assert_refused(&mut eu, &m, "no node key");
 }
