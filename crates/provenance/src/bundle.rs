@@ -1,15 +1,11 @@
-//! Reading a Sigstore bundle: one parse into sigstore-rs's own `Bundle` value, from which
-//! this crate takes the transparency log entry and the leaf certificate, and which is then
-//! handed to sigstore-rs unchanged. Both therefore judge the same bytes; there is no second
-//! parser an attacker could make disagree with the first.
+//! Reading a Sigstore bundle: one strict parse into the protobuf-specs `Bundle` value, from
+//! which every check takes what it needs. There is no second parser an attacker could make
+//! disagree with the first.
 
 use sigstore::bundle::Bundle;
 use sigstore_protobuf_specs::dev::sigstore::{
-    bundle::v1::{bundle, verification_material},
-    common::v1::HashAlgorithm,
-    rekor::v1::TransparencyLogEntry,
+    bundle::v1::bundle, common::v1::HashAlgorithm, rekor::v1::TransparencyLogEntry,
 };
-use x509_cert::der::Decode;
 
 use crate::error::Error;
 
@@ -17,12 +13,16 @@ use crate::error::Error;
 /// their statement. Anything past this is refused before parsing.
 pub const MAX_BUNDLE_BYTES: usize = 4 << 20;
 
-/// The bundle versions sigstore-rs 0.15 verifies (it refuses every other media type).
-const MEDIA_TYPES: [&str; 3] = [
+/// The bundle versions read here; v0.3 has two spellings and both are in use.
+const MEDIA_TYPES: [&str; 4] = [
     "application/vnd.dev.sigstore.bundle+json;version=0.1",
     "application/vnd.dev.sigstore.bundle+json;version=0.2",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
     "application/vnd.dev.sigstore.bundle.v0.3+json",
 ];
+
+/// v0.1 bundles predate inclusion proofs with checkpoints and must carry a SET instead.
+const V0_1: &str = "application/vnd.dev.sigstore.bundle+json;version=0.1";
 
 /// Largest integer RFC 8785 writes as plain digits (2^53 - 1); see [`LogEntry::from_bundle`].
 const MAX_CANONICAL_INT: i64 = (1 << 53) - 1;
@@ -63,21 +63,28 @@ pub(crate) struct LogEntry<'a> {
     /// Global index in the log (what the SET signs and users look up).
     pub(crate) log_index: u64,
     pub(crate) log_id: &'a [u8],
-    pub(crate) integrated_time: i64,
-    /// The exact bytes Rekor hashed into the tree and signed in the SET.
+    /// `kindVersion`: the body's type, e.g. `hashedrekord` / `0.0.1`.
+    pub(crate) kind: &'a str,
+    pub(crate) version: &'a str,
+    /// The exact bytes Rekor hashed into the tree (and signed in the SET).
     pub(crate) body: &'a [u8],
-    pub(crate) signed_entry_timestamp: &'a [u8],
+    /// Rekor v1 only: the integration time and the SET that signs it. `None` when the entry
+    /// has no SET (Rekor v2, or a v1 entry relying on signed timestamps): an integrated
+    /// time nothing signs is not a time.
+    pub(crate) promise: Option<Promise<'a>>,
     pub(crate) proof: InclusionProof<'a>,
+}
+
+/// Rekor v1's signed promise of inclusion at a time.
+#[derive(Debug)]
+pub(crate) struct Promise<'a> {
+    pub(crate) integrated_time: i64,
+    pub(crate) signed_entry_timestamp: &'a [u8],
 }
 
 impl<'a> LogEntry<'a> {
     /// Takes the bundle's single log entry, requiring an inclusion proof with a checkpoint
-    /// and a signed entry timestamp.
-    ///
-    /// The SET is required even though bundle v0.2+ make it optional: it is the only thing
-    /// that signs `integratedTime` (the Merkle leaf is the body alone), and the certificate's
-    /// ten-minute validity is checked against that time. Without it, or an RFC 3161
-    /// timestamp (not supported here), the time would be whatever the bundle says.
+    /// (v0.1 bundles: a SET instead may do, but Accord requires the proof from all).
     ///
     /// `logIndex` and `integratedTime` must be below 2^53, where RFC 8785 (the SET's
     /// canonical JSON) stops writing integers as plain digits; real values are far smaller.
@@ -93,19 +100,42 @@ impl<'a> LogEntry<'a> {
         };
         let log_index = canonical_int(entry.log_index)
             .ok_or_else(|| malformed("tlog entry logIndex is negative or too large"))?;
-        let integrated_time = match canonical_int(entry.integrated_time) {
-            Some(t) if t > 0 => entry.integrated_time,
-            _ => return Err(malformed("tlog entry has no valid integratedTime")),
-        };
         let log_id = entry
             .log_id
             .as_ref()
             .map(|id| id.key_id.as_slice())
             .filter(|id| !id.is_empty())
             .ok_or_else(|| malformed("tlog entry has no logId"))?;
+        let kind_version = entry
+            .kind_version
+            .as_ref()
+            .filter(|kv| !kv.kind.is_empty() && !kv.version.is_empty())
+            .ok_or_else(|| malformed("tlog entry has no kindVersion"))?;
         if entry.canonicalized_body.is_empty() {
             return Err(malformed("tlog entry has no canonicalizedBody"));
         }
+        let set = entry
+            .inclusion_promise
+            .as_ref()
+            .map(|p| p.signed_entry_timestamp.as_slice())
+            .filter(|set| !set.is_empty());
+        let promise = match set {
+            Some(signed_entry_timestamp) => match canonical_int(entry.integrated_time) {
+                Some(t) if t > 0 => Some(Promise {
+                    integrated_time: entry.integrated_time,
+                    signed_entry_timestamp,
+                }),
+                _ => {
+                    return Err(malformed(
+                        "tlog entry has a SET but no valid integratedTime",
+                    ));
+                }
+            },
+            None if bundle.media_type == V0_1 => {
+                return Err(Error::MissingSignedEntryTimestamp);
+            }
+            None => None,
+        };
         let proof = entry
             .inclusion_proof
             .as_ref()
@@ -116,12 +146,6 @@ impl<'a> LogEntry<'a> {
             .map(|c| c.envelope.as_str())
             .filter(|c| !c.is_empty())
             .ok_or(Error::MissingCheckpoint)?;
-        let signed_entry_timestamp = entry
-            .inclusion_promise
-            .as_ref()
-            .map(|p| p.signed_entry_timestamp.as_slice())
-            .filter(|set| !set.is_empty())
-            .ok_or(Error::MissingSignedEntryTimestamp)?;
         let unsigned = |n: i64, what: &str| {
             u64::try_from(n)
                 .map_err(|_| Error::MalformedInclusionProof(format!("{what} {n} is negative")))
@@ -129,9 +153,10 @@ impl<'a> LogEntry<'a> {
         Ok(Self {
             log_index,
             log_id,
-            integrated_time,
+            kind: &kind_version.kind,
+            version: &kind_version.version,
             body: &entry.canonicalized_body,
-            signed_entry_timestamp,
+            promise,
             proof: InclusionProof {
                 index: unsigned(proof.log_index, "logIndex")?,
                 tree_size: unsigned(proof.tree_size, "treeSize")?,
@@ -143,63 +168,42 @@ impl<'a> LogEntry<'a> {
     }
 }
 
+/// The bundle's RFC 3161 timestamps (DER), at most [`crate::tsa::MAX_TIMESTAMPS`] and no
+/// two alike.
+pub(crate) fn timestamps(bundle: &Bundle) -> Result<Vec<&[u8]>, Error> {
+    let stamps: Vec<&[u8]> = bundle
+        .verification_material
+        .as_ref()
+        .and_then(|m| m.timestamp_verification_data.as_ref())
+        .map(|d| {
+            d.rfc3161_timestamps
+                .iter()
+                .map(|t| t.signed_timestamp.as_slice())
+                .collect()
+        })
+        .unwrap_or_default();
+    if stamps.len() > crate::tsa::MAX_TIMESTAMPS {
+        return Err(Error::MalformedBundle(format!(
+            "{} signed timestamps, more than {}",
+            stamps.len(),
+            crate::tsa::MAX_TIMESTAMPS
+        )));
+    }
+    let mut sorted = stamps.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != stamps.len() {
+        return Err(Error::MalformedBundle("duplicate signed timestamp".into()));
+    }
+    Ok(stamps)
+}
+
 /// `n` if it is in `0..2^53`.
 fn canonical_int(n: i64) -> Option<u64> {
     if (0..=MAX_CANONICAL_INT).contains(&n) {
         u64::try_from(n).ok()
     } else {
         None
-    }
-}
-
-/// The signing (leaf) certificate's validity, in Unix seconds.
-#[derive(Debug)]
-pub(crate) struct LeafCertificate {
-    /// When Fulcio issued it.
-    pub(crate) not_before: i64,
-    pub(crate) not_after: i64,
-}
-
-impl LeafCertificate {
-    /// The first certificate of the bundle (v0.3: the only one; older: the chain's first).
-    ///
-    /// Public-key bundles are refused: Accord's policy is about who signed (a Fulcio
-    /// identity), and a bare key carries none.
-    pub(crate) fn from_bundle(bundle: &Bundle) -> Result<Self, Error> {
-        let der = match bundle
-            .verification_material
-            .as_ref()
-            .and_then(|m| m.content.as_ref())
-        {
-            Some(verification_material::Content::Certificate(cert)) => &cert.raw_bytes,
-            Some(verification_material::Content::X509CertificateChain(chain)) => chain
-                .certificates
-                .first()
-                .map(|c| &c.raw_bytes)
-                .ok_or_else(|| Error::MalformedBundle("certificate chain is empty".into()))?,
-            Some(verification_material::Content::PublicKey(_)) => {
-                return Err(Error::MalformedBundle(
-                    "bundle is signed with a bare public key, not a Fulcio certificate".into(),
-                ));
-            }
-            None => return Err(Error::MalformedBundle("bundle has no certificate".into())),
-        };
-        let cert = x509_cert::Certificate::from_der(der)
-            .map_err(|e| Error::MalformedCertificate(e.to_string()))?;
-        let validity = cert.tbs_certificate().validity();
-        let seconds = |t: x509_cert::time::Time| {
-            i64::try_from(t.to_unix_duration().as_secs())
-                .map_err(|_| Error::MalformedCertificate("validity out of range".into()))
-        };
-        Ok(Self {
-            not_before: seconds(validity.not_before)?,
-            not_after: seconds(validity.not_after)?,
-        })
-    }
-
-    /// Whether the certificate was valid at `t`, both ends included (RFC 5280).
-    pub(crate) fn valid_at(&self, t: i64) -> bool {
-        self.not_before <= t && t <= self.not_after
     }
 }
 

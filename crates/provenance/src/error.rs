@@ -47,9 +47,7 @@ pub enum Error {
     MissingCheckpoint,
 
     /// The log entry has no signed entry timestamp: nothing signed vouches for its time.
-    #[error(
-        "transparency log entry has no signed entry timestamp, so its integrated time is unauthenticated"
-    )]
+    #[error("a v0.1 bundle's log entry has no signed entry timestamp, which that version requires")]
     MissingSignedEntryTimestamp,
 
     /// The bundle names a transparency log the trusted root does not know.
@@ -123,7 +121,7 @@ pub enum Error {
     },
 
     /// The log's key in the trusted root was not valid when the entry was integrated.
-    #[error("integrated time {time} is outside the validity of Rekor key {log_id} ({valid})")]
+    #[error("signing time {time} is outside the validity of Rekor key {log_id} ({valid})")]
     LogKeyNotValidAt {
         /// When the entry claims to have been integrated.
         time: Rfc3339,
@@ -134,13 +132,15 @@ pub enum Error {
     },
 
     // --- the signing certificate -----------------------------------------------------------
-    /// The log integrated the entry while the (short-lived) certificate was not valid.
+    /// A verified time of signing falls outside the (short-lived) certificate's validity.
     #[error(
-        "integrated time {time} is outside the certificate's validity {not_before} .. {not_after}"
+        "signing time {time} (from the {by}) is outside the certificate's validity {not_before} .. {not_after}"
     )]
-    IntegratedTimeOutsideCertificate {
-        /// When the entry claims to have been integrated.
+    TimeOutsideCertificate {
+        /// The verified time.
         time: Rfc3339,
+        /// What vouches for it.
+        by: String,
         /// Certificate notBefore.
         not_before: Rfc3339,
         /// Certificate notAfter.
@@ -209,7 +209,17 @@ pub enum Error {
     )]
     LogEntryMismatch,
 
-    /// sigstore-rs rejected the bundle for a reason without a variant of its own here.
-    #[error("sigstore rejected the bundle: {0}")]
-    Sigstore(String),
+    /// The log entry is of a kind (type and version) this crate cannot compare with the
+    /// bundle.
+    #[error("transparency log entry kind {kind} {version} is not supported")]
+    UnsupportedLogEntry {
+        /// `kindVersion.kind`.
+        kind: String,
+        /// `kindVersion.version`.
+        version: String,
+    },
+
+    /// Nothing the trusted root trusts vouches for when the bundle was signed.
+    #[error("no verified time of signing: {0}")]
+    NoVerifiedTime(String),
 }

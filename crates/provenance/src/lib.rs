@@ -2,48 +2,48 @@
 //! this identity, as recorded in this Sigstore instance's transparency log?
 //!
 //! [`verify`] takes the artifact (or [`verify_digest`] its SHA-256), the bundle JSON
-//! (v0.1–v0.3, message signature or DSSE), a [`TrustedRoot`] and a [`Policy`] (the
-//! certificate identity and OIDC issuer, as cosign's `--certificate-identity` and
-//! `--certificate-oidc-issuer` name them), and nothing else: no network, no clock.
+//! (v0.1–v0.3, message signature or DSSE, Rekor v1 or v2 entry), a [`TrustedRoot`] and a
+//! [`Policy`] (the certificate identity and OIDC issuer, as cosign's
+//! `--certificate-identity` and `--certificate-oidc-issuer` name them), and nothing else: no
+//! network, no clock.
 //!
 //! # What is checked, in this order
 //!
-//! 1. The bundle parses, has a supported media type and a Fulcio leaf certificate, its
-//!    `messageDigest` (if any) is the artifact's, and it has exactly one Rekor entry with an
-//!    inclusion proof, a checkpoint and a signed entry timestamp (SET). The SET is required
-//!    because it is the only signature over the integration time, which the certificate's
-//!    validity is checked against; see [`Error::MissingSignedEntryTimestamp`].
-//! 2. The entry's log is a Rekor log of the trusted root, with a usable key.
-//! 3. The checkpoint is signed by that log's key (**not done by sigstore-rs**).
-//! 4. The inclusion proof is for the checkpoint's tree size and root hash, and its Merkle
-//!    path leads from SHA-256(0x00 ‖ canonicalizedBody) to that root (**not done by
-//!    sigstore-rs**).
-//! 5. The integration time lies within the log key's `validFor` (**not done by
-//!    sigstore-rs**) and within the certificate's validity.
-//! 6. The SET verifies with the log's key (**not done by sigstore-rs**).
-//! 7. sigstore-rs: the certificate chains to a Fulcio CA valid at issuance, its SCT verifies
-//!    with a CT log key valid at issuance (the selection by `validFor` is done here;
-//!    sigstore-rs ignores `validFor`), identity and issuer match the policy, the
-//!    signature verifies for the artifact, and the Rekor body is this very signature,
-//!    certificate and digest.
+//! 1. The bundle parses, has a supported media type, a Fulcio leaf certificate, one
+//!    signature, and exactly one log entry with an inclusion proof and a checkpoint; its
+//!    `messageDigest` (if any) is the artifact's.
+//! 2. The entry's log is a Rekor log of the trusted root with a usable key; the checkpoint
+//!    is signed by that key (other signatures on it, such as witness cosignatures, are
+//!    ignored); the inclusion proof leads from the entry's body to the checkpoint's root.
+//! 3. **Time.** Each RFC 3161 timestamp over the signature that a timestamp authority of the
+//!    trusted root signed, within its chain's and its `validFor`'s validity, gives a time
+//!    ([`tsa`]); a Rekor v1 SET signed by the log gives its integration time. There must be
+//!    at least one, and the log key must have been valid at each. The local clock is never
+//!    read: certificate validity is judged at these times.
+//! 4. At every such time, the certificate chains to a Fulcio CA valid then and is itself
+//!    valid; one of its SCTs verifies with a CT log of the root; its key usage allows
+//!    signing; its identity and issuer are the policy's.
+//! 5. The signature verifies with the certificate's key over the artifact's digest (or the
+//!    DSSE envelope, whose in-toto statement must name the artifact).
+//! 6. The log entry's body is this very signature, certificate and content.
 //!
 //! All must pass; the order only decides which reason is reported when several would apply.
-//! Time checks (5) come before the SET (6) so that a bundle claiming an impossible time is
-//! reported as such.
 //!
-//! Not supported: RFC 3161 timestamps (bundles relying on them instead of a SET are
-//! refused), Rekor v2 entries (no SET, and sigstore-rs 0.15 cannot check their bodies),
-//! public-key (non-Fulcio) bundles. Bundle and trusted-root JSON is parsed strictly by
-//! sigstore's protobuf types: an unknown field is an error, not ignored.
+//! Not supported: public-key (non-Fulcio) bundles, whose key names no one. Bundle and
+//! trusted-root JSON is parsed strictly: an unknown field is an error, not ignored.
 
+mod body;
 mod bundle;
+mod certificate;
 mod checkpoint;
+mod content;
 mod error;
 mod keys;
 mod merkle;
+mod sct;
 mod set;
-mod signing;
 mod trusted_root;
+mod tsa;
 mod unix_time;
 
 use sha2::{Digest, Sha256};
@@ -81,8 +81,10 @@ pub struct Verified {
     pub identity: String,
     /// The OIDC issuer (equal to the policy's).
     pub oidc_issuer: String,
-    /// When the log integrated the entry, Unix seconds (signed by the SET).
-    pub integrated_time: i64,
+    /// When it was signed, Unix seconds: the earliest verified time.
+    pub signed_at: i64,
+    /// Every verified time and what vouches for it.
+    pub times: Vec<SignedTime>,
     /// The entry's global index in the log (as `rekor-cli get --log-index` takes it).
     pub log_index: u64,
     /// Hex of the log's id (SHA-256 of its key for Rekor v1).
@@ -95,6 +97,33 @@ pub struct Verified {
     pub root_hash: [u8; 32],
     /// SHA-256 of the artifact.
     pub sha256: [u8; 32],
+}
+
+/// A verified time of signing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedTime {
+    /// Unix seconds.
+    pub at: i64,
+    /// Who signed it.
+    pub source: TimeSource,
+}
+
+/// What vouches for a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimeSource {
+    /// A Rekor v1 signed entry timestamp (the integration time).
+    TransparencyLog,
+    /// An RFC 3161 timestamp by this authority of the trusted root.
+    TimestampAuthority(String),
+}
+
+impl std::fmt::Display for TimeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TransparencyLog => f.write_str("transparency log"),
+            Self::TimestampAuthority(name) => write!(f, "timestamp authority {name}"),
+        }
+    }
 }
 
 /// Verifies `bundle_json` for the artifact bytes `artifact`. See the crate documentation.
@@ -115,42 +144,58 @@ pub fn verify_digest(
     root: &TrustedRoot,
     policy: &Policy,
 ) -> Result<Verified, Error> {
+    // 1
     let bundle = bundle::parse(bundle_json)?;
-    let leaf = bundle::LeafCertificate::from_bundle(&bundle)?;
+    let cert = certificate::SigningCertificate::from_bundle(&bundle)?;
+    let signed = content::Signed::from_bundle(&bundle)?;
     bundle::check_message_digest(&bundle, &sha256)?;
-    let logged = check_log_entry(&bundle, root, &leaf)?;
-    signing::verify(bundle, sha256, root, leaf.not_before, policy)?;
+    let entry = bundle::LogEntry::from_bundle(&bundle)?;
+    // 2
+    let logged = check_inclusion(&entry, root)?;
+    // 3
+    let times = establish_time(&bundle, &entry, &signed, &cert, &logged, root)?;
+    // 4
+    let mut issuer = None;
+    for time in &times {
+        issuer = Some(cert.chain_at(root, time.at)?);
+    }
+    let issuer = issuer.ok_or_else(|| Error::NoVerifiedTime("none".into()))?;
+    cert.check_sct(&issuer, root)?;
+    cert.check_key_usage()?;
+    cert.check_policy(policy)?;
+    // 5
+    signed.verify(&cert.key, &sha256)?;
+    // 6
+    body::check(&entry, &signed, &cert, &sha256)?;
+
+    let signed_at = times.iter().map(|t| t.at).min().unwrap_or_default();
     Ok(Verified {
         identity: policy.identity.clone(),
         oidc_issuer: policy.oidc_issuer.clone(),
-        integrated_time: logged.integrated_time,
-        log_index: logged.log_index,
-        log_id: logged.log_id,
-        log_url: logged.log_url,
+        signed_at,
+        times,
+        log_index: entry.log_index,
+        log_id: logged.log.log_id_hex(),
+        log_url: logged.log.base_url.clone(),
         tree_size: logged.tree_size,
         root_hash: logged.root_hash,
         sha256,
     })
 }
 
-/// What the transparency log checks established, owned so the bundle can move on.
-#[derive(Debug)]
-struct Logged {
-    integrated_time: i64,
-    log_index: u64,
-    log_id: String,
-    log_url: String,
+/// What the inclusion checks established.
+struct Logged<'r> {
+    log: &'r trusted_root::TransparencyLog,
+    key: keys::LogKey,
     tree_size: u64,
     root_hash: [u8; 32],
 }
 
-/// Steps 1–6 of the crate documentation: everything about the Rekor entry.
-fn check_log_entry(
-    bundle: &sigstore::bundle::Bundle,
-    root: &TrustedRoot,
-    leaf: &bundle::LeafCertificate,
-) -> Result<Logged, Error> {
-    let entry = bundle::LogEntry::from_bundle(bundle)?;
+/// Step 2: the entry is in a log of the trusted root, proven by a checkpoint it signed.
+fn check_inclusion<'r>(
+    entry: &bundle::LogEntry<'_>,
+    root: &'r TrustedRoot,
+) -> Result<Logged<'r>, Error> {
     let log = root
         .rekor_log(entry.log_id)
         .ok_or_else(|| Error::UnknownLog {
@@ -187,30 +232,87 @@ fn check_log_entry(
     if computed != signed.root_hash {
         return Err(Error::InclusionProofMismatch);
     }
-
-    let time = entry.integrated_time;
-    if !log.valid.contains(time) {
-        return Err(Error::LogKeyNotValidAt {
-            time: Rfc3339(time),
-            log_id,
-            valid: log.valid.to_string(),
-        });
-    }
-    if !leaf.valid_at(time) {
-        return Err(Error::IntegratedTimeOutsideCertificate {
-            time: Rfc3339(time),
-            not_before: Rfc3339(leaf.not_before),
-            not_after: Rfc3339(leaf.not_after),
-        });
-    }
-    set::verify(&entry, &key, &log_id)?;
-
     Ok(Logged {
-        integrated_time: time,
-        log_index: entry.log_index,
-        log_id,
-        log_url: log.base_url.clone(),
+        log,
+        key,
         tree_size: signed.tree_size,
         root_hash: signed.root_hash,
     })
+}
+
+/// Step 3: every time something the trusted root trusts signed, at least one.
+fn establish_time(
+    bundle: &sigstore::bundle::Bundle,
+    entry: &bundle::LogEntry<'_>,
+    signed: &content::Signed<'_>,
+    cert: &certificate::SigningCertificate,
+    logged: &Logged<'_>,
+    root: &TrustedRoot,
+) -> Result<Vec<SignedTime>, Error> {
+    let mut times = Vec::new();
+    let mut refused = Vec::new();
+    let stamps = bundle::timestamps(bundle)?;
+    for stamp in stamps {
+        match tsa::verify(stamp, signed.signature(), root) {
+            Ok((at, name)) => times.push(SignedTime {
+                at,
+                source: TimeSource::TimestampAuthority(name),
+            }),
+            Err(reason) => refused.push(reason),
+        }
+    }
+    if let Some(promise) = &entry.promise {
+        // Time checks come before the SET so that a bundle claiming an impossible time is
+        // reported as such.
+        let time = SignedTime {
+            at: promise.integrated_time,
+            source: TimeSource::TransparencyLog,
+        };
+        check_log_key_at(logged, time.at)?;
+        check_certificate_at(cert, &time)?;
+        set::verify(entry, promise, &logged.key, &logged.log.log_id_hex())?;
+        times.push(time);
+    }
+    if times.is_empty() {
+        return Err(Error::NoVerifiedTime(if refused.is_empty() {
+            "the bundle has neither a signed entry timestamp nor an RFC 3161 timestamp".into()
+        } else {
+            format!("no timestamp verifies: {}", refused.join("; "))
+        }));
+    }
+    for time in &times {
+        check_log_key_at(logged, time.at)?;
+        check_certificate_at(cert, time)?;
+    }
+    Ok(times)
+}
+
+/// The signing certificate must have been valid at `time`.
+fn check_certificate_at(
+    cert: &certificate::SigningCertificate,
+    time: &SignedTime,
+) -> Result<(), Error> {
+    if cert.valid_at(time.at) {
+        Ok(())
+    } else {
+        Err(Error::TimeOutsideCertificate {
+            time: Rfc3339(time.at),
+            by: time.source.to_string(),
+            not_before: Rfc3339(cert.not_before),
+            not_after: Rfc3339(cert.not_after),
+        })
+    }
+}
+
+/// The log's key must have been valid at `t`.
+fn check_log_key_at(logged: &Logged<'_>, t: i64) -> Result<(), Error> {
+    if logged.log.valid.contains(t) {
+        Ok(())
+    } else {
+        Err(Error::LogKeyNotValidAt {
+            time: Rfc3339(t),
+            log_id: logged.log.log_id_hex(),
+            valid: logged.log.valid.to_string(),
+        })
+    }
 }

@@ -6,32 +6,34 @@
 //! With these four keys (already in sorted order), values that are base64 or hex strings
 //! (nothing to escape) and integers below 2^53 (checked when the entry was read), RFC 8785
 //! output is exactly the `format!` below, so no canonicalizer is needed to reproduce it.
-//! sigstore-rs 0.15 does not verify the SET.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::bundle::LogEntry;
+use crate::bundle::{LogEntry, Promise};
 use crate::error::Error;
 use crate::keys::LogKey;
 
 /// The bytes Rekor signed for `entry`'s SET.
-pub(crate) fn signed_payload(entry: &LogEntry<'_>) -> String {
+pub(crate) fn signed_payload(entry: &LogEntry<'_>, integrated_time: i64) -> String {
     format!(
         r#"{{"body":"{}","integratedTime":{},"logID":"{}","logIndex":{}}}"#,
         STANDARD.encode(entry.body),
-        entry.integrated_time,
+        integrated_time,
         hex::encode(entry.log_id),
         entry.log_index,
     )
 }
 
-/// Verifies the SET with the log's key.
-pub(crate) fn verify(entry: &LogEntry<'_>, key: &LogKey, log_id_hex: &str) -> Result<(), Error> {
-    if key.verifies(
-        entry.signed_entry_timestamp,
-        signed_payload(entry).as_bytes(),
-    ) {
+/// Verifies the SET `promise` of `entry` with the log's key.
+pub(crate) fn verify(
+    entry: &LogEntry<'_>,
+    promise: &Promise<'_>,
+    key: &LogKey,
+    log_id_hex: &str,
+) -> Result<(), Error> {
+    let payload = signed_payload(entry, promise.integrated_time);
+    if key.verifies(promise.signed_entry_timestamp, payload.as_bytes()) {
         Ok(())
     } else {
         Err(Error::SignedEntryTimestamp {
@@ -50,9 +52,10 @@ mod tests {
         let entry = LogEntry {
             log_index: 25_915_956,
             log_id: &[0xd3, 0x2f],
-            integrated_time: 1_712_085_549,
+            kind: "hashedrekord",
+            version: "0.0.1",
             body: b"{\"a\":1}",
-            signed_entry_timestamp: &[],
+            promise: None,
             proof: InclusionProof {
                 index: 0,
                 tree_size: 1,
@@ -61,7 +64,7 @@ mod tests {
                 checkpoint: "",
             },
         };
-        let payload = signed_payload(&entry);
+        let payload = signed_payload(&entry, 1_712_085_549);
         assert_eq!(
             payload,
             r#"{"body":"eyJhIjoxfQ==","integratedTime":1712085549,"logID":"d32f","logIndex":25915956}"#

@@ -1,15 +1,13 @@
-//! The Sigstore `trusted_root.json`: which Fulcio CAs, Rekor logs and CT logs to believe,
-//! and when each was valid.
+//! The Sigstore `trusted_root.json`: which Fulcio CAs, Rekor logs, CT logs and timestamp
+//! authorities to believe, and when each was valid.
 //!
-//! It is parsed with the protobuf-specs types sigstore-rs itself uses, so that both sides
-//! read the same JSON the same way, and then reduced to what verification needs. Keys are
-//! only checked when a bundle refers to them: a root listing a log of an unsupported key type
-//! stays usable for the logs it lists that are supported.
-
-use std::collections::BTreeMap;
+//! It is parsed with the protobuf-specs types, strictly, and then reduced to what
+//! verification needs. Every `validFor` must have its start (the specification requires it;
+//! reading a missing start as "always" would widen trust). Keys are only checked when a
+//! bundle refers to them: a root listing a log of an unsupported key type stays usable for
+//! the logs it lists that are supported.
 
 use rustls_pki_types::CertificateDer;
-use sigstore::trust::ManualTrustRoot;
 use sigstore_protobuf_specs::dev::sigstore::{
     common::v1::{HashAlgorithm, TimeRange},
     trustroot::v1 as proto,
@@ -36,21 +34,39 @@ pub struct TrustedRoot {
     fulcio: Vec<CertificateAuthority>,
     rekor: Vec<TransparencyLog>,
     ct: Vec<CtLog>,
+    tsa: Vec<TimestampAuthority>,
 }
 
 /// One Fulcio CA: its chain (root last) and when it issued certificates.
 #[derive(Debug, Clone)]
-struct CertificateAuthority {
-    chain: Vec<Vec<u8>>,
-    valid: Window,
+pub(crate) struct CertificateAuthority {
+    pub(crate) chain: Vec<Vec<u8>>,
+    pub(crate) valid: Window,
+}
+
+/// One RFC 3161 timestamp authority: its chain (signing certificate first, root last), what
+/// the root calls it, and when its timestamps count.
+#[derive(Debug, Clone)]
+pub(crate) struct TimestampAuthority {
+    pub(crate) name: String,
+    pub(crate) chain: Vec<Vec<u8>>,
+    pub(crate) valid: Window,
 }
 
 /// One CT log key (DER SPKI) and when it signed SCTs.
 #[derive(Debug, Clone)]
-struct CtLog {
-    log_id: Vec<u8>,
+pub(crate) struct CtLog {
+    pub(crate) log_id: Vec<u8>,
     spki: Vec<u8>,
-    valid: Window,
+    key_details: i32,
+    pub(crate) valid: Window,
+}
+
+impl CtLog {
+    /// The log's key, if the root describes a usable one.
+    pub(crate) fn key(&self) -> Result<LogKey, String> {
+        LogKey::new(&self.spki, self.key_details)
+    }
 }
 
 /// One Rekor log as the trusted root lists it.
@@ -119,30 +135,34 @@ impl TrustedRoot {
             .iter()
             .enumerate()
             .map(|(i, ca)| {
-                let chain: Vec<Vec<u8>> = ca
-                    .cert_chain
-                    .as_ref()
-                    .map(|c| c.certificates.iter().map(|c| c.raw_bytes.clone()).collect())
-                    .unwrap_or_default();
-                if chain.is_empty() || chain.iter().any(Vec::is_empty) {
-                    return Err(malformed(format!(
-                        "certificate authority {i} has no certificates"
-                    )));
-                }
-                Ok(CertificateAuthority {
-                    chain,
-                    valid: window(ca.valid_for.as_ref()),
-                })
+                let (chain, valid) = authority(ca, &format!("certificate authority {i}"))?;
+                Ok(CertificateAuthority { chain, valid })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, Error>>()?;
+        let tsa = parsed
+            .timestamp_authorities
+            .iter()
+            .enumerate()
+            .map(|(i, ca)| {
+                let what = format!("timestamp authority {i}");
+                let (chain, valid) = authority(ca, &what)?;
+                let name = match (&ca.uri, &ca.subject) {
+                    (uri, _) if !uri.is_empty() => uri.clone(),
+                    (_, Some(subject)) if !subject.common_name.is_empty() => {
+                        subject.common_name.clone()
+                    }
+                    _ => what,
+                };
+                Ok(TimestampAuthority { name, chain, valid })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
 
         let rekor = parsed
             .tlogs
             .iter()
             .enumerate()
             .map(|(i, log)| {
-                let (log_id, spki, key_details, valid) = log_parts(log)
-                    .ok_or_else(|| malformed(format!("tlog {i} lacks its logId or public key")))?;
+                let (log_id, spki, key_details, valid) = log_parts(log, &format!("tlog {i}"))?;
                 let checkpoint_key_id = log
                     .checkpoint_key_id
                     .as_ref()
@@ -166,11 +186,11 @@ impl TrustedRoot {
             .iter()
             .enumerate()
             .map(|(i, log)| {
-                let (log_id, spki, _, valid) = log_parts(log)
-                    .ok_or_else(|| malformed(format!("ctlog {i} lacks its logId or public key")))?;
+                let (log_id, spki, key_details, valid) = log_parts(log, &format!("ctlog {i}"))?;
                 Ok(CtLog {
                     log_id,
                     spki,
+                    key_details,
                     valid,
                 })
             })
@@ -182,12 +202,22 @@ impl TrustedRoot {
         if rekor.is_empty() {
             return Err(malformed("no Rekor transparency log".into()));
         }
-        let root = Self { fulcio, rekor, ct };
-        // sigstore-rs turns every Fulcio certificate into a webpki trust anchor; let it
-        // refuse the ones it cannot use now.
-        sigstore::bundle::verify::Verifier::new(Default::default(), root.sigstore_trust(None))
-            .map_err(|e| malformed(format!("Fulcio certificates: {e}")))?;
-        Ok(root)
+        // Every Fulcio and TSA certificate must be usable as a trust anchor: refuse the
+        // root now rather than on the first bundle.
+        let chains = fulcio
+            .iter()
+            .map(|ca| &ca.chain)
+            .chain(tsa.iter().map(|t| &t.chain));
+        for der in chains.flatten() {
+            webpki::anchor_from_trusted_cert(&CertificateDer::from(der.as_slice()))
+                .map_err(|e| malformed(format!("unusable CA certificate: {e:?}")))?;
+        }
+        Ok(Self {
+            fulcio,
+            rekor,
+            ct,
+            tsa,
+        })
     }
 
     /// The Rekor log a bundle names by `logId.keyId`.
@@ -195,55 +225,67 @@ impl TrustedRoot {
         self.rekor.iter().find(|log| log.log_id == log_id)
     }
 
-    /// The trust material sigstore-rs checks the certificate with: the Fulcio CAs and CT log
-    /// keys valid at `issued_at` (the certificate's notBefore), or all of them for `None`.
-    ///
-    /// sigstore-rs ignores `validFor` itself, so the selection happens here; Rekor keys are
-    /// left out because sigstore-rs does not use them (this crate checks the log itself).
-    pub(crate) fn sigstore_trust(&self, issued_at: Option<i64>) -> ManualTrustRoot<'_> {
-        let valid = |w: &Window| issued_at.is_none_or(|t| w.contains(t));
-        ManualTrustRoot {
-            fulcio_certs: self
-                .fulcio
-                .iter()
-                .filter(|ca| valid(&ca.valid))
-                .flat_map(|ca| ca.chain.iter())
-                .map(|der| CertificateDer::from(der.as_slice()))
-                .collect(),
-            rekor_keys: BTreeMap::new(),
-            ctfe_keys: self
-                .ct
-                .iter()
-                .filter(|log| valid(&log.valid))
-                .map(|log| (hex::encode(&log.log_id), log.spki.clone()))
-                .collect(),
-        }
+    /// The Fulcio CAs whose `validFor` contains `t`.
+    pub(crate) fn fulcio_at(&self, t: i64) -> impl Iterator<Item = &CertificateAuthority> {
+        self.fulcio.iter().filter(move |ca| ca.valid.contains(t))
+    }
+
+    /// The CT log a signed certificate timestamp names.
+    pub(crate) fn ct_log(&self, log_id: &[u8]) -> Option<&CtLog> {
+        self.ct.iter().find(|log| log.log_id == log_id)
+    }
+
+    /// The RFC 3161 timestamp authorities.
+    pub(crate) fn timestamp_authorities(&self) -> &[TimestampAuthority] {
+        &self.tsa
     }
 }
 
-/// A log's id, key, key type and key validity, if the entry has them.
-fn log_parts(log: &proto::TransparencyLogInstance) -> Option<(Vec<u8>, Vec<u8>, i32, Window)> {
-    let log_id = log.log_id.as_ref()?.key_id.clone();
-    let key = log.public_key.as_ref()?;
-    let spki = key.raw_bytes.clone()?;
+/// A CA's certificate chain and validity, refusing an empty chain or a missing start.
+fn authority(
+    ca: &proto::CertificateAuthority,
+    what: &str,
+) -> Result<(Vec<Vec<u8>>, Window), Error> {
+    let chain: Vec<Vec<u8>> = ca
+        .cert_chain
+        .as_ref()
+        .map(|c| c.certificates.iter().map(|c| c.raw_bytes.clone()).collect())
+        .unwrap_or_default();
+    if chain.is_empty() || chain.iter().any(Vec::is_empty) {
+        return Err(Error::MalformedTrustedRoot(format!(
+            "{what} has no certificates"
+        )));
+    }
+    Ok((chain, window(ca.valid_for.as_ref(), what)?))
+}
+
+/// A log's id, key, key type and key validity, refusing an entry without them.
+fn log_parts(
+    log: &proto::TransparencyLogInstance,
+    what: &str,
+) -> Result<(Vec<u8>, Vec<u8>, i32, Window), Error> {
+    let lacking = || Error::MalformedTrustedRoot(format!("{what} lacks its logId or public key"));
+    let log_id = log.log_id.as_ref().ok_or_else(lacking)?.key_id.clone();
+    let key = log.public_key.as_ref().ok_or_else(lacking)?;
+    let spki = key.raw_bytes.clone().ok_or_else(lacking)?;
     if log_id.is_empty() || spki.is_empty() {
-        return None;
+        return Err(lacking());
     }
-    Some((
-        log_id,
-        spki,
-        key.key_details,
-        window(key.valid_for.as_ref()),
-    ))
+    let valid = window(key.valid_for.as_ref(), what)?;
+    Ok((log_id, spki, key.key_details, valid))
 }
 
-/// `validFor` as whole seconds; a missing range or end is open.
+/// `validFor` as whole seconds. The start is required; a missing end is open.
 ///
 /// A fractional end second (prod's "2022-12-31T23:59:59.999Z") still counts as that
 /// second: the times compared against it are whole seconds.
-fn window(range: Option<&TimeRange>) -> Window {
-    Window {
-        start: range.and_then(|r| r.start.as_ref()).map(|t| t.seconds),
+fn window(range: Option<&TimeRange>, what: &str) -> Result<Window, Error> {
+    let start = range
+        .and_then(|r| r.start.as_ref())
+        .map(|t| t.seconds)
+        .ok_or_else(|| Error::MalformedTrustedRoot(format!("{what} has no validFor start")))?;
+    Ok(Window {
+        start: Some(start),
         end: range.and_then(|r| r.end.as_ref()).map(|t| t.seconds),
-    }
+    })
 }

@@ -11,7 +11,7 @@ fn real_bundle_verifies() {
     let verified = check(&bundle()).expect("the real bundle verifies");
     assert_eq!(verified.identity, IDENTITY);
     assert_eq!(verified.oidc_issuer, ISSUER);
-    assert_eq!(verified.integrated_time, INTEGRATED_TIME);
+    assert_eq!(verified.signed_at, INTEGRATED_TIME);
     assert_eq!(verified.log_index, 25_915_956);
     assert_eq!(verified.log_url, "https://rekor.sigstage.dev");
     assert_eq!(
@@ -252,13 +252,10 @@ fn integrated_time_a_minute_earlier_is_before_the_certificate() {
         INTEGRATED_TIME - 60,
     );
     let err = check(&b).expect_err("must be rejected");
-    assert!(
-        matches!(err, Error::IntegratedTimeOutsideCertificate { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, Error::TimeOutsideCertificate { .. }), "{err}");
     assert_eq!(
         err.to_string(),
-        "integrated time 2024-04-02T19:18:09Z is outside the certificate's validity \
+        "signing time 2024-04-02T19:18:09Z (from the transparency log) is outside the certificate's validity \
          2024-04-02T19:19:09Z .. 2024-04-02T19:29:09Z"
     );
 }
@@ -273,7 +270,7 @@ fn integrated_time_a_day_later_is_after_the_certificate() {
     );
     assert!(matches!(
         check(&b),
-        Err(Error::IntegratedTimeOutsideCertificate { .. })
+        Err(Error::TimeOutsideCertificate { .. })
     ));
 }
 
@@ -395,9 +392,10 @@ fn without(pointer: &str, key: &str) -> Value {
 
 #[test]
 fn missing_parts_are_named() {
+    // Without its SET (and with no RFC 3161 timestamp) nothing signs when it was signed.
     assert!(matches!(
         check(&without(TLOG, "inclusionPromise")),
-        Err(Error::MissingSignedEntryTimestamp)
+        Err(Error::NoVerifiedTime(_))
     ));
     assert!(matches!(
         check(&without(TLOG, "inclusionProof")),

@@ -30,20 +30,29 @@ pub fn run(cmd: ProvenanceCommand) -> Result<()> {
                             "identity": v.identity,
                             "issuer": v.oidc_issuer,
                             "log_index": v.log_index,
-                            "integrated_time": v.integrated_time,
+                            "signed_at": v.signed_at,
+                            "times": v.times.iter().map(|t| serde_json::json!({
+                                "at": t.at,
+                                "source": t.source.to_string(),
+                            })).collect::<Vec<_>>(),
                             "sha256": hex::encode(v.sha256),
                         }))?
                     );
                 } else {
                     println!(
-                        "verified: {} signed by {} ({}), logged at index {} of {} (tree size {}), integrated {}",
+                        "verified: {} signed by {} ({}), logged at index {} of {} (tree size {}), signed {} ({})",
                         file.display(),
                         v.identity,
                         v.oidc_issuer,
                         v.log_index,
                         v.log_url,
                         v.tree_size,
-                        accord_provenance::Rfc3339(v.integrated_time)
+                        accord_provenance::Rfc3339(v.signed_at),
+                        v.times
+                            .iter()
+                            .map(|t| t.source.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     );
                 }
                 Ok(())
