@@ -119,6 +119,10 @@ pub struct ReleaseView {
     /// quota), if it does not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_mirrored: Option<String>,
+    /// This node's verdict on the release's upstream provenance: who signed each artifact,
+    /// or why it is held. `None` offline, or before the node has checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<accord_promote::provenance::Verdict>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,6 +179,7 @@ impl ReleaseView {
                 })
                 .collect(),
             not_mirrored: None,
+            provenance: None,
         }
     }
 

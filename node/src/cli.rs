@@ -294,9 +294,11 @@ pub enum ReleaseCommand {
         version: String,
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// A Sigstore bundle attesting the (first) file, verified offline before proposing.
-        #[arg(long, value_name = "BUNDLE", requires_all = ["trusted_root", "certificate_identity", "certificate_oidc_issuer"])]
-        provenance: Option<PathBuf>,
+        /// A Sigstore bundle for one of the files, as FILE=BUNDLE (just BUNDLE when there is
+        /// one file); repeat for each file. Each is verified offline before proposing, then
+        /// carried in the release as an artifact of its own and verified again by every node.
+        #[arg(long, value_name = "FILE=BUNDLE", requires_all = ["trusted_root", "certificate_identity", "certificate_oidc_issuer"])]
+        provenance: Vec<String>,
         #[arg(long, value_name = "FILE")]
         trusted_root: Option<PathBuf>,
         #[arg(long, value_name = "ID")]

@@ -62,6 +62,47 @@ pub struct NodeConfig {
     /// metrics, `node status`): the steering committee needs time to sign a successor.
     #[serde(default = "default_expiry_warning")]
     pub root_expiry_warning_days: u64,
+    /// Upstream provenance: the Sigstore trusted root this node verifies bundles against,
+    /// and which signers may sign which capability. Without it, a release that carries
+    /// Sigstore bundles is held here (there is nothing to verify them against).
+    #[serde(default)]
+    pub sigstore: Option<SigstoreConfig>,
+}
+
+/// `[sigstore]`: where the trusted root is, and the identity policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigstoreConfig {
+    /// The Sigstore `trusted_root.json` (relative to the config file's directory, or
+    /// absolute). Read at start; the node never fetches one. A newer root the steering
+    /// committee signed (`accord sigstore-root apply`) takes its place.
+    pub trusted_root: PathBuf,
+    /// Who may sign which capability's artifacts upstream. A capability matched by any
+    /// entry requires provenance for every artifact; its bundles must verify for one of
+    /// the matching identities.
+    #[serde(default)]
+    pub signers: Vec<SignerRule>,
+}
+
+/// One identity allowed to sign a capability (or capabilities: `CAP-B*`, or `*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerRule {
+    pub capability: String,
+    /// Certificate identity, exactly (SAN: URI, e-mail or other name).
+    pub identity: String,
+    /// OIDC issuer, exactly.
+    pub issuer: String,
+}
+
+impl SignerRule {
+    /// Whether this rule covers `capability`: equal, `*`, or a prefix ending in `*`.
+    pub fn covers(&self, capability: &str) -> bool {
+        match self.capability.strip_suffix('*') {
+            Some(prefix) => capability.starts_with(prefix),
+            None => self.capability == capability,
+        }
+    }
 }
 
 fn default_expiry_warning() -> u64 {
@@ -217,6 +258,11 @@ impl NodeConfig {
         if cfg.data_dir.is_relative() {
             cfg.data_dir = base.join(&cfg.data_dir);
         }
+        if let Some(s) = &mut cfg.sigstore
+            && s.trusted_root.is_relative()
+        {
+            s.trusted_root = base.join(&s.trusted_root);
+        }
         let problems = cfg.problems();
         if !problems.is_empty() {
             bail!(
@@ -303,6 +349,19 @@ impl NodeConfig {
         }
         if self.anti_entropy_secs == 0 {
             p.push("anti_entropy_secs must be at least 1".into());
+        }
+        if let Some(s) = &self.sigstore {
+            if let Err(e) = crate::provenance::SigstorePolicy::read_root(&s.trusted_root) {
+                p.push(format!("sigstore.trusted_root: {e:#}"));
+            }
+            for r in &s.signers {
+                if r.capability.is_empty() || r.identity.is_empty() || r.issuer.is_empty() {
+                    p.push(
+                        "sigstore.signers: capability, identity and issuer must all be given"
+                            .into(),
+                    );
+                }
+            }
         }
         p
     }

@@ -15,6 +15,7 @@ mod files;
 mod mirror;
 mod passphrase;
 mod promotion;
+mod provenance;
 mod report;
 mod testpoint;
 

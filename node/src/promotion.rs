@@ -60,9 +60,19 @@ pub fn held_here(
             held_back.insert(v.id, why.clone());
         }
     }
+    let verdicts: BTreeMap<ReleaseId, _> = views
+        .iter()
+        .filter_map(|v| v.provenance.as_ref().map(|p| (v.id, p)))
+        .collect();
     accord_promote::inputs::held_here(
         cat,
         |h| have.get(h).copied().unwrap_or(0),
         |id| held_back.get(id).cloned(),
+        // A running node's views carry its verdicts; offline there is none to gate on.
+        |r| {
+            verdicts
+                .get(&r.id)
+                .and_then(|v| accord_promote::provenance::line(Some(v)))
+        },
     )
 }

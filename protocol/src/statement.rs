@@ -57,18 +57,31 @@ pub struct ReleasePredicate {
     pub provenance: Vec<ProvenanceRef>,
 }
 
-/// Upstream evidence for the artifacts (a Sigstore bundle, verified when proposed).
+/// Upstream evidence for one artifact: a Sigstore bundle that is itself a subject of the
+/// statement, so it is signed by everyone who signs the release, travels and is mirrored
+/// like the artifacts, and every node can verify it against its own Sigstore trusted root
+/// and identity policy (issue 17).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProvenanceRef {
+    /// `sigstore-bundle`.
     pub kind: String,
-    /// SHA-256 of the evidence file.
+    /// The subject the evidence is about.
+    pub artifact: String,
+    /// The subject that holds the evidence (the bundle JSON).
+    pub bundle: String,
+    /// SHA-256 of the bundle: the same as its subject's, repeated so that a reader of the
+    /// predicate alone sees which bytes are meant.
     pub sha256: String,
+    /// Who the proposer found had signed it (informational: each node verifies for itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
 }
+
+/// The only provenance kind nodes verify.
+pub const PROVENANCE_SIGSTORE: &str = "sigstore-bundle";
 
 /// Names one release: its capability, version and the SHA-256 of its exact payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,6 +307,7 @@ impl Statement {
                     }
                     artifacts.push(a);
                 }
+                check_provenance(&p.provenance, &artifacts)?;
                 Ok(StatementKind::Release {
                     artifacts,
                     predicate: p,
@@ -435,6 +449,50 @@ pub fn check_artifact_name(s: &str) -> Result<(), ProtocolError> {
     }
 }
 
+/// Every provenance reference binds a bundle subject to another subject, by the bundle's
+/// SHA-256, at most one per artifact.
+fn check_provenance(refs: &[ProvenanceRef], artifacts: &[Artifact]) -> Result<(), ProtocolError> {
+    let invalid = |why: String| ProtocolError::invalid("release provenance", why);
+    let subject = |name: &str| artifacts.iter().find(|a| a.name == name);
+    let mut covered = BTreeSet::new();
+    for r in refs {
+        if r.kind != PROVENANCE_SIGSTORE {
+            return Err(invalid(format!("unknown kind {:?}", r.kind)));
+        }
+        if subject(&r.artifact).is_none() {
+            return Err(invalid(format!(
+                "{:?} is not an artifact of the release",
+                r.artifact
+            )));
+        }
+        let bundle = subject(&r.bundle).ok_or_else(|| {
+            invalid(format!(
+                "bundle {:?} is not an artifact of the release",
+                r.bundle
+            ))
+        })?;
+        if r.bundle == r.artifact {
+            return Err(invalid(format!(
+                "{:?} cannot be its own provenance",
+                r.artifact
+            )));
+        }
+        if hex::encode(bundle.sha256) != r.sha256 {
+            return Err(invalid(format!(
+                "the sha256 given for {:?} is not that of the subject",
+                r.bundle
+            )));
+        }
+        if !covered.insert(r.artifact.as_str()) {
+            return Err(invalid(format!(
+                "{:?} has two provenance bundles",
+                r.artifact
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,6 +530,76 @@ mod tests {
             }
             other => panic!("wrong kind {other:?}"),
         }
+    }
+
+    #[test]
+    fn provenance_must_bind_a_bundle_subject_to_another_subject() {
+        let bundle = Artifact {
+            name: "chart.tgz.sigstore.json".into(),
+            sha256: [3; 32],
+            blake3: [4; 32],
+            size: 9000,
+        };
+        let good = ProvenanceRef {
+            kind: PROVENANCE_SIGSTORE.into(),
+            artifact: "chart.tgz".into(),
+            bundle: bundle.name.clone(),
+            sha256: hex::encode([3; 32]),
+            identity: None,
+            issuer: None,
+        };
+        let with = |refs: Vec<ProvenanceRef>| {
+            let mut p = predicate();
+            p.provenance = refs;
+            Statement::from_envelope(
+                &Statement::release(&[artifact(), bundle.clone()], &p).to_envelope(),
+            )
+        };
+        assert!(with(vec![good.clone()]).is_ok());
+        let cases: Vec<(ProvenanceRef, &str)> = vec![
+            (
+                ProvenanceRef {
+                    kind: "pgp".into(),
+                    ..good.clone()
+                },
+                "unknown kind",
+            ),
+            (
+                ProvenanceRef {
+                    artifact: "other.bin".into(),
+                    ..good.clone()
+                },
+                "not an artifact",
+            ),
+            (
+                ProvenanceRef {
+                    bundle: "missing.json".into(),
+                    ..good.clone()
+                },
+                "not an artifact",
+            ),
+            (
+                ProvenanceRef {
+                    bundle: "chart.tgz".into(),
+                    sha256: hex::encode([1; 32]),
+                    ..good.clone()
+                },
+                "its own provenance",
+            ),
+            (
+                ProvenanceRef {
+                    sha256: hex::encode([9; 32]),
+                    ..good.clone()
+                },
+                "not that of the subject",
+            ),
+        ];
+        for (bad, why) in cases {
+            let e = with(vec![bad.clone()]).expect_err("accepted");
+            assert!(e.to_string().contains(why), "{bad:?}: {e}");
+        }
+        let e = with(vec![good.clone(), good]).expect_err("two bundles for one artifact");
+        assert!(e.to_string().contains("two provenance bundles"), "{e}");
     }
 
     #[test]

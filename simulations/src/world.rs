@@ -837,6 +837,9 @@ impl World {
                     );
                 }
                 Io::Fetch { hash, from, size } => self.transfer(from, n, size, hash),
+                // Simulated nodes do not check provenance (`with_provenance_checks` is the
+                // daemon's), so the core never asks.
+                Io::VerifyProvenance { .. } => {}
                 // The simulated hook succeeds at once.
                 Io::RunHook { release, .. } => {
                     let now = self.now();

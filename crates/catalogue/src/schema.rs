@@ -156,6 +156,10 @@ pub struct Release {
     pub payload: Vec<u8>,
     #[serde(skip)]
     pub artifacts: Vec<Artifact>,
+    /// Upstream provenance: for some artifacts, which other artifact is its Sigstore
+    /// bundle (checked against the subjects when the statement was read).
+    #[serde(skip)]
+    pub provenance: Vec<accord_protocol::statement::ProvenanceRef>,
     /// Approval records naming this statement.
     #[serde(skip)]
     pub approvals: Vec<Authored<Approval>>,
@@ -187,6 +191,7 @@ impl Default for Release {
             authors: Vec::new(),
             payload: Vec::new(),
             artifacts: Vec::new(),
+            provenance: Vec::new(),
             approvals: Vec::new(),
             about: Vec::new(),
             notes: Vec::new(),
@@ -386,6 +391,7 @@ fn read_history<D: ReadDoc>(r: &mut Reader<'_, D>, cat: &mut Catalogue) {
                 authors: entry.authors,
                 payload: entry.value,
                 artifacts,
+                provenance: predicate.provenance,
                 ..Release::default()
             }),
             Ok(kind) => match kind.names_release() {

@@ -362,6 +362,11 @@ impl<P: Clone + Eq + StdHash + Ord> MirrorQueue<P> {
         self.entries.iter().map(|(h, e)| (*h, e.have, e.want.size))
     }
 
+    /// Verified bytes held of a wanted blob (0 for a blob not wanted).
+    pub fn held_bytes(&self, hash: &BlobHash) -> u64 {
+        self.entries.get(hash).map_or(0, |e| e.have)
+    }
+
     /// The size the statement gives a wanted blob.
     pub fn size_of(&self, hash: &BlobHash) -> Option<u64> {
         self.entries.get(hash).map(|e| e.want.size)

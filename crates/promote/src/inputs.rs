@@ -63,11 +63,14 @@ pub fn missing_line(name: &str, have: u64, size: u64) -> String {
 /// What a node's own store holds of every release, verified, as the engine needs it:
 /// complete, or one line per artifact still missing, with why the release is not mirrored
 /// here first (if it is not). `have` is verified bytes held by BLAKE3; never a peer's word
-/// (ADR 0005 §5). The core and the offline CLI both call this.
+/// (ADR 0005 §5). `provenance` gives, for a release held whole, the line saying why its
+/// upstream provenance does not count here yet (`None`: verified, or not checked on this
+/// node). The core and the offline CLI both call this.
 pub fn held_here(
     cat: &Catalogue,
     have: impl Fn(&[u8; 32]) -> u64,
     held_back: impl Fn(&ReleaseId) -> Option<String>,
+    provenance: impl Fn(&Release) -> Option<String>,
 ) -> BTreeMap<ReleaseId, Mirror> {
     cat.releases
         .iter()
@@ -84,6 +87,11 @@ pub fn held_here(
                 && let Some(why) = held_back(&r.id)
             {
                 missing.insert(0, format!("not mirrored here: {why}"));
+            }
+            if missing.is_empty()
+                && let Some(line) = provenance(r)
+            {
+                missing.push(line);
             }
             let mirror = if missing.is_empty() {
                 Mirror::Complete

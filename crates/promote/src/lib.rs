@@ -15,6 +15,7 @@ pub mod admit;
 pub mod channel;
 pub mod inputs;
 pub mod note;
+pub mod provenance;
 pub mod reason;
 pub mod status;
 

@@ -65,4 +65,14 @@ pub enum Io<P> {
     BlobAddrs { peer: P, addrs: Vec<SocketAddr> },
     /// The current root no longer lists this node's key: stop the node.
     Retired { root: u64 },
+    /// Every blob of `release` is held here: verify its upstream provenance (the Sigstore
+    /// bundles `checks` names, read from the store, against this node's Sigstore trusted
+    /// root and identity policy for `capability`, which may also require provenance for
+    /// `artifacts` that carry none) and report with `Service::provenance_verified`.
+    VerifyProvenance {
+        release: accord_protocol::ReleaseId,
+        capability: String,
+        artifacts: Vec<String>,
+        checks: Vec<accord_promote::provenance::Check>,
+    },
 }

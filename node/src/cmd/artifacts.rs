@@ -177,8 +177,10 @@ pub fn propose(p: Proposal, dir: &DataDir, pass: &PassphraseArgs) -> Result<()> 
     }
     for pr in &predicate.provenance {
         println!(
-            "  provenance: {} {} signed by {} ({})",
+            "  provenance of {}: {} {} {} signed by {} ({})",
+            pr.artifact,
             pr.kind,
+            pr.bundle,
             pr.sha256,
             pr.identity.as_deref().unwrap_or("?"),
             pr.issuer.as_deref().unwrap_or("?")
@@ -330,6 +332,25 @@ fn print_status(v: &ReleaseView, me: &str) {
             a.size,
             held.join("  ")
         );
+    }
+    use accord_promote::provenance::Verdict;
+    match &v.provenance {
+        Some(Verdict::Verified { artifacts }) if !artifacts.is_empty() => {
+            println!("  provenance (verified by this node):");
+            for s in artifacts {
+                println!(
+                    "    {:<w$}  signed by {} ({}) at {}",
+                    s.artifact,
+                    s.identity,
+                    s.issuer,
+                    Timestamp::from_unix(s.signed_at)
+                );
+            }
+        }
+        Some(Verdict::Refused { reason }) => {
+            println!("  provenance REFUSED by this node: {reason}");
+        }
+        _ => {}
     }
     for j in &v.jurisdictions {
         let here = if j.jurisdiction == me {

@@ -45,21 +45,18 @@ pub fn run(cli: Cli) -> Result<()> {
             data_dir,
             passphrase,
         }) => {
-            let mut refs = Vec::new();
-            if let (Some(bundle), Some(trusted_root), Some(identity), Some(issuer), Some(first)) = (
-                provenance,
-                trusted_root,
-                certificate_identity,
-                certificate_oidc_issuer,
-                files.first(),
-            ) {
-                let args = crate::cli::SigstoreArgs {
-                    trusted_root,
-                    certificate_identity: identity,
-                    certificate_oidc_issuer: issuer,
-                };
-                refs.push(provenance::verified_ref(first, &bundle, &args)?);
-            }
+            let (files, refs) = match (trusted_root, certificate_identity, certificate_oidc_issuer)
+            {
+                (Some(trusted_root), Some(identity), Some(issuer)) => {
+                    let args = crate::cli::SigstoreArgs {
+                        trusted_root,
+                        certificate_identity: identity,
+                        certificate_oidc_issuer: issuer,
+                    };
+                    provenance::with_bundles(files, &provenance, &args)?
+                }
+                _ => (files, Vec::new()),
+            };
             artifacts::propose(
                 artifacts::Proposal {
                     capability,

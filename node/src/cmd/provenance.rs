@@ -2,11 +2,11 @@
 //! Sigstore bundle verified completely offline against a trusted root file, including the
 //! Rekor inclusion proof, checkpoint and signed entry timestamp (`accord-provenance`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use accord_protocol::statement::ProvenanceRef;
 use accord_provenance::{MAX_BUNDLE_BYTES, MAX_TRUSTED_ROOT_BYTES, Policy, TrustedRoot, Verified};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::Refused;
@@ -95,23 +95,58 @@ fn check_bytes(file: &Path, bundle_bytes: &[u8], args: &SigstoreArgs) -> Result<
     )?)
 }
 
-/// Verifies `bundle` for `file` and returns the reference the release statement records;
-/// any failure stops the proposal with the reason.
-pub fn verified_ref(file: &Path, bundle: &Path, args: &SigstoreArgs) -> Result<ProvenanceRef> {
-    let bundle_bytes = read_limited(bundle, MAX_BUNDLE_BYTES)?;
-    let v = check_bytes(file, &bundle_bytes, args).with_context(|| {
-        format!(
-            "the Sigstore bundle {} does not verify for {}",
-            bundle.display(),
-            file.display()
-        )
-    })?;
-    Ok(ProvenanceRef {
-        kind: "sigstore-bundle".into(),
-        sha256: hex::encode(Sha256::digest(&bundle_bytes)),
-        identity: Some(v.identity),
-        issuer: Some(v.oidc_issuer),
-    })
+/// Pairs each `FILE=BUNDLE` (or a lone `BUNDLE` when there is one file) with its file,
+/// verifies it, and returns the files to propose (the bundles added) and the references
+/// the release statement records; any failure stops the proposal with the reason.
+pub fn with_bundles(
+    mut files: Vec<PathBuf>,
+    specs: &[String],
+    args: &SigstoreArgs,
+) -> Result<(Vec<PathBuf>, Vec<ProvenanceRef>)> {
+    let name = |p: &Path| -> Result<String> {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+            .with_context(|| format!("{} has no usable file name", p.display()))
+    };
+    let mut refs = Vec::new();
+    let mut bundles = Vec::new();
+    for spec in specs {
+        let (file, bundle) = match spec.split_once('=') {
+            Some((file, bundle)) => {
+                let file = files
+                    .iter()
+                    .find(|f| *f == Path::new(file) || name(f).is_ok_and(|n| n == file))
+                    .with_context(|| {
+                        format!("--provenance {spec}: {file} is not one of the files")
+                    })?;
+                (file.clone(), PathBuf::from(bundle))
+            }
+            None => match files.as_slice() {
+                [only] => (only.clone(), PathBuf::from(spec)),
+                _ => bail!("--provenance {spec}: with several files, say which as FILE=BUNDLE"),
+            },
+        };
+        let bundle_bytes = read_limited(&bundle, MAX_BUNDLE_BYTES)?;
+        let v = check_bytes(&file, &bundle_bytes, args).with_context(|| {
+            format!(
+                "the Sigstore bundle {} does not verify for {}",
+                bundle.display(),
+                file.display()
+            )
+        })?;
+        refs.push(ProvenanceRef {
+            kind: accord_protocol::statement::PROVENANCE_SIGSTORE.into(),
+            artifact: name(&file)?,
+            bundle: name(&bundle)?,
+            sha256: hex::encode(Sha256::digest(&bundle_bytes)),
+            identity: Some(v.identity),
+            issuer: Some(v.oidc_issuer),
+        });
+        bundles.push(bundle);
+    }
+    files.extend(bundles);
+    Ok((files, refs))
 }
 
 fn sha256_file(path: &Path) -> Result<[u8; 32]> {

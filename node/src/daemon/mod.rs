@@ -86,6 +86,8 @@ struct Node {
     store_io: Vec<Io<PeerId>>,
     internal: tokio::sync::mpsc::Sender<Internal>,
     on_promote: Option<String>,
+    /// What upstream provenance is verified against (`[sigstore]`).
+    sigstore: crate::provenance::SigstorePolicy,
 }
 
 impl Node {
@@ -157,7 +159,9 @@ impl Node {
             Io::Audit(events) => self.audit(&events),
             Io::RunHook { release, env } => self.run_hook(release, env),
             // Done after the drain: the blob store is async.
-            io @ (Io::Pin { .. } | Io::Probe(_)) => self.store_io.push(io),
+            io @ (Io::Pin { .. } | Io::Probe(_) | Io::VerifyProvenance { .. }) => {
+                self.store_io.push(io)
+            }
             Io::Fetch { hash, from, .. } => self.mirror.fetch(hash, from),
             Io::BlobAddrs { peer, addrs } => self.mirror.set_addresses(peer, &addrs),
             Io::RootsAdopted(_) => {
@@ -213,6 +217,18 @@ impl Node {
                             self.svc.blobs_local(&[], now());
                         }
                     },
+                    Io::VerifyProvenance {
+                        release,
+                        capability,
+                        artifacts,
+                        checks,
+                    } => {
+                        let verdict = self
+                            .sigstore
+                            .verdict(&self.mirror.store, &capability, &artifacts, &checks)
+                            .await;
+                        self.svc.provenance_verified(release, verdict, now());
+                    }
                     _ => {}
                 }
             }
@@ -436,6 +452,7 @@ impl Node {
         let me = self.svc.promotion_jurisdiction();
         let at = Timestamp::from_unix(now().unix());
         for v in &mut views {
+            v.provenance = self.svc.provenance_verdict(&v.id).cloned();
             if let (Some(r), Some(me)) = (cat.release(&v.id), me) {
                 let mine = self.svc.explanations().and_then(|e| e.get(&v.id));
                 let lines = crate::promotion::explain(r, v, chain, me, mine, at);
@@ -587,11 +604,17 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         cfg.blobs_listen.parse().context("blobs_listen address")?;
     let mut mirror = Mirror::start(&cfg.data_dir, seed, blobs_listen, &cfg.mirror, done_tx).await?;
     mirror.set_peers(&names);
-    let mut svc = svc.with_mirror(accord_service::MirrorConfig {
-        limits: cfg.mirror.limits(),
-        salt: mirror.salt(),
-        jurisdiction: cfg.jurisdiction.clone(),
-    });
+    let mut svc = svc
+        .with_mirror(accord_service::MirrorConfig {
+            limits: cfg.mirror.limits(),
+            salt: mirror.salt(),
+            jurisdiction: cfg.jurisdiction.clone(),
+        })
+        .with_provenance_checks();
+    let sigstore = crate::provenance::SigstorePolicy::load(cfg.sigstore.as_ref(), &cfg.data_dir)?;
+    if let Some(path) = sigstore.root_path() {
+        info!(trusted_root = %path.display(), "verifying upstream provenance");
+    }
     svc.set_blob_addrs(mirror.addrs());
     dir.secure()?;
     // The API: loopback only, a token for writes, its address recorded for the CLI.
@@ -658,6 +681,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         store_io: Vec::new(),
         internal: internal_tx,
         on_promote: cfg.on_promote.clone(),
+        sigstore,
     };
     // What the catalogue lacks of this node's standing: its roots and its acknowledgement
     // (after `accord init` under a newer root, or an offline `accord root apply`).

@@ -15,6 +15,7 @@ use std::time::Instant;
 use accord_catalogue::Catalogue;
 use accord_mirror::wants::{ReleaseBlobs, pin_tag, wants};
 use accord_mirror::{Action, Announce, BlobHash, Limits, MirrorQueue, Outcome};
+use accord_promote::provenance::{self, Verdict};
 use accord_promote::{Mirror, MirrorPlan};
 use accord_protocol::ReleaseId;
 use tracing::{debug, info, warn};
@@ -69,6 +70,16 @@ pub(crate) struct BlobMirror<P> {
     /// The queue's answer may have changed since it was last polled.
     poll_due: bool,
     fetched_from: HashMap<P, u64>,
+    /// Verdicts on releases' upstream provenance, when this node checks it
+    /// (`Service::with_provenance_checks`).
+    provenance: Option<ProvenanceChecks>,
+}
+
+/// The provenance verdicts of this run, and the checks asked for and not answered yet.
+#[derive(Debug, Default)]
+struct ProvenanceChecks {
+    verdicts: BTreeMap<ReleaseId, Verdict>,
+    asked: BTreeSet<ReleaseId>,
 }
 
 impl<P: Clone + Ord + Hash> BlobMirror<P> {
@@ -90,6 +101,7 @@ impl<P: Clone + Ord + Hash> BlobMirror<P> {
             held_dirty: true,
             poll_due: false,
             fetched_from: HashMap::new(),
+            provenance: None,
         }
     }
 
@@ -101,7 +113,42 @@ impl<P: Clone + Ord + Hash> BlobMirror<P> {
             cat,
             |h| have.get(h).copied().unwrap_or(0),
             |id| self.held_back.get(id).cloned(),
+            |r| {
+                self.provenance
+                    .as_ref()
+                    .and_then(|p| provenance::line(p.verdicts.get(&r.id)))
+            },
         )
+    }
+
+    /// The provenance checks to ask for: releases held whole here with no verdict yet.
+    fn provenance_due(&mut self, cat: &Catalogue) -> Vec<Io<P>> {
+        let Some(checks) = &mut self.provenance else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for r in &cat.releases {
+            if checks.verdicts.contains_key(&r.id) || checks.asked.contains(&r.id) {
+                continue;
+            }
+            let whole = r
+                .artifacts
+                .iter()
+                .all(|a| self.queue.held_bytes(&a.blake3) >= a.size);
+            if !whole {
+                continue;
+            }
+            checks.asked.insert(r.id);
+            out.push(Io::VerifyProvenance {
+                release: r.id,
+                capability: r.capability.clone(),
+                artifacts: provenance::payload_artifacts(r)
+                    .map(str::to_owned)
+                    .collect(),
+                checks: provenance::checks(r),
+            });
+        }
+        out
     }
 }
 
@@ -112,6 +159,55 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
         self.blobs = Some(BlobMirror::new(cfg));
         self.mirror_listed();
         self
+    }
+
+    /// From now on a release counts as here only once this node verified its upstream
+    /// provenance (`Io::VerifyProvenance`, answered by `provenance_verified`).
+    pub fn with_provenance_checks(mut self) -> Self {
+        if let Some(m) = &mut self.blobs {
+            m.provenance = Some(ProvenanceChecks::default());
+            m.held_dirty = true;
+        }
+        self
+    }
+
+    /// The reactor verified a release's provenance (`Io::VerifyProvenance`).
+    pub fn provenance_verified(&mut self, release: ReleaseId, verdict: Verdict, now: Now) {
+        self.clock = now;
+        if let Some(m) = &mut self.blobs
+            && let Some(p) = &mut m.provenance
+        {
+            match &verdict {
+                Verdict::Verified { artifacts } => {
+                    info!(release = %release.short(), signers = artifacts.len(), "provenance verified")
+                }
+                Verdict::Refused { reason } => {
+                    warn!(release = %release.short(), %reason, "provenance refused")
+                }
+            }
+            p.asked.remove(&release);
+            p.verdicts.insert(release, verdict);
+            m.held_dirty = true;
+        }
+    }
+
+    /// This node's verdict on a release's provenance, if it checks provenance and has one.
+    pub fn provenance_verdict(&self, release: &ReleaseId) -> Option<&Verdict> {
+        self.blobs
+            .as_ref()
+            .and_then(|m| m.provenance.as_ref())
+            .and_then(|p| p.verdicts.get(release))
+    }
+
+    /// The Sigstore trusted root or identity policy changed: every verdict is asked again.
+    pub fn provenance_policy_changed(&mut self) {
+        if let Some(m) = &mut self.blobs
+            && let Some(p) = &mut m.provenance
+        {
+            p.verdicts.clear();
+            p.asked.clear();
+            m.held_dirty = true;
+        }
     }
 
     /// Where this node's blob endpoint listens: its announcements say so.
@@ -364,6 +460,8 @@ impl<S: Store, P: Clone + Ord + Hash + Display + std::fmt::Debug> Service<S, P> 
             return;
         }
         let held = m.held_here(cat);
+        let due = m.provenance_due(cat);
+        self.outbox.extend(due);
         if let Some(p) = &mut self.promotion
             && p.mirror != held
         {

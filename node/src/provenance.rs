@@ -1,0 +1,182 @@
+//! Every node verifies upstream provenance itself (issue 17): once a release's blobs are
+//! held here, the core asks (`Io::VerifyProvenance`) and this module reads each Sigstore
+//! bundle from the blob store (BLAKE3-verified as read, then checked against the SHA-256 the
+//! signed statement gives), verifies it offline for its artifact's SHA-256 against this
+//! node's Sigstore trusted root and the identities its config allows for the capability,
+//! and returns the verdict the core keeps. Nothing is fetched from the network.
+
+use std::path::{Path, PathBuf};
+
+use accord_blobs::BlobStore;
+use accord_promote::provenance::{Check, Signer, Verdict};
+use accord_provenance::{MAX_BUNDLE_BYTES, MAX_TRUSTED_ROOT_BYTES, Policy, TrustedRoot};
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::config::{SignerRule, SigstoreConfig};
+
+/// The trusted root file the steering committee's newest signed update is kept in, in the
+/// data directory; it takes the config's place once applied.
+pub const APPLIED_ROOT: &str = "sigstore_trusted_root.json";
+
+/// What this node verifies provenance with.
+#[derive(Debug, Clone, Default)]
+pub struct SigstorePolicy {
+    /// `None`: no `[sigstore]` in the config.
+    root: Option<(TrustedRoot, PathBuf)>,
+    signers: Vec<SignerRule>,
+}
+
+impl SigstorePolicy {
+    /// From the config, preferring a root the steering committee applied in `data_dir`.
+    pub fn load(cfg: Option<&SigstoreConfig>, data_dir: &Path) -> Result<Self> {
+        let Some(cfg) = cfg else {
+            return Ok(Self::default());
+        };
+        let applied = data_dir.join(APPLIED_ROOT);
+        let path = if applied.exists() {
+            applied
+        } else {
+            cfg.trusted_root.clone()
+        };
+        let root = Self::read_root(&path)?;
+        Ok(Self {
+            root: Some((root, path)),
+            signers: cfg.signers.clone(),
+        })
+    }
+
+    /// Reads and parses a Sigstore trusted root file.
+    pub fn read_root(path: &Path) -> Result<TrustedRoot> {
+        let bytes = crate::files::read_limited(path, MAX_TRUSTED_ROOT_BYTES)?;
+        TrustedRoot::from_json(&bytes)
+            .with_context(|| format!("{} is not a usable Sigstore trusted root", path.display()))
+    }
+
+    /// The trusted root file in use, if any.
+    pub fn root_path(&self) -> Option<&Path> {
+        self.root.as_ref().map(|(_, p)| p.as_path())
+    }
+
+    /// The verdict on one release: every bundle verifies for its artifact under an identity
+    /// allowed for `capability`, and every artifact of a capability the policy covers has a
+    /// bundle.
+    pub async fn verdict(
+        &self,
+        store: &BlobStore,
+        capability: &str,
+        artifacts: &[String],
+        checks: &[Check],
+    ) -> Verdict {
+        match self.verify(store, capability, artifacts, checks).await {
+            Ok(artifacts) => Verdict::Verified { artifacts },
+            Err(e) => Verdict::Refused {
+                reason: format!("{e:#}"),
+            },
+        }
+    }
+
+    async fn verify(
+        &self,
+        store: &BlobStore,
+        capability: &str,
+        artifacts: &[String],
+        checks: &[Check],
+    ) -> Result<Vec<Signer>> {
+        let allowed: Vec<&SignerRule> = self
+            .signers
+            .iter()
+            .filter(|r| r.covers(capability))
+            .collect();
+        if !allowed.is_empty()
+            && let Some(bare) = artifacts
+                .iter()
+                .find(|a| !checks.iter().any(|c| &c.artifact == *a))
+        {
+            anyhow::bail!(
+                "{capability} requires upstream provenance here, and artifact {bare} has no Sigstore bundle"
+            );
+        }
+        if checks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some((root, path)) = &self.root else {
+            anyhow::bail!(
+                "the release carries Sigstore bundles and this node has no Sigstore trusted root to verify them against ([sigstore] trusted_root in its config)"
+            );
+        };
+        if allowed.is_empty() {
+            anyhow::bail!(
+                "no signer may sign {capability} under this node's Sigstore policy ([[sigstore.signers]] in its config)"
+            );
+        }
+        let mut out = Vec::with_capacity(checks.len());
+        for check in checks {
+            let bundle = read_bundle(store, check).await?;
+            out.push(verify_one(&bundle, check, root, &allowed).with_context(|| {
+                format!(
+                    "{} does not verify for {} against {}",
+                    check.bundle,
+                    check.artifact,
+                    path.display()
+                )
+            })?);
+        }
+        Ok(out)
+    }
+}
+
+/// Verifies one bundle under the first allowed identity it matches; with none, the reason
+/// given for the closest (the last tried when all fail alike).
+fn verify_one(
+    bundle: &[u8],
+    check: &Check,
+    root: &TrustedRoot,
+    allowed: &[&SignerRule],
+) -> Result<Signer> {
+    let mut last = None;
+    for rule in allowed {
+        let policy = Policy::new(&rule.identity, &rule.issuer);
+        match accord_provenance::verify_digest(check.artifact_sha256, bundle, root, &policy) {
+            Ok(v) => {
+                return Ok(Signer {
+                    artifact: check.artifact.clone(),
+                    identity: v.identity,
+                    issuer: v.oidc_issuer,
+                    signed_at: v.signed_at,
+                });
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(|| anyhow::anyhow!("no signer allowed"), anyhow::Error::from))
+}
+
+/// A bundle's bytes from the store: BLAKE3-verified as read, at most its signed size (and
+/// never more than a bundle may be), and with the SHA-256 the statement gives.
+async fn read_bundle(store: &BlobStore, check: &Check) -> Result<Vec<u8>> {
+    let max = u64::try_from(MAX_BUNDLE_BYTES).unwrap_or(u64::MAX);
+    if check.bundle_size > max {
+        anyhow::bail!(
+            "{} is {} bytes, more than a Sigstore bundle may be ({MAX_BUNDLE_BYTES})",
+            check.bundle,
+            check.bundle_size
+        );
+    }
+    let mut rx = store.read_verified(check.bundle_blake3);
+    let mut bytes = Vec::with_capacity(usize::try_from(check.bundle_size).unwrap_or(0));
+    while let Some(chunk) = rx.recv().await {
+        let chunk =
+            chunk.with_context(|| format!("cannot read {} from the store", check.bundle))?;
+        if (bytes.len() + chunk.len()) as u64 > check.bundle_size {
+            anyhow::bail!("{} in the store is longer than signed", check.bundle);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    if bytes.len() as u64 != check.bundle_size
+        || <[u8; 32]>::from(Sha256::digest(&bytes)) != check.bundle_sha256
+    {
+        anyhow::bail!("{} in the store is not the signed bundle", check.bundle);
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,162 @@
+//! Upstream provenance checked by every node (issue 17), with four real node processes on
+//! loopback: a release carries a real Sigstore bundle (the sigstore-conformance suite's
+//! Rekor v2 happy path, with its RFC 3161 timestamp) for its artifact; every node verifies
+//! it itself against its own Sigstore trusted root and identity policy. With a policy that
+//! names another identity, the fully signed release is held at every node with the reason;
+//! a node whose policy names the real signer verifies it, shows who signed the artifact
+//! and promotes.
+
+mod common;
+
+use std::path::Path;
+
+use common::cluster::{cluster, eventually};
+use common::releases::*;
+use common::{J, accord, ok};
+
+const KEY: &str = "CAP-B01@2.0.0";
+const VECTOR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../crates/provenance/tests/data/sigstore-conformance/bundle-verify"
+);
+/// The signer of the conformance suite's bundles, and its issuer.
+const SIGNER: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+const ISSUER: &str = "https://token.actions.githubusercontent.com";
+const WRONG: &str =
+    "https://github.com/someone-else/app/.github/workflows/release.yml@refs/heads/main";
+
+fn copy(from: &str, to: &Path) {
+    std::fs::copy(Path::new(VECTOR).join(from), to).unwrap_or_else(|e| panic!("copy {from}: {e}"));
+}
+
+fn sigstore_config(identity: &str) -> String {
+    format!(
+        "[sigstore]\ntrusted_root = \"sigstore_root.json\"\n[[sigstore.signers]]\ncapability = \"CAP-B*\"\nidentity = \"{identity}\"\nissuer = \"{ISSUER}\"\n"
+    )
+}
+
+#[test]
+fn a_wrong_identity_is_held_at_every_node_and_the_right_one_promotes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let mut c = cluster(d);
+    std::fs::create_dir_all(d.join("release")).expect("mkdir");
+    copy("a.txt", &d.join("release/a.txt"));
+    copy(
+        "rekor2-happy-path/bundle.sigstore.json",
+        &d.join("release/a.txt.sigstore.json"),
+    );
+    copy(
+        "rekor2-happy-path/trusted_root.json",
+        &d.join("sigstore_root.json"),
+    );
+    for j in J {
+        add_config(d, j, &sigstore_config(WRONG));
+    }
+    start_all(&mut c, d, &[0, 1, 2, 3]);
+
+    // The proposer checks the bundle for the real signer before proposing; the bundle
+    // travels as an artifact of its own, bound to a.txt by the statement.
+    let r = ok(accord(
+        d,
+        &[
+            "release",
+            "propose",
+            "CAP-B01",
+            "2.0.0",
+            "release/a.txt",
+            "--provenance",
+            "a.txt=release/a.txt.sigstore.json",
+            "--trusted-root",
+            "sigstore_root.json",
+            "--certificate-identity",
+            SIGNER,
+            "--certificate-oidc-issuer",
+            ISSUER,
+            "--data-dir",
+            "eu-data",
+        ],
+    ));
+    assert!(
+        r.stdout
+            .contains("provenance of a.txt: sigstore-bundle a.txt.sigstore.json"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        eventually(60, || (0..4).all(|i| mirrored(d, i, KEY))),
+        "the release and its bundle were not mirrored everywhere"
+    );
+    for signer in ["uk/lead", "eu/lead", "ca/lead", "au/lead", "uk/security"] {
+        ok(sign(d, KEY, signer, "uk"));
+    }
+    assert!(
+        eventually(30, || {
+            (0..4).all(|i| {
+                release_view(d, i, KEY).is_some_and(|v| v["signatures"].as_u64() == Some(5))
+            })
+        }),
+        "the signatures did not replicate"
+    );
+
+    // Fully signed, but every node's policy names another signer: held everywhere, and
+    // each node says why.
+    let held = |i: usize| {
+        release_view(d, i, KEY).is_some_and(|v| {
+            v["provenance"]["state"] == "refused"
+                && v["provenance"]["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains(SIGNER) && r.contains(WRONG))
+        }) && state(d, i, KEY) == "waiting"
+            && reasons(d, i, KEY).contains("provenance refused here")
+    };
+    assert!(
+        eventually(30, || (0..4).all(held)),
+        "not held everywhere: {:?}",
+        (0..4).map(|i| reasons(d, i, KEY)).collect::<Vec<_>>()
+    );
+    let status = ok(accord(
+        d,
+        &["release", "status", KEY, "--data-dir", "ca-data"],
+    ));
+    assert!(
+        status.stdout.contains("provenance REFUSED by this node")
+            && status.stdout.contains(&format!("expected {WRONG}")),
+        "{}",
+        status.stdout
+    );
+
+    // UK's policy names the real signer: it verifies the bundle itself and promotes; the
+    // others still hold it.
+    c.stop(0, false);
+    let cfg = std::fs::read_to_string(d.join("uk.toml")).expect("cfg");
+    std::fs::write(d.join("uk.toml"), cfg.replace(WRONG, SIGNER)).expect("cfg");
+    c.start(0);
+    common::cluster::wait_up(d, "uk");
+    assert!(
+        eventually(60, || state(d, 0, KEY) == "live"),
+        "UK did not promote: {}",
+        reasons(d, 0, KEY)
+    );
+    let view = release_view(d, 0, KEY).expect("view");
+    assert_eq!(view["provenance"]["state"], "verified", "{view}");
+    assert_eq!(view["provenance"]["artifacts"][0]["artifact"], "a.txt");
+    assert_eq!(view["provenance"]["artifacts"][0]["identity"], SIGNER);
+    let status = ok(accord(
+        d,
+        &["release", "status", KEY, "--data-dir", "uk-data"],
+    ));
+    assert!(
+        status.stdout.lines().any(|l| {
+            l.trim_start().starts_with("a.txt ")
+                && l.contains(&format!(
+                    "signed by {SIGNER} ({ISSUER}) at 2025-06-12T12:02:20Z"
+                ))
+        }),
+        "{}",
+        status.stdout
+    );
+    for (i, j) in J.iter().enumerate().skip(1) {
+        assert_eq!(state(d, i, KEY), "waiting", "{j}");
+    }
+}
