@@ -54,6 +54,12 @@ pub enum ApiRequest {
     },
     /// The audit log's rows, raw (the client verifies the chain itself).
     Audit(oneshot::Sender<Result<AuditRows, String>>),
+    /// A Sigstore trusted-root update the steering committee signed: applied if it verifies
+    /// (`accord sigstore-root apply`); answers its sequence.
+    SigstoreRoot {
+        envelope: Vec<u8>,
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,6 +189,10 @@ pub fn router(
         .route("/v1/catalogue/{id}/history", get(history))
         .route("/v1/peers", get(peers))
         .route("/v1/root", axum::routing::post(apply_root))
+        .route(
+            "/v1/sigstore-root",
+            axum::routing::post(apply_sigstore_root),
+        )
         .route(
             "/v1/releases",
             get(releases)
@@ -365,6 +375,28 @@ async fn apply_root(
         .await?
     {
         Ok(version) => Ok(Json(serde_json::json!({ "root_version": version }))),
+        Err(e) => Err(error(StatusCode::BAD_REQUEST, e)),
+    }
+}
+
+async fn apply_sigstore_root(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&api, &headers)?;
+    if body.len() > accord_protocol::limits::MAX_ENVELOPE_BYTES {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "update larger than 1 MiB",
+        ));
+    }
+    let envelope = body.to_vec();
+    match api
+        .ask(|reply| ApiRequest::SigstoreRoot { envelope, reply })
+        .await?
+    {
+        Ok(sequence) => Ok(Json(serde_json::json!({ "sequence": sequence }))),
         Err(e) => Err(error(StatusCode::BAD_REQUEST, e)),
     }
 }

@@ -41,6 +41,10 @@ pub enum Command {
     /// Create, co-sign, merge and verify release statements.
     #[command(subcommand)]
     Release(ReleaseCommand),
+    /// Change the Sigstore trusted root nodes verify upstream provenance against, by the
+    /// steering committee's signatures (the cooperative root's root rule).
+    #[command(subcommand)]
+    SigstoreRoot(SigstoreRootCommand),
     /// Write a release's artifacts from this node's store, re-verified; needs no network
     /// and no running node.
     Fetch(FetchArgs),
@@ -472,6 +476,39 @@ pub struct VerifyArgs {
     pub local_rule: Vec<String>,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SigstoreRootCommand {
+    /// Make the unsigned update that carries a new trusted_root.json.
+    Propose {
+        /// The Sigstore trusted_root.json to move to.
+        trusted_root: PathBuf,
+        /// Above every update signed before (nodes refuse anything not newer).
+        #[arg(long)]
+        sequence: u64,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Add a steering representative's signature to an update (no node needed).
+    Sign {
+        update: PathBuf,
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Write here instead of in place.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Install an update on a node once its signatures meet the root rule of the node's
+    /// current root (through the running node when there is one; it then verifies every
+    /// release's provenance again, against the new root).
+    Apply {
+        update: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
 }
 
 /// Where the node keeps its state.

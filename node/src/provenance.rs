@@ -18,6 +18,38 @@ use crate::config::{SignerRule, SigstoreConfig};
 /// The trusted root file the steering committee's newest signed update is kept in, in the
 /// data directory; it takes the config's place once applied.
 pub const APPLIED_ROOT: &str = "sigstore_trusted_root.json";
+/// The signed update itself, beside it: its sequence is the floor for the next one.
+pub const APPLIED_UPDATE: &str = "sigstore_trusted_root.update.json";
+
+/// Installs a Sigstore trusted-root update in `data_dir` if its signatures meet the root
+/// rule of `root` (the node's current cooperative root), it is newer than the one applied
+/// before, and its trusted root is usable. The root is written before the update, each
+/// atomically: a crash between the two leaves the new root with the old floor, and applying
+/// the same update again completes it.
+pub fn apply_update(
+    data_dir: &Path,
+    envelope: &[u8],
+    root: &accord_trust::TrustedRoot,
+) -> Result<accord_trust::sigstore_root::SigstoreRootUpdate> {
+    let env = accord_protocol::Envelope::from_json(envelope).context("not an update envelope")?;
+    let applied = match std::fs::read(data_dir.join(APPLIED_UPDATE)) {
+        Ok(bytes) => Some(
+            accord_protocol::Envelope::from_json(&bytes)
+                .ok()
+                .and_then(|e| accord_trust::sigstore_root::read(&e).ok())
+                .map(|u| u.sequence)
+                .context("the update applied before is unreadable")?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).context("cannot read the update applied before"),
+    };
+    let update = accord_trust::sigstore_root::verify(&env, root, applied)?;
+    TrustedRoot::from_json(&update.trusted_root)
+        .context("the update's trusted root is not usable")?;
+    crate::files::write_atomic(&data_dir.join(APPLIED_ROOT), &update.trusted_root, false)?;
+    crate::files::write_atomic(&data_dir.join(APPLIED_UPDATE), envelope, false)?;
+    Ok(update)
+}
 
 /// What this node verifies provenance with.
 #[derive(Debug, Clone, Default)]

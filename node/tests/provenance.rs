@@ -160,3 +160,136 @@ fn a_wrong_identity_is_held_at_every_node_and_the_right_one_promotes() {
         assert_eq!(state(d, i, KEY), "waiting", "{j}");
     }
 }
+
+/// The running nodes' Sigstore trusted root lacks the timestamp authority the Rekor v2
+/// bundle relies on, so every node holds the release. The steering committee signs an
+/// update carrying the full root: one signature is refused, a majority's is applied at each
+/// running node, which verifies the release again and promotes; the same update replayed
+/// is refused.
+#[test]
+fn a_steering_majority_updates_the_sigstore_trusted_root() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let mut c = cluster(d);
+    std::fs::create_dir_all(d.join("release")).expect("mkdir");
+    copy("a.txt", &d.join("release/a.txt"));
+    copy(
+        "rekor2-happy-path/bundle.sigstore.json",
+        &d.join("release/a.txt.sigstore.json"),
+    );
+    copy(
+        "rekor2-happy-path/trusted_root.json",
+        &d.join("full_root.json"),
+    );
+    let mut without_tsa: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("full_root.json")).expect("read"))
+            .expect("json");
+    without_tsa
+        .as_object_mut()
+        .expect("object")
+        .remove("timestampAuthorities");
+    std::fs::write(
+        d.join("sigstore_root.json"),
+        serde_json::to_vec_pretty(&without_tsa).expect("json"),
+    )
+    .expect("write");
+    for j in J {
+        add_config(d, j, &sigstore_config(SIGNER));
+    }
+    start_all(&mut c, d, &[0, 1, 2, 3]);
+    ok(accord(
+        d,
+        &[
+            "release",
+            "propose",
+            "CAP-B01",
+            "2.0.0",
+            "release/a.txt",
+            "--provenance",
+            "release/a.txt.sigstore.json",
+            "--trusted-root",
+            "full_root.json",
+            "--certificate-identity",
+            SIGNER,
+            "--certificate-oidc-issuer",
+            ISSUER,
+            "--data-dir",
+            "eu-data",
+        ],
+    ));
+    for signer in ["uk/lead", "eu/lead", "ca/lead", "au/lead", "uk/security"] {
+        ok(sign(d, KEY, signer, "eu"));
+    }
+    let refused_for_time = |i: usize| {
+        release_view(d, i, KEY).is_some_and(|v| {
+            v["provenance"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("no verified time of signing"))
+        })
+    };
+    assert!(
+        eventually(60, || (0..4).all(refused_for_time)),
+        "not held for want of a timestamp authority: {:?}",
+        (0..4).map(|i| reasons(d, i, KEY)).collect::<Vec<_>>()
+    );
+
+    ok(accord(
+        d,
+        &[
+            "sigstore-root",
+            "propose",
+            "full_root.json",
+            "--sequence",
+            "1",
+            "--out",
+            "update.json",
+        ],
+    ));
+    ok(accord(
+        d,
+        &[
+            "sigstore-root",
+            "sign",
+            "update.json",
+            "--key",
+            "uk/steering.key",
+        ],
+    ));
+    let apply = |j: &str| {
+        accord(
+            d,
+            &[
+                "sigstore-root",
+                "apply",
+                "update.json",
+                "--data-dir",
+                &format!("{j}-data"),
+            ],
+        )
+    };
+    let r = common::refused(apply("uk"));
+    assert!(r.stderr.contains("root rule"), "{}", r.stderr);
+    for j in ["eu", "ca"] {
+        ok(accord(
+            d,
+            &[
+                "sigstore-root",
+                "sign",
+                "update.json",
+                "--key",
+                &format!("{j}/steering.key"),
+            ],
+        ));
+    }
+    for j in J {
+        let r = ok(apply(j));
+        assert!(r.stdout.contains("update 1"), "{}", r.stdout);
+    }
+    assert!(
+        eventually(60, || (0..4).all(|i| state(d, i, KEY) == "live")),
+        "not promoted after the update: {:?}",
+        (0..4).map(|i| reasons(d, i, KEY)).collect::<Vec<_>>()
+    );
+    let r = common::refused(apply("uk"));
+    assert!(r.stderr.contains("rollback"), "{}", r.stderr);
+}

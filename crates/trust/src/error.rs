@@ -29,6 +29,8 @@ pub enum TrustError {
     RootChainTooLong { limit: usize },
     #[error("{0}")]
     Spec(String),
+    #[error("Sigstore trusted-root update: {0}")]
+    SigstoreRoot(String),
     #[error("{what}: {source}")]
     Io {
         what: String,

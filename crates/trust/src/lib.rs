@@ -12,6 +12,7 @@ pub mod policy;
 pub mod root;
 pub mod rotation;
 pub mod rule;
+pub mod sigstore_root;
 pub mod spec;
 pub mod tally;
 pub mod testkit;

@@ -83,6 +83,7 @@ pub fn run(cli: Cli) -> Result<()> {
             artifacts::gc(&crate::datadir::DataDir::new(&data_dir.data_dir))
         }
         Command::Provenance(c) => provenance::run(c),
+        Command::SigstoreRoot(c) => provenance::sigstore_root(c),
         Command::Bundle(crate::cli::BundleCommand::Export {
             out,
             release,

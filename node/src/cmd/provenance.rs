@@ -153,3 +153,86 @@ fn sha256_file(path: &Path) -> Result<[u8; 32]> {
     let (sha, _, _) = super::release::digest_file(path)?;
     Ok(sha)
 }
+
+/// `accord sigstore-root propose|sign|apply`.
+pub fn sigstore_root(cmd: crate::cli::SigstoreRootCommand) -> Result<()> {
+    use crate::cli::SigstoreRootCommand as C;
+    use accord_trust::sigstore_root;
+    match cmd {
+        C::Propose {
+            trusted_root,
+            sequence,
+            out,
+        } => {
+            let bytes = read_limited(&trusted_root, sigstore_root::MAX_TRUSTED_ROOT_BYTES)?;
+            // Never propose what nodes could not use.
+            TrustedRoot::from_json(&bytes).with_context(|| {
+                format!(
+                    "{} is not a usable Sigstore trusted root",
+                    trusted_root.display()
+                )
+            })?;
+            let env = sigstore_root::propose(&bytes, sequence, accord_protocol::Timestamp::now())?;
+            crate::files::write_atomic(&out, &env.to_json(), false)?;
+            println!(
+                "wrote update {sequence} ({}, sha256 {}) to {}; steering representatives sign it with 'accord sigstore-root sign'",
+                trusted_root.display(),
+                hex::encode(Sha256::digest(&bytes)),
+                out.display()
+            );
+            Ok(())
+        }
+        C::Sign {
+            update,
+            key,
+            out,
+            passphrase,
+        } => {
+            let mut env = read_update(&update)?;
+            // Never sign what we cannot read.
+            let u = sigstore_root::read(&env)?;
+            TrustedRoot::from_json(&u.trusted_root)
+                .context("the update's trusted root is not usable")?;
+            let secret = super::keys::load_secret(&key, &passphrase)?;
+            let added = accord_trust::sign_envelope(&mut env, &secret);
+            let out = out.unwrap_or(update);
+            crate::files::write_atomic(&out, &env.to_json(), false)?;
+            println!(
+                "{} update {} (sha256 {}) with key {}; wrote {}",
+                if added { "signed" } else { "already signed" },
+                u.sequence,
+                hex::encode(u.sha256),
+                secret.id().short(),
+                out.display()
+            );
+            Ok(())
+        }
+        C::Apply { update, data_dir } => {
+            let dir = crate::datadir::DataDir::new(&data_dir.data_dir);
+            let bytes = read_limited(&update, accord_protocol::limits::MAX_ENVELOPE_BYTES)?;
+            if let Some(node) = crate::client::Node::running(&dir) {
+                let answer = node.post("/v1/sigstore-root", "application/json", &bytes)?;
+                println!(
+                    "the node at {} now verifies provenance against Sigstore trusted root update {}",
+                    node.url, answer["sequence"]
+                );
+                return Ok(());
+            }
+            let root = dir.chain()?.current().clone();
+            let u = crate::provenance::apply_update(&dir.path, &bytes, &root)?;
+            println!(
+                "installed Sigstore trusted root update {} (sha256 {}) in {}; the node uses it when it next starts",
+                u.sequence,
+                hex::encode(u.sha256),
+                dir.path.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn read_update(path: &Path) -> Result<accord_protocol::Envelope> {
+    let bytes = read_limited(path, accord_protocol::limits::MAX_ENVELOPE_BYTES)?;
+    accord_protocol::Envelope::from_json(&bytes)
+        .with_context(|| format!("{} is not an update envelope", path.display()))
+}

@@ -88,6 +88,7 @@ struct Node {
     on_promote: Option<String>,
     /// What upstream provenance is verified against (`[sigstore]`).
     sigstore: crate::provenance::SigstorePolicy,
+    sigstore_cfg: Option<crate::config::SigstoreConfig>,
 }
 
 impl Node {
@@ -393,6 +394,9 @@ impl Node {
             ApiRequest::Audit(reply) => {
                 let _ = reply.send(self.svc.store().db.audit_rows().map_err(|e| e.to_string()));
             }
+            ApiRequest::SigstoreRoot { envelope, reply } => {
+                let _ = reply.send(self.apply_sigstore_root(&envelope));
+            }
             ApiRequest::Artifact {
                 selector,
                 name,
@@ -422,6 +426,29 @@ impl Node {
                 let _ = reply.send(answer);
             }
         }
+    }
+
+    /// Applies a Sigstore trusted-root update the steering committee signed, then has the
+    /// core ask for every release's provenance verdict again, against the new root.
+    fn apply_sigstore_root(&mut self, envelope: &[u8]) -> std::result::Result<u64, String> {
+        let Some(cfg) = &self.sigstore_cfg else {
+            return Err(
+                "this node has no [sigstore] section in its config: it verifies no provenance"
+                    .into(),
+            );
+        };
+        let root = self.svc.replica().chain().current().clone();
+        let update = crate::provenance::apply_update(&self.data_dir, envelope, &root)
+            .map_err(|e| format!("{e:#}"))?;
+        self.sigstore = crate::provenance::SigstorePolicy::load(Some(cfg), &self.data_dir)
+            .map_err(|e| format!("{e:#}"))?;
+        info!(
+            sequence = update.sequence,
+            sha256 = %hex::encode(update.sha256),
+            "Sigstore trusted root updated by the steering committee"
+        );
+        self.svc.provenance_policy_changed();
+        Ok(update.sequence)
     }
 
     /// Every release with its mirror progress and, per jurisdiction, where it stands.
@@ -682,6 +709,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         internal: internal_tx,
         on_promote: cfg.on_promote.clone(),
         sigstore,
+        sigstore_cfg: cfg.sigstore.clone(),
     };
     // What the catalogue lacks of this node's standing: its roots and its acknowledgement
     // (after `accord init` under a newer root, or an offline `accord root apply`).
