@@ -126,6 +126,14 @@ fn a_wrong_identity_is_held_at_every_node_and_the_right_one_promotes() {
         status.stdout
     );
 
+    // Nor does a node's staging channel serve it.
+    let r = common::refused(accord(
+        d,
+        &["fetch", KEY, "--out", "ca-out", "--data-dir", "ca-data"],
+    ));
+    assert!(r.stderr.contains("provenance refused here"), "{}", r.stderr);
+    assert!(!d.join("ca-out/a.txt").exists());
+
     // UK's policy names the real signer: it verifies the bundle itself and promotes; the
     // others still hold it.
     c.stop(0, false);
@@ -155,6 +163,14 @@ fn a_wrong_identity_is_held_at_every_node_and_the_right_one_promotes() {
         }),
         "{}",
         status.stdout
+    );
+    ok(accord(
+        d,
+        &["fetch", KEY, "--out", "uk-out", "--data-dir", "uk-data"],
+    ));
+    assert_eq!(
+        std::fs::read(d.join("uk-out/a.txt")).expect("fetched"),
+        std::fs::read(d.join("release/a.txt")).expect("original")
     );
     for (i, j) in J.iter().enumerate().skip(1) {
         assert_eq!(state(d, i, KEY), "waiting", "{j}");

@@ -1,4 +1,5 @@
-//! `accord provenance verify` and the provenance check of `accord release propose`: a
+//! `accord provenance verify`, the provenance check of `accord release propose` and the
+//! steering committee's Sigstore trusted-root updates (`accord sigstore-root`): a
 //! Sigstore bundle verified completely offline against a trusted root file, including the
 //! Rekor inclusion proof, checkpoint and signed entry timestamp (`accord-provenance`).
 

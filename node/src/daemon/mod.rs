@@ -417,6 +417,11 @@ impl Node {
                 )
                 .map_err(|e| format!("{e:#}"))
                 .and_then(|b| {
+                    // Staging serves a release only once this node verified its upstream
+                    // provenance (production serves what it promoted, verified then).
+                    if !production {
+                        self.staging_allowed(&read.0, &b.id, &b.label)?;
+                    }
                     b.artifacts
                         .iter()
                         .find(|a| a.name == name)
@@ -425,6 +430,26 @@ impl Node {
                 });
                 let _ = reply.send(answer);
             }
+        }
+    }
+
+    /// Whether the staging channel may serve a release: not while its provenance is refused
+    /// here, nor before this node verified the Sigstore bundles it carries.
+    fn staging_allowed(
+        &self,
+        cat: &accord_catalogue::Catalogue,
+        id: &accord_protocol::ReleaseId,
+        label: &str,
+    ) -> std::result::Result<(), String> {
+        use accord_promote::provenance::Verdict;
+        match self.svc.provenance_verdict(id) {
+            Some(Verdict::Refused { reason }) => Err(format!(
+                "{label} is held on this node: provenance refused here: {reason}"
+            )),
+            None if cat.release(id).is_some_and(|r| !r.provenance.is_empty()) => Err(format!(
+                "{label}: this node has not verified its provenance yet"
+            )),
+            _ => Ok(()),
         }
     }
 
