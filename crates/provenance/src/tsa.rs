@@ -161,6 +161,16 @@ impl Token {
         let digest: OctetString = attr(MESSAGE_DIGEST)
             .and_then(|v| v.decode_as().ok())
             .ok_or("timestamp has no single message-digest attribute")?;
+        // The signer's digest algorithm must be one SignedData declares (RFC 5652 §5.1): a
+        // token whose parts disagree is not one a TSA made.
+        if !self
+            .signed_data
+            .digest_algorithms
+            .iter()
+            .any(|a| a.oid == signer.digest_alg.oid)
+        {
+            return Err("the signer's digest algorithm is not among SignedData's".into());
+        }
         let digest_hash = hash_of(&signer.digest_alg)?;
         if digest.as_bytes() != digest_hash.digest(&self.tst_info_der) {
             return Err("signed message digest is not that of the TSTInfo".into());

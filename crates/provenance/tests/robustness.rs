@@ -110,3 +110,89 @@ fn random_byte_corruption_never_panics_nor_verifies_as_something_else() {
     );
     eprintln!("{accepted} harmless corruptions, {rejected} rejected");
 }
+
+/// The DER inside a Rekor v2 bundle (the RFC 3161 timestamp, the certificate with its SCT
+/// list) corrupted bit by bit: the CMS, TSTInfo, certificate and SCT parsers refuse, and
+/// nothing panics. The only corruptions that still verify are inside the certificate the
+/// TSA embedded in its token, which is never trusted (the trusted root's is used), and
+/// then to the same result.
+#[test]
+fn corrupted_timestamps_and_certificates_never_panic_nor_verify_as_something_else() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    let dir = format!("{OWN_DATA}/sigstore-conformance/bundle-verify");
+    let root = accord_provenance::TrustedRoot::from_json(&read(
+        &format!("{dir}/rekor2-happy-path"),
+        "trusted_root.json",
+    ))
+    .expect("root");
+    let artifact = read(&dir, "a.txt");
+    let policy = accord_provenance::Policy::new(
+        "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main",
+        "https://token.actions.githubusercontent.com",
+    );
+    let original_json = read(&format!("{dir}/rekor2-happy-path"), "bundle.sigstore.json");
+    let original =
+        accord_provenance::verify(&artifact, &original_json, &root, &policy).expect("verifies");
+    let bundle: serde_json::Value = serde_json::from_slice(&original_json).expect("json");
+    let mut rng = Rng(0x5eed_acc0_4d00_0002);
+    for pointer in [
+        "/verificationMaterial/timestampVerificationData/rfc3161Timestamps/0/signedTimestamp",
+        "/verificationMaterial/certificate/rawBytes",
+    ] {
+        let der = STANDARD
+            .decode(
+                bundle
+                    .pointer(pointer)
+                    .and_then(|v| v.as_str())
+                    .expect("field"),
+            )
+            .expect("base64");
+        // Where the TSA's embedded certificate lies in the token, if this is the token.
+        let embedded = embedded_certificate(&der);
+        let mut rejected = 0;
+        for _ in 0..300 {
+            let mut bad = der.clone();
+            let at = rng.below(bad.len());
+            bad[at] ^= 1 << rng.below(8);
+            if rng.next().is_multiple_of(8) {
+                bad.truncate(rng.below(bad.len()));
+            }
+            let mut b = bundle.clone();
+            *b.pointer_mut(pointer).expect("field") = STANDARD.encode(&bad).into();
+            let json = serde_json::to_vec(&b).expect("json");
+            match accord_provenance::verify(&artifact, &json, &root, &policy) {
+                Ok(verified) => {
+                    assert_eq!(verified, original, "{pointer} byte {at}");
+                    assert!(
+                        embedded.as_ref().is_some_and(|r| r.contains(&at)),
+                        "{pointer}: a corruption at byte {at} verified"
+                    );
+                }
+                Err(_) => rejected += 1,
+            }
+        }
+        eprintln!("{pointer}: {rejected} of 300 rejected");
+    }
+}
+
+/// The byte range of the first certificate a timestamp response embeds.
+fn embedded_certificate(token: &[u8]) -> Option<std::ops::Range<usize>> {
+    use cms::cert::CertificateChoices;
+    use cms::content_info::ContentInfo;
+    use cms::signed_data::SignedData;
+    use x509_cert::der::{Decode, Encode};
+    // TimeStampResp: SEQUENCE { status, token }; the token starts after the status.
+    let start = token
+        .windows(11)
+        .position(|w| w == b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02")?;
+    let info = ContentInfo::from_der(&token[start.checked_sub(4)?..]).ok()?;
+    let signed: SignedData = info.content.decode_as().ok()?;
+    let CertificateChoices::Certificate(cert) = signed.certificates?.0.iter().next()?.clone()
+    else {
+        return None;
+    };
+    let der = cert.to_der().ok()?;
+    let at = token.windows(der.len()).position(|w| w == der.as_slice())?;
+    Some(at..at + der.len())
+}
