@@ -2,7 +2,7 @@
 //! which every check takes what it needs. There is no second parser an attacker could make
 //! disagree with the first.
 
-use sigstore::bundle::Bundle;
+use sigstore_protobuf_specs::dev::sigstore::bundle::v1::Bundle;
 use sigstore_protobuf_specs::dev::sigstore::{
     bundle::v1::bundle, common::v1::HashAlgorithm, rekor::v1::TransparencyLogEntry,
 };

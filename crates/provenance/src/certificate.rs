@@ -6,7 +6,7 @@
 //! signatures; and when its identity (a SAN) and OIDC issuer are exactly the policy's.
 
 use rustls_pki_types::{CertificateDer, UnixTime};
-use sigstore::bundle::Bundle;
+use sigstore_protobuf_specs::dev::sigstore::bundle::v1::Bundle;
 use sigstore_protobuf_specs::dev::sigstore::bundle::v1::verification_material;
 use webpki::{EndEntityCert, KeyUsage};
 use x509_cert::Certificate;

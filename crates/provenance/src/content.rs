@@ -1,7 +1,7 @@
 //! What the bundle signs: either the artifact's SHA-256 directly (a message signature), or
 //! an in-toto statement in a DSSE envelope whose subjects name the artifact.
 
-use sigstore::bundle::Bundle;
+use sigstore_protobuf_specs::dev::sigstore::bundle::v1::Bundle;
 use sigstore_protobuf_specs::dev::sigstore::bundle::v1::bundle;
 
 use crate::error::Error;

@@ -242,7 +242,7 @@ fn check_inclusion<'r>(
 
 /// Step 3: every time something the trusted root trusts signed, at least one.
 fn establish_time(
-    bundle: &sigstore::bundle::Bundle,
+    bundle: &sigstore_protobuf_specs::dev::sigstore::bundle::v1::Bundle,
     entry: &bundle::LogEntry<'_>,
     signed: &content::Signed<'_>,
     cert: &certificate::SigningCertificate,

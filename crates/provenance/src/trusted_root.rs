@@ -110,7 +110,7 @@ impl TrustedRoot {
     /// Parses `trusted_root.json` bytes (Sigstore `TrustedRoot`, media type v0.1 or v0.2).
     ///
     /// Refuses roots without a Fulcio CA or a Rekor log, entries without keys, and Fulcio
-    /// certificates sigstore-rs cannot use as trust anchors, so that a bad root fails here,
+    /// certificates webpki cannot use as trust anchors, so that a bad root fails here,
     /// when it is installed, rather than on the first bundle.
     pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
         if bytes.len() > MAX_TRUSTED_ROOT_BYTES {

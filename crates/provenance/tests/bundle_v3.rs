@@ -40,7 +40,7 @@ fn digest_entry_point_agrees() {
     );
 }
 
-/// Node runs Tokio; sigstore-rs's blocking verifier would panic inside a runtime.
+/// The node runs Tokio: verification must not build or block on a runtime of its own.
 #[tokio::test]
 async fn verifies_inside_a_tokio_runtime() {
     assert!(check(&bundle()).is_ok());
@@ -128,7 +128,7 @@ fn proof_leaf_index_changed_is_rejected() {
 fn canonicalized_body_altered_is_not_in_the_log() {
     let mut b = bundle();
     edit_b64(&mut b, &format!("{TLOG}/canonicalizedBody"), |body| {
-        // Same JSON with one more space: sigstore-rs's body comparison (on parsed JSON)
+        // Same JSON with one more space: the body comparison (on parsed JSON)
         // would accept it, the Merkle leaf hash does not.
         body.insert(1, b' ');
     });
