@@ -114,6 +114,8 @@ struct Api {
     /// The blob store: proposals stream into it and artifacts stream out of it, so the API
     /// never reads or writes a path outside the data directory.
     store: accord_blobs::BlobStore,
+    /// The data directory: an imported bundle's artifacts are staged in it.
+    data_dir: std::path::PathBuf,
 }
 
 /// What the node signs to prove who it is: a domain, the CLI's challenge, and the address
@@ -169,6 +171,7 @@ pub fn router(
     node_key: accord_trust::SecretKey,
     bound: std::net::SocketAddr,
     store: accord_blobs::BlobStore,
+    data_dir: std::path::PathBuf,
 ) -> Router {
     let mut hosts = vec![bound.to_string()];
     if bound.ip().is_loopback() {
@@ -180,6 +183,7 @@ pub fn router(
         identity: std::sync::Arc::new(node_key),
         hosts: std::sync::Arc::new(hosts),
         store,
+        data_dir,
     };
     Router::new()
         .route("/health", get(health))
@@ -193,6 +197,7 @@ pub fn router(
             "/v1/sigstore-root",
             axum::routing::post(apply_sigstore_root),
         )
+        .route("/v1/bundles", axum::routing::post(import_bundle))
         .route(
             "/v1/releases",
             get(releases)
@@ -377,6 +382,163 @@ async fn apply_root(
         Ok(version) => Ok(Json(serde_json::json!({ "root_version": version }))),
         Err(e) => Err(error(StatusCode::BAD_REQUEST, e)),
     }
+}
+
+/// The request body as a blocking reader, for the bundle reader on a blocking thread.
+struct BodyReader {
+    rx: mpsc::Receiver<bytes::Bytes>,
+    buf: bytes::Bytes,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.buf.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.buf = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf.split_to(n));
+        Ok(n)
+    }
+}
+
+/// `accord bundle import` into this running node (issue 16): the bundle streams in; its
+/// artifacts are staged in the data dir with their digests checked as they pass; only when
+/// the whole bundle has been read do they enter the blob store (under staging tags), then
+/// the catalogue's changes go through the core like a peer's message, all or nothing; then
+/// the releases' own tags replace the staging ones. A bad part or a crash before the core
+/// commits leaves the catalogue as it was (verified blobs under staging tags at most, which
+/// nothing names and the next import's staging removes with its directory).
+async fn import_bundle(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use futures::StreamExt as _;
+    authorize(&api, &headers)?;
+    let bad = |m: String| error(StatusCode::BAD_REQUEST, m);
+    let (tx, rx) = mpsc::channel::<bytes::Bytes>(8);
+    let data_dir = api.data_dir.clone();
+    let reading = tokio::task::spawn_blocking(move || {
+        let staged = crate::cmd::bundle::stage(
+            BodyReader {
+                rx,
+                buf: bytes::Bytes::new(),
+            },
+            &data_dir,
+        )?;
+        crate::cmd::bundle::check_statements(&staged.contents)?;
+        anyhow::Ok(staged)
+    });
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| bad(format!("the upload broke off: {e}")))?;
+        if tx.send(chunk).await.is_err() {
+            break; // the reader stopped: it says why below
+        }
+    }
+    drop(tx);
+    let staged = reading
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| bad(format!("{e:#}; nothing was imported")))?;
+    crate::testpoint::pause("bundle-verified");
+    let staging_tag =
+        |a: &accord_bundle::Artifact| format!("bundle-import/{}", hex::encode(a.sha256));
+    let unpin_staging = |artifacts: Vec<accord_bundle::Artifact>| {
+        let store = api.store.clone();
+        async move {
+            for a in &artifacts {
+                let _ = store
+                    .unpin(&format!("bundle-import/{}", hex::encode(a.sha256)))
+                    .await;
+            }
+        }
+    };
+    let all: Vec<accord_bundle::Artifact> =
+        staged.artifacts.iter().map(|(a, _)| a.clone()).collect();
+    for (a, path) in &staged.artifacts {
+        let imported = api.store.import(path, &staging_tag(a), |_| {}).await;
+        match imported {
+            Ok((hash, size)) if hash == a.blake3 && size == a.size => {}
+            Ok(_) => {
+                unpin_staging(all.clone()).await;
+                return Err(bad(format!(
+                    "artifact {} changed in the staging directory; nothing was imported",
+                    a.name
+                )));
+            }
+            Err(e) => {
+                unpin_staging(all.clone()).await;
+                return Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+            }
+        }
+    }
+    crate::testpoint::pause("bundle-artifacts-in");
+    let export = staged.contents.export.clone();
+    let message = staged.contents.catalogue.clone();
+    let answer = api
+        .command(|reply| Command::ImportCatalogue {
+            message,
+            exporter: export.jurisdiction.clone(),
+            exported_at: export.at,
+            reply,
+        })
+        .await;
+    let (heads, changes) = match answer {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => {
+            unpin_staging(all).await;
+            return Err(bad(format!("{e}; nothing was imported")));
+        }
+        Err(e) => {
+            unpin_staging(all).await;
+            return Err(e);
+        }
+    };
+    crate::testpoint::pause("bundle-committed");
+    // The imported artifacts are held under their releases' own tags from now on; the
+    // staging tags go.
+    for r in &staged.contents.releases {
+        let id = accord_protocol::Envelope::from_json(&r.statement)
+            .map(|env| accord_protocol::ReleaseId::of_payload(&env.payload))
+            .map_err(|e| bad(e.to_string()))?;
+        for a in &r.artifacts {
+            api.store
+                .pin(&accord_mirror::wants::pin_tag(&id, &a.name), a.blake3)
+                .await
+                .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        }
+    }
+    unpin_staging(all.clone()).await;
+    // The receipt: every artifact of the catalogue's releases the store now holds whole.
+    let views = api.ask(ApiRequest::Releases).await?;
+    let mut held = std::collections::BTreeSet::new();
+    for v in &views {
+        for a in &v.artifacts {
+            let Ok(blake3) = <[u8; 32]>::try_from(hex::decode(&a.blake3).unwrap_or_default())
+            else {
+                continue;
+            };
+            if api.store.local(&blake3).await.is_ok_and(|l| l.complete) {
+                held.insert(a.sha256.clone());
+            }
+        }
+    }
+    let receipt = crate::cmd::bundle::Receipt {
+        export: export.id.clone(),
+        heads,
+        artifacts: held.into_iter().collect(),
+        imported_at: accord_protocol::Timestamp::now().unix(),
+    };
+    Ok(Json(serde_json::json!({
+        "receipt": receipt,
+        "changes": changes,
+        "artifacts": all.len(),
+        "jurisdiction": export.jurisdiction,
+    })))
 }
 
 async fn apply_sigstore_root(

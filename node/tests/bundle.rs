@@ -339,11 +339,66 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
     let (incremental, full) = (size("next.bundle"), size("full.bundle"));
     eprintln!("bundle after 1.4.1: incremental {incremental} bytes, full {full} bytes");
     assert!(incremental * 10 < full * 6, "{incremental} vs {full}");
-    ok(accord(
+    // This time AU's node runs (alone) and the bundle goes into it through its API.
+    // Killed (SIGKILL) while the artifacts are in its store but before its core took the
+    // catalogue: after a restart AU knows nothing of 1.4.1.
+    let paused = d.join("paused-node-bundle-artifacts-in");
+    c.start_env(
+        3,
+        &[
+            ("ACCORD_TEST_PAUSE", "bundle-artifacts-in"),
+            ("ACCORD_TEST_PAUSE_FILE", paused.to_str().expect("utf-8")),
+        ],
+    );
+    let mut import = std::process::Command::new(binary())
+        .current_dir(d)
+        .args(["bundle", "import", "next.bundle", "--data-dir", "au-data"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let reached = eventually(60, || paused.exists());
+    c.stop(3, true);
+    let _ = import.kill();
+    let _ = import.wait();
+    assert!(
+        reached,
+        "the running node's import never reached bundle-artifacts-in"
+    );
+    c.start(3);
+    assert_eq!(
+        state(d, "au", next),
+        "unknown",
+        "AU holds 1.4.1 after the kill"
+    );
+    // A damaged copy is refused by the running node, which stays as it was.
+    let mut bytes = std::fs::read(d.join("next.bundle")).expect("bundle");
+    let at = bytes.len() - 4096;
+    bytes[at] ^= 0x01;
+    std::fs::write(d.join("damaged-next.bundle"), &bytes).expect("write");
+    let r = refused(accord(
+        d,
+        &[
+            "bundle",
+            "import",
+            "damaged-next.bundle",
+            "--data-dir",
+            "au-data",
+        ],
+    ));
+    assert!(r.stderr.contains("nothing was imported"), "{}", r.stderr);
+    assert_eq!(state(d, "au", next), "unknown");
+    // The real one: the running node verifies and commits it, and promotes on its own.
+    let r = ok(accord(
         d,
         &["bundle", "import", "next.bundle", "--data-dir", "au-data"],
     ));
-    c.start(3);
+    assert!(r.stdout.contains("into the running node"), "{}", r.stdout);
+    let receipt: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(d.join("au-data/bundle-receipt.json")).expect("receipt"),
+    )
+    .expect("json");
+    assert_eq!(receipt["artifacts"].as_array().map(Vec::len), Some(4));
     assert!(
         eventually(30, || state(d, "au", next) == "live"),
         "AU did not promote 1.4.1: {}",

@@ -581,9 +581,9 @@ impl Read for Chain {
 }
 
 /// A reader that moves a progress bar.
-struct Progress<R> {
-    inner: R,
-    bar: ProgressBar,
+pub(crate) struct Progress<R> {
+    pub(crate) inner: R,
+    pub(crate) bar: ProgressBar,
 }
 
 impl<R: Read> Read for Progress<R> {

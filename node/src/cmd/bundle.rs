@@ -55,6 +55,56 @@ fn offline(dir: &DataDir, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// `accord bundle import` into a running node: the bundle is streamed to it (the node reads
+/// no path of ours); it stages and checks the artifacts, takes the catalogue through its
+/// core as it would a peer's message, and answers with the receipt, written here.
+fn import_online(
+    node: &Node,
+    dir: &DataDir,
+    file: &Path,
+    receipt_out: Option<&Path>,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let (input, list) = open_bundle(file)?;
+    let len = match &list {
+        Some(env) => {
+            check_part_list(env, &dir.chain()?)
+                .with_context(|| format!("{} is refused; nothing was imported", file.display()))?;
+            let parts: accord_bundle::parts::PartList = serde_json::from_slice(&env.payload)?;
+            parts.parts.iter().map(|p| p.size).sum()
+        }
+        None => std::fs::metadata(file)
+            .with_context(|| format!("cannot read {}", file.display()))?
+            .len(),
+    };
+    let bar = super::artifacts::bytes_bar(len, "sending to the node");
+    let mut reader = super::artifacts::Progress {
+        inner: input,
+        bar: bar.clone(),
+    };
+    let answer = node.post_stream("/v1/bundles", "application/x-tar", &mut reader, len);
+    bar.finish_and_clear();
+    let answer =
+        answer.with_context(|| format!("{} is refused; nothing was imported", file.display()))?;
+    let receipt: Receipt = serde_json::from_value(answer["receipt"].clone())
+        .context("the node's answer has no receipt")?;
+    let receipt_path = receipt_out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.path.join("bundle-receipt.json"));
+    write_atomic(&receipt_path, &serde_json::to_vec_pretty(&receipt)?, false)?;
+    println!(
+        "imported {} into the running node (export {} by {}): {} catalogue change(s), {} artifact(s) verified and stored ({:.1} s); receipt {}",
+        file.display(),
+        receipt.export,
+        answer["jurisdiction"].as_str().unwrap_or("?"),
+        answer["changes"],
+        answer["artifacts"],
+        started.elapsed().as_secs_f64(),
+        receipt_path.display()
+    );
+    Ok(())
+}
+
 /// `accord bundle export`.
 pub fn export(
     dir: &DataDir,
@@ -673,13 +723,86 @@ pub fn verify(
 
 /// `accord bundle import`: everything verified first, artifacts into the store, then the
 /// catalogue in one transaction, then the receipt.
+/// Artifacts read from a bundle, each in a private file of the data dir whose digests were
+/// checked against its manifest as it was read; removed with the directory unless imported.
+pub struct Staged {
+    pub dir: tempfile::TempDir,
+    pub artifacts: Vec<(Artifact, PathBuf)>,
+    pub contents: Contents,
+}
+
+/// Reads a whole bundle from `input`, staging its artifacts in a private directory of
+/// `data_dir` (one left by an import that was killed is removed first). Nothing in it is
+/// believed yet except that each artifact has the digests its manifest gives.
+pub fn stage(input: impl Read, data_dir: &Path) -> Result<Staged> {
+    for e in std::fs::read_dir(data_dir)?.flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with(".bundle-import-")
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let dir = tempfile::Builder::new()
+        .prefix(".bundle-import-")
+        .tempdir_in(data_dir)
+        .context("cannot make a staging directory in the data dir")?;
+    let mut artifacts: Vec<(Artifact, PathBuf)> = Vec::new();
+    let contents = Reader::read(input, |a, r| {
+        let path = dir.path().join(hex::encode(a.sha256));
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+        accord_bundle::read::copy(r, &mut f)?;
+        let f = f.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        artifacts.push((a.clone(), path));
+        Ok(())
+    })?;
+    Ok(Staged {
+        dir,
+        artifacts,
+        contents,
+    })
+}
+
+/// Each release of the bundle carries exactly the artifacts its statement names (a running
+/// node checks this before it takes the catalogue; the offline import checks it against
+/// the catalogue it built).
+pub fn check_statements(contents: &Contents) -> Result<()> {
+    for r in &contents.releases {
+        let env =
+            Envelope::from_json(&r.statement).with_context(|| format!("{}: statement", r.label))?;
+        let accord_protocol::StatementKind::Release { artifacts, .. } =
+            accord_protocol::Statement::from_envelope(&env)
+                .with_context(|| format!("{}: statement", r.label))?
+        else {
+            bail!("{}: the statement is not a release", r.label);
+        };
+        let same = artifacts.len() == r.artifacts.len()
+            && artifacts.iter().zip(&r.artifacts).all(|(s, b)| {
+                s.name == b.name && s.size == b.size && s.sha256 == b.sha256 && s.blake3 == b.blake3
+            });
+        if !same {
+            bail!(
+                "release {}: the bundle's artifacts are not the ones its signed statement names",
+                r.label
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `accord bundle import`: into the running node through its API, or straight into the
+/// data dir when the node is stopped.
 pub fn import(
     dir: &DataDir,
     file: &Path,
-    passphrase: &str,
+    passphrase: &crate::cli::PassphraseArgs,
     receipt_out: Option<&Path>,
 ) -> Result<()> {
-    offline(dir, "import")?;
+    if let Some(node) = Node::running(dir) {
+        return import_online(&node, dir, file, receipt_out);
+    }
+    let passphrase = crate::passphrase::existing(passphrase, "the node key")?;
     let started = std::time::Instant::now();
     let chain = dir.chain()?;
     let anchor = chain
@@ -688,33 +811,15 @@ pub fn import(
         .cloned()
         .context("the node trusts no root")?;
     // Artifacts land in a private directory of the data dir while their digests are
-    // checked, and enter the store only once the whole bundle has verified. One left by an
-    // import that was killed is removed first.
-    for e in std::fs::read_dir(&dir.path)?.flatten() {
-        if e.file_name()
-            .to_string_lossy()
-            .starts_with(".bundle-import-")
-        {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-    let staging = tempfile::Builder::new()
-        .prefix(".bundle-import-")
-        .tempdir_in(&dir.path)
-        .context("cannot make a staging directory in the data dir")?;
+    // checked, and enter the store only once the whole bundle has verified.
     let (input, list) = open_bundle(file)?;
-    let mut staged: Vec<(Artifact, PathBuf)> = Vec::new();
-    let contents = Reader::read(input, |a, r| {
-        let path = staging.path().join(hex::encode(a.sha256));
-        let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-        accord_bundle::read::copy(r, &mut f)?;
-        let f = f.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        staged.push((a.clone(), path));
-        Ok(())
-    })
-    .with_context(|| format!("{} is refused; nothing was imported", file.display()))?;
-    let (node_replica, db) = dir.replica(passphrase)?;
+    let Staged {
+        dir: _staging,
+        artifacts: staged,
+        contents,
+    } = stage(input, &dir.path)
+        .with_context(|| format!("{} is refused; nothing was imported", file.display()))?;
+    let (node_replica, db) = dir.replica(&passphrase)?;
     let (v, replica, delta) = verify_contents(contents, anchor, Some(node_replica))
         .with_context(|| format!("{} is refused; nothing was imported", file.display()))?;
     if let Some(list) = &list {

@@ -130,15 +130,12 @@ pub fn run(cli: Cli) -> Result<()> {
             receipt,
             data_dir,
             passphrase,
-        }) => {
-            let pass = crate::passphrase::existing(&passphrase, "the node key")?;
-            bundle::import(
-                &crate::datadir::DataDir::new(&data_dir.data_dir),
-                &file,
-                &pass,
-                receipt.as_deref(),
-            )
-        }
+        }) => bundle::import(
+            &crate::datadir::DataDir::new(&data_dir.data_dir),
+            &file,
+            &passphrase,
+            receipt.as_deref(),
+        ),
         Command::Audit(crate::cli::AuditCommand::List { data_dir, json }) => {
             audit::list(&crate::datadir::DataDir::new(&data_dir.data_dir), json)
         }

@@ -683,6 +683,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         accord_trust::SecretKey::from_seed(&seed)?,
         bound,
         mirror.store.clone(),
+        cfg.data_dir.clone(),
     );
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {

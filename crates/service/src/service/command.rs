@@ -66,6 +66,17 @@ pub enum Command {
     /// A successor root (JSON) to verify against the current one and install; answered
     /// with its version.
     AdoptRoot { bytes: Vec<u8>, reply: Reply<u64> },
+    /// An offline bundle's catalogue: its signed changes as one sync message, applied all
+    /// or nothing exactly as a peer's message would be (signatures, authors in the chain,
+    /// write authority, roots it records); the exporting jurisdiction's view is then as
+    /// fresh as the export. Answered with the catalogue's heads (hex) and the number of
+    /// changes applied, for the import's receipt.
+    ImportCatalogue {
+        message: Vec<u8>,
+        exporter: String,
+        exported_at: i64,
+        reply: Reply<(Vec<String>, usize)>,
+    },
 }
 
 impl<S: Store, P: Clone + Ord + std::hash::Hash + fmt::Display + fmt::Debug> Service<S, P> {
@@ -79,6 +90,12 @@ impl<S: Store, P: Clone + Ord + std::hash::Hash + fmt::Display + fmt::Debug> Ser
             } => reply.send(self.edit_capability(&capability, &spec, now)),
             Command::Propose { proposal, reply } => reply.send(self.propose(&proposal, now)),
             Command::Sign { envelope, reply } => reply.send(self.import_signatures(&envelope, now)),
+            Command::ImportCatalogue {
+                message,
+                exporter,
+                exported_at,
+                reply,
+            } => reply.send(self.import_catalogue(&message, &exporter, exported_at, now)),
             Command::AdoptRoot { bytes, reply } => {
                 let answer = self.adopt_root(&bytes, now).map_err(|e| e.to_string());
                 if let Err(e) = &answer {
@@ -87,6 +104,37 @@ impl<S: Store, P: Clone + Ord + std::hash::Hash + fmt::Display + fmt::Debug> Ser
                 reply.send(answer)
             }
         }
+    }
+
+    fn import_catalogue(
+        &mut self,
+        message: &[u8],
+        exporter: &str,
+        exported_at: i64,
+        now: Now,
+    ) -> Result<(Vec<String>, usize), String> {
+        let delta = self
+            .replica
+            .receive_message("bundle", message, now.unix())
+            .map_err(|e| {
+                format!(
+                    "the bundle's catalogue changes were refused (an incremental bundle is checked against the site that wrote its receipt: import it there): {e}"
+                )
+            })?;
+        let changes = delta.changes.len();
+        info!(
+            changes,
+            exporter, "catalogue updated from an offline bundle"
+        );
+        self.committed_locally(&delta, now);
+        self.view_updated(exporter, exported_at, now);
+        let heads = self
+            .replica
+            .heads()
+            .iter()
+            .map(|h| hex::encode(h.0))
+            .collect();
+        Ok((heads, changes))
     }
 
     fn edit_capability(&mut self, id: &str, spec: &EditSpec, now: Now) -> Result<String, String> {
