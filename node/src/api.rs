@@ -368,20 +368,23 @@ async fn apply_root(
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&api, &headers)?;
-    if body.len() > accord_protocol::limits::MAX_ROOT_BYTES {
-        return Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "root larger than 1 MiB",
-        ));
-    }
-    let bytes = body.to_vec();
-    match api
+    let bytes = bounded(&body, accord_protocol::limits::MAX_ROOT_BYTES, "root")?;
+    let version = api
         .command(|reply| Command::AdoptRoot { bytes, reply })
         .await?
-    {
-        Ok(version) => Ok(Json(serde_json::json!({ "root_version": version }))),
-        Err(e) => Err(error(StatusCode::BAD_REQUEST, e)),
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    Ok(Json(serde_json::json!({ "root_version": version })))
+}
+
+/// A small document sent whole, refused past `max` bytes.
+fn bounded(body: &axum::body::Bytes, max: usize, what: &str) -> Result<Vec<u8>, ApiError> {
+    if body.len() > max {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{what} larger than {} KiB", max >> 10),
+        ));
     }
+    Ok(body.to_vec())
 }
 
 /// The request body as a blocking reader, for the bundle reader on a blocking thread.
@@ -547,20 +550,12 @@ async fn apply_sigstore_root(
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&api, &headers)?;
-    if body.len() > accord_protocol::limits::MAX_ENVELOPE_BYTES {
-        return Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "update larger than 1 MiB",
-        ));
-    }
-    let envelope = body.to_vec();
-    match api
+    let envelope = bounded(&body, accord_protocol::limits::MAX_ENVELOPE_BYTES, "update")?;
+    let sequence = api
         .ask(|reply| ApiRequest::SigstoreRoot { envelope, reply })
         .await?
-    {
-        Ok(sequence) => Ok(Json(serde_json::json!({ "sequence": sequence }))),
-        Err(e) => Err(error(StatusCode::BAD_REQUEST, e)),
-    }
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    Ok(Json(serde_json::json!({ "sequence": sequence })))
 }
 
 async fn releases(State(api): State<Api>) -> Result<Json<Vec<ReleaseView>>, ApiError> {

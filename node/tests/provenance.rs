@@ -35,11 +35,9 @@ fn sigstore_config(identity: &str) -> String {
     )
 }
 
-#[test]
-fn a_wrong_identity_is_held_at_every_node_and_the_right_one_promotes() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let d = tmp.path();
-    let mut c = cluster(d);
+/// The artifact and its bundle in `release/`, the vector's trusted root as
+/// `full_root.json`, and every node's config naming `identity` as CAP-B's signer.
+fn setup(d: &Path, identity: &str) {
     std::fs::create_dir_all(d.join("release")).expect("mkdir");
     copy("a.txt", &d.join("release/a.txt"));
     copy(
@@ -48,16 +46,17 @@ fn a_wrong_identity_is_held_at_every_node_and_the_right_one_promotes() {
     );
     copy(
         "rekor2-happy-path/trusted_root.json",
-        &d.join("sigstore_root.json"),
+        &d.join("full_root.json"),
     );
     for j in J {
-        add_config(d, j, &sigstore_config(WRONG));
+        add_config(d, j, &sigstore_config(identity));
     }
-    start_all(&mut c, d, &[0, 1, 2, 3]);
+}
 
-    // The proposer checks the bundle for the real signer before proposing; the bundle
-    // travels as an artifact of its own, bound to a.txt by the statement.
-    let r = ok(accord(
+/// EU proposes CAP-B01 2.0.0 with a.txt and its bundle, checked first for the real signer
+/// against `full_root.json`.
+fn propose_with_bundle(d: &Path, provenance: &str) -> common::Run {
+    ok(accord(
         d,
         &[
             "release",
@@ -66,9 +65,9 @@ fn a_wrong_identity_is_held_at_every_node_and_the_right_one_promotes() {
             "2.0.0",
             "release/a.txt",
             "--provenance",
-            "a.txt=release/a.txt.sigstore.json",
+            provenance,
             "--trusted-root",
-            "sigstore_root.json",
+            "full_root.json",
             "--certificate-identity",
             SIGNER,
             "--certificate-oidc-issuer",
@@ -76,7 +75,21 @@ fn a_wrong_identity_is_held_at_every_node_and_the_right_one_promotes() {
             "--data-dir",
             "eu-data",
         ],
-    ));
+    ))
+}
+
+#[test]
+fn a_wrong_identity_is_held_at_every_node_and_the_right_one_promotes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let mut c = cluster(d);
+    setup(d, WRONG);
+    std::fs::copy(d.join("full_root.json"), d.join("sigstore_root.json")).expect("copy");
+    start_all(&mut c, d, &[0, 1, 2, 3]);
+
+    // The proposer checks the bundle for the real signer before proposing; the bundle
+    // travels as an artifact of its own, bound to a.txt by the statement.
+    let r = propose_with_bundle(d, "a.txt=release/a.txt.sigstore.json");
     assert!(
         r.stdout
             .contains("provenance of a.txt: sigstore-bundle a.txt.sigstore.json"),
@@ -187,16 +200,7 @@ fn a_steering_majority_updates_the_sigstore_trusted_root() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
     let mut c = cluster(d);
-    std::fs::create_dir_all(d.join("release")).expect("mkdir");
-    copy("a.txt", &d.join("release/a.txt"));
-    copy(
-        "rekor2-happy-path/bundle.sigstore.json",
-        &d.join("release/a.txt.sigstore.json"),
-    );
-    copy(
-        "rekor2-happy-path/trusted_root.json",
-        &d.join("full_root.json"),
-    );
+    setup(d, SIGNER);
     let mut without_tsa: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("full_root.json")).expect("read"))
             .expect("json");
@@ -209,30 +213,8 @@ fn a_steering_majority_updates_the_sigstore_trusted_root() {
         serde_json::to_vec_pretty(&without_tsa).expect("json"),
     )
     .expect("write");
-    for j in J {
-        add_config(d, j, &sigstore_config(SIGNER));
-    }
     start_all(&mut c, d, &[0, 1, 2, 3]);
-    ok(accord(
-        d,
-        &[
-            "release",
-            "propose",
-            "CAP-B01",
-            "2.0.0",
-            "release/a.txt",
-            "--provenance",
-            "release/a.txt.sigstore.json",
-            "--trusted-root",
-            "full_root.json",
-            "--certificate-identity",
-            SIGNER,
-            "--certificate-oidc-issuer",
-            ISSUER,
-            "--data-dir",
-            "eu-data",
-        ],
-    ));
+    propose_with_bundle(d, "release/a.txt.sigstore.json");
     for signer in ["uk/lead", "eu/lead", "ca/lead", "au/lead", "uk/security"] {
         ok(sign(d, KEY, signer, "eu"));
     }

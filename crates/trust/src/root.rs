@@ -143,8 +143,14 @@ impl TrustedRoot {
 
     /// How this root's signatures fare against the `root` rule of `under`.
     pub fn root_rule_outcome(&self, under: &TrustedRoot) -> Vec<RequirementOutcome> {
-        let tally = Tally::of(&self.envelope, under);
-        let reqs: Vec<_> = under
+        under.root_rule_over(&self.envelope)
+    }
+
+    /// How the signatures on `env` fare against this root's `root` rule (what a successor
+    /// root, or anything else only the steering committee may decide, must meet).
+    pub fn root_rule_over(&self, env: &Envelope) -> Vec<RequirementOutcome> {
+        let tally = Tally::of(env, self);
+        let reqs: Vec<_> = self
             .body
             .rules
             .root
@@ -152,7 +158,7 @@ impl TrustedRoot {
             .iter()
             .map(|r| (r.clone(), "cooperative"))
             .collect();
-        rule::evaluate(under, &reqs, &tally)
+        rule::evaluate(self, &reqs, &tally)
     }
 
     pub fn version(&self) -> u64 {

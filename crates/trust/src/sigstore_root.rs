@@ -18,8 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::TrustError;
 use crate::root::TrustedRoot;
-use crate::rule::{self, RequirementOutcome};
-use crate::tally::Tally;
+use crate::rule::RequirementOutcome;
 
 /// The DSSE payload type of an update.
 pub const PAYLOAD_TYPE: &str = "application/vnd.accord.sigstore-trusted-root+json";
@@ -109,20 +108,6 @@ pub fn read(env: &Envelope) -> Result<SigstoreRootUpdate, TrustError> {
     })
 }
 
-/// How the update's signatures fare against the `root` rule of the cooperative `root`.
-pub fn outcome(env: &Envelope, root: &TrustedRoot) -> Vec<RequirementOutcome> {
-    let tally = Tally::of(env, root);
-    let reqs: Vec<_> = root
-        .body()
-        .rules
-        .root
-        .all_of
-        .iter()
-        .map(|r| (r.clone(), "cooperative"))
-        .collect();
-    rule::evaluate(root, &reqs, &tally)
-}
-
 /// The update, if it is well formed, signed as the cooperative root's `root` rule requires,
 /// and newer than `applied` (the sequence applied before, if any).
 pub fn verify(
@@ -139,7 +124,8 @@ pub fn verify(
             update.sequence
         )));
     }
-    let unmet: Vec<String> = outcome(env, root)
+    let unmet: Vec<String> = root
+        .root_rule_over(env)
         .iter()
         .filter(|o| !o.met)
         .map(RequirementOutcome::explain)
