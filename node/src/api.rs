@@ -54,6 +54,13 @@ pub enum ApiRequest {
     },
     /// The audit log's rows, raw (the client verifies the chain itself).
     Audit(oneshot::Sender<Result<AuditRows, String>>),
+    /// An export's plan (`accord bundle export` at a running node): the catalogue since a
+    /// receipt and the releases whose artifacts are all in `held`.
+    ExportPlan {
+        request: crate::cmd::bundle::PlanRequest,
+        held: std::collections::HashSet<[u8; 32]>,
+        reply: oneshot::Sender<Result<crate::cmd::bundle::ExportPlan, String>>,
+    },
     /// A Sigstore trusted-root update the steering committee signed: applied if it verifies
     /// (`accord sigstore-root apply`); answers its sequence.
     SigstoreRoot {
@@ -198,6 +205,8 @@ pub fn router(
             axum::routing::post(apply_sigstore_root),
         )
         .route("/v1/bundles", axum::routing::post(import_bundle))
+        .route("/v1/bundles/plan", axum::routing::post(export_plan))
+        .route("/v1/blobs/{blake3}", get(blob))
         .route(
             "/v1/releases",
             get(releases)
@@ -542,6 +551,83 @@ async fn import_bundle(
         "artifacts": all.len(),
         "jurisdiction": export.jurisdiction,
     })))
+}
+
+/// `accord bundle export` at a running node: what to write (the CLI writes it, fetching
+/// each artifact from `/v1/blobs/{blake3}`). Held means held whole by this node's store.
+async fn export_plan(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<crate::cmd::bundle::ExportPlan>, ApiError> {
+    authorize(&api, &headers)?;
+    let body = bounded(&body, 16 << 20, "export request")?;
+    let request: crate::cmd::bundle::PlanRequest = serde_json::from_slice(&body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("not an export request: {e}"),
+        )
+    })?;
+    let mut held = std::collections::HashSet::new();
+    for v in api.ask(ApiRequest::Releases).await? {
+        for a in &v.artifacts {
+            if let Ok(h) = <[u8; 32]>::try_from(hex::decode(&a.blake3).unwrap_or_default())
+                && api.store.local(&h).await.is_ok_and(|l| l.complete)
+            {
+                held.insert(h);
+            }
+        }
+    }
+    let plan = api
+        .ask(|reply| ApiRequest::ExportPlan {
+            request,
+            held,
+            reply,
+        })
+        .await?
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    Ok(Json(plan))
+}
+
+/// `GET /v1/blobs/{blake3}`: a blob this node holds whole, verified against its BLAKE3
+/// tree as it is read (for an export written by the CLI, which hashes it again).
+async fn blob(
+    State(api): State<Api>,
+    Path(blake3): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&api, &headers)?;
+    let hash = <[u8; 32]>::try_from(hex::decode(&blake3).unwrap_or_default()).map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "not a BLAKE3 digest (64 hex digits)",
+        )
+    })?;
+    let local = api
+        .store
+        .local(&hash)
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if !local.complete {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("blob {blake3} is not held whole here"),
+        ));
+    }
+    let rx = api.store.read_verified(hash);
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|item| (item.map_err(|e| std::io::Error::other(e.to_string())), rx))
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, local.bytes.to_string()),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 async fn apply_sigstore_root(

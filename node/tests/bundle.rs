@@ -300,12 +300,13 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
     // the next bundle holds only what AU lacks.
     let next = "CAP-B01@1.4.1";
     release_without_au(&mut c, d, "1.4.1");
-    c.stop_all();
     std::fs::copy(
         d.join("au-data/bundle-receipt.json"),
         d.join("receipt.json"),
     )
     .expect("copy");
+    // Exported from UK's running node: it plans and serves the verified blobs, the CLI
+    // writes the bundle.
     let r = ok(accord(
         d,
         &[
@@ -324,6 +325,7 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
         "{}",
         r.stdout
     );
+    c.stop_all();
     ok(accord(
         d,
         &[

@@ -200,6 +200,11 @@ impl Replica {
         self.doc.get_heads()
     }
 
+    /// The genesis change every node's document starts from.
+    pub fn genesis(&self) -> ChangeHash {
+        self.genesis
+    }
+
     /// The chain's current root.
     pub fn root(&self) -> &accord_trust::TrustedRoot {
         self.chain.current()

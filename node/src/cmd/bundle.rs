@@ -45,16 +45,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn offline(dir: &DataDir, what: &str) -> Result<()> {
-    if Node::running(dir).is_some() {
-        bail!(
-            "the node of {} is running: stop it to {what} (a running node cannot share its stores yet)",
-            dir.path.display()
-        );
-    }
-    Ok(())
-}
-
 /// `accord bundle import` into a running node: the bundle is streamed to it (the node reads
 /// no path of ours); it stages and checks the artifacts, takes the catalogue through its
 /// core as it would a peer's message, and answers with the receipt, written here.
@@ -105,37 +95,69 @@ fn import_online(
     Ok(())
 }
 
-/// `accord bundle export`.
-pub fn export(
-    dir: &DataDir,
-    out: &Path,
+/// What an export writes besides the artifacts' bytes, decided from a node's catalogue:
+/// the root chain, the catalogue's changes (since a receipt), the releases whose artifacts
+/// the node holds whole, and who exports when. A running node computes it for the CLI
+/// (`POST /v1/bundles/plan`), so it travels as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportPlan {
+    /// The root chain, a JSON array of root envelopes (base64).
+    roots: String,
+    root_count: usize,
+    /// The catalogue's signed changes as one sync message (base64).
+    catalogue: String,
+    releases: Vec<PlannedRelease>,
+    /// Releases left out: their artifacts are not all held there.
+    skipped: Vec<String>,
+    id: String,
+    jurisdiction: String,
+    at: i64,
+    since: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PlannedRelease {
+    label: String,
+    /// The statement with every signature (DSSE JSON).
+    statement: String,
+    artifacts: Vec<PlannedArtifact>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PlannedArtifact {
+    name: String,
+    size: u64,
+    sha256: String,
+    blake3: String,
+}
+
+/// What `POST /v1/bundles/plan` takes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PlanRequest {
+    #[serde(default)]
+    pub since: Option<Receipt>,
+    #[serde(default)]
+    pub releases: Vec<String>,
+}
+
+/// The export of `doc` (a node's catalogue, with its `genesis` and change `signatures`)
+/// for a site that holds what `receipt` says, of the releases `selectors` name (all by
+/// default) whose artifacts are all in `held` (BLAKE3). Shared by the offline export and
+/// the running node.
+#[allow(clippy::too_many_arguments)]
+pub fn plan_export(
+    doc: &automerge::Automerge,
+    genesis: ChangeHash,
+    signatures: &HashMap<ChangeHash, [u8; 64]>,
+    chain: &RootChain,
+    me: &str,
+    receipt: Option<&Receipt>,
     selectors: &[String],
-    since: Option<&Path>,
-    split: Option<(u64, SecretKey)>,
-) -> Result<()> {
-    offline(dir, "export")?;
-    let started = std::time::Instant::now();
-    let (doc, db) = dir.document()?;
-    let genesis = DataDir::genesis(&db)?;
-    let stored = db.load_catalogue()?;
-    let mut signatures: HashMap<ChangeHash, [u8; 64]> = stored
-        .signatures
-        .iter()
-        .map(|(h, s)| (ChangeHash(*h), *s))
-        .collect();
-    for c in &stored.changes {
-        if let Some(s) = c.signature {
-            signatures.insert(ChangeHash(c.hash), s);
-        }
-    }
-    let receipt: Option<Receipt> = since
-        .map(|p| -> Result<Receipt> {
-            let bytes = crate::files::read_limited(p, 16 << 20)?;
-            serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is not an import receipt", p.display()))
-        })
-        .transpose()?;
-    let since_heads: Vec<ChangeHash> = match &receipt {
+    held: &dyn Fn(&[u8; 32]) -> bool,
+) -> Result<ExportPlan> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    let since_heads: Vec<ChangeHash> = match receipt {
         Some(r) => r
             .heads
             .iter()
@@ -153,147 +175,280 @@ pub fn export(
             .collect::<Result<_>>()?,
         None => Vec::new(),
     };
-    let held_there: BTreeSet<String> = receipt
-        .as_ref()
-        .map(|r| r.artifacts.iter().cloned().collect())
+    let held_there: BTreeSet<&String> = receipt
+        .map(|r| r.artifacts.iter().collect())
         .unwrap_or_default();
     let catalogue =
-        accord_catalogue::replica::export_message(&doc, genesis, &signatures, &since_heads)?;
-    let chain = dir.chain()?;
+        accord_catalogue::replica::export_message(doc, genesis, signatures, &since_heads)?;
     let roots: Vec<serde_json::Value> = chain
         .roots()
         .iter()
         .map(|r| serde_json::from_slice(&r.envelope().to_json()))
         .collect::<Result<_, _>>()?;
-    let roots = serde_json::to_vec(&roots)?;
-    let (cat, _) = accord_catalogue::schema::read(&doc);
-    let me = dir.jurisdiction()?;
-    let rt = runtime()?;
-    rt.block_on(async {
-        let store = accord_blobs::BlobStore::open(&dir.path.join("blobs")).await?;
-        let mut releases = Vec::new();
-        let mut skipped = Vec::new();
-        for r in select(&cat, &chain, selectors)? {
-            let arts: Vec<Artifact> = r
+    let (cat, _) = accord_catalogue::schema::read(doc);
+    let mut releases = Vec::new();
+    let mut skipped = Vec::new();
+    for r in select(&cat, chain, selectors)? {
+        if !r.artifacts.is_empty()
+            && r.artifacts
+                .iter()
+                .all(|a| held_there.contains(&hex::encode(a.sha256)))
+        {
+            continue;
+        }
+        if !r.artifacts.iter().all(|a| held(&a.blake3)) {
+            skipped.push(r.label());
+            continue;
+        }
+        releases.push(PlannedRelease {
+            label: r.label(),
+            statement: String::from_utf8(r.signed_envelope().to_json())?,
+            artifacts: r
                 .artifacts
                 .iter()
-                .map(|a| Artifact {
+                .map(|a| PlannedArtifact {
                     name: a.name.clone(),
                     size: a.size,
-                    sha256: a.sha256,
-                    blake3: a.blake3,
+                    sha256: hex::encode(a.sha256),
+                    blake3: hex::encode(a.blake3),
                 })
-                .collect();
-            if !arts.is_empty() && arts.iter().all(|a| held_there.contains(&hex::encode(a.sha256))) {
-                continue;
-            }
-            let mut complete = true;
-            for a in &arts {
-                complete &= store.local(&a.blake3).await?.complete;
-            }
-            if !complete {
-                skipped.push(r.label());
-                continue;
-            }
-            releases.push(Release {
-                label: r.label(),
-                statement: r.signed_envelope().to_json(),
-                artifacts: arts,
-            });
-        }
-        let at = Timestamp::now().unix();
-        let id = hex::encode(&accord_bundle::layout::sha256(
+                .collect(),
+        });
+    }
+    let at = Timestamp::now().unix();
+    let id = hex::encode(
+        &accord_bundle::layout::sha256(
             &[catalogue.as_slice(), &at.to_le_bytes(), me.as_bytes()].concat(),
-        )[..8]);
-        let info = ExportInfo {
-            id: id.clone(),
-            jurisdiction: me.clone(),
-            at,
-        };
-        let partial = out.with_extension("partial");
-        let sink = match &split {
-            None => Sink::One(std::io::BufWriter::new(
-                std::fs::File::create(&partial)
-                    .with_context(|| format!("cannot create {}", partial.display()))?,
-            )),
-            Some((max, _)) => Sink::Split(accord_bundle::parts::SplitWriter::new(out, *max)?),
-        };
-        let result = async {
-            let mut w = Writer::begin(sink, &roots, &catalogue, &releases, &info)?;
-            let total: u64 = w.pending().iter().map(|a| a.size).sum();
-            let bar = super::artifacts::bytes_bar(total, "writing and verifying artifacts");
-            for a in w.pending().to_vec() {
-                w.output().boundary(accord_bundle::layout::entry_bytes(a.size))?;
-                let rx = store.read_verified(a.blake3);
-                let bar2 = bar.clone();
-                w = tokio::task::spawn_blocking(move || -> Result<_> {
-                    w.artifact(ChannelReader::new(rx, move |n| bar2.inc(n)))?;
-                    Ok(w)
-                })
-                .await??;
-            }
-            bar.finish_and_clear();
-            let parts = match w.finish()? {
-                Sink::One(f) => {
-                    let file = f.into_inner().map_err(|e| e.into_error())?;
-                    file.sync_all()?;
-                    None
-                }
-                Sink::Split(s) => Some(s.finish(&id)?),
-            };
-            anyhow::Ok((total, parts))
-        }
-        .await;
-        store.shutdown().await?;
-        let (total, parts) = match result {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = std::fs::remove_file(&partial);
-                remove_parts(out);
-                return Err(e);
-            }
-        };
-        match (parts, &split) {
-            (Some((paths, list)), Some((_, key))) => {
-                let mut env = Envelope::new(
-                    accord_bundle::parts::PART_LIST_TYPE,
-                    serde_json::to_vec_pretty(&list)?,
-                );
-                accord_trust::sign_envelope(&mut env, key);
-                let list_path = parts_list_path(out);
-                write_atomic(&list_path, &env.to_json(), false)?;
-                println!(
-                    "split into {} part(s) at blob boundaries; the part list {} is signed by node key {}",
-                    paths.len(),
-                    list_path.display(),
-                    key.id().short()
-                );
-                for (p, part) in paths.iter().zip(&list.parts) {
-                    println!("  {}  {} bytes  sha256 {}", p.display(), part.size, part.sha256);
-                }
-            }
-            _ => std::fs::rename(&partial, out).with_context(|| {
-                format!("cannot rename {} to {}", partial.display(), out.display())
-            })?,
-        }
-        println!(
-            "wrote {} (export {id} by {me}): root chain of {}, {} catalogue bytes{}, {} release(s), {} artifact bytes ({:.1} s)",
-            out.display(),
-            chain.roots().len(),
-            catalogue.len(),
-            if receipt.is_some() { " since the receipt" } else { "" },
-            releases.len(),
-            total,
-            started.elapsed().as_secs_f64()
-        );
-        for r in &releases {
-            println!("  {}  {} artifact(s)", r.label, r.artifacts.len());
-        }
-        for s in skipped {
-            println!("  {s}  left out: its artifacts are not all held here");
-        }
-        Ok(())
+        )[..8],
+    );
+    Ok(ExportPlan {
+        roots: STANDARD.encode(serde_json::to_vec(&roots)?),
+        root_count: roots.len(),
+        catalogue: STANDARD.encode(&catalogue),
+        releases,
+        skipped,
+        id,
+        jurisdiction: me.to_owned(),
+        at,
+        since: receipt.is_some(),
     })
+}
+
+fn read_receipt(since: Option<&Path>) -> Result<Option<Receipt>> {
+    since
+        .map(|p| -> Result<Receipt> {
+            let bytes = crate::files::read_limited(p, 16 << 20)?;
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not an import receipt", p.display()))
+        })
+        .transpose()
+}
+
+/// `accord bundle export`: from the running node through its API (it plans, and serves
+/// each artifact's verified bytes), or straight from a stopped node's data dir. Either way
+/// the bundle is written here, streaming, and every artifact is hashed again on the way in.
+pub fn export(
+    dir: &DataDir,
+    out: &Path,
+    selectors: &[String],
+    since: Option<&Path>,
+    split: Option<(u64, SecretKey)>,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let receipt = read_receipt(since)?;
+    if let Some(node) = Node::running(dir) {
+        let answer = node.post_json(
+            "/v1/bundles/plan",
+            &PlanRequest {
+                since: receipt,
+                releases: selectors.to_vec(),
+            },
+        )?;
+        let plan: ExportPlan =
+            serde_json::from_value(answer).context("the node's export plan is unreadable")?;
+        return write_export(plan, out, split, started, &mut |a: &Artifact| {
+            let reader = node.get_stream(&format!("/v1/blobs/{}", hex::encode(a.blake3)))?;
+            Ok(Box::new(reader) as Box<dyn Read + Send>)
+        });
+    }
+    let (doc, db) = dir.document()?;
+    let genesis = DataDir::genesis(&db)?;
+    let stored = db.load_catalogue()?;
+    let mut signatures: HashMap<ChangeHash, [u8; 64]> = stored
+        .signatures
+        .iter()
+        .map(|(h, s)| (ChangeHash(*h), *s))
+        .collect();
+    for c in &stored.changes {
+        if let Some(s) = c.signature {
+            signatures.insert(ChangeHash(c.hash), s);
+        }
+    }
+    let chain = dir.chain()?;
+    let me = dir.jurisdiction()?;
+    let rt = runtime()?;
+    let store = rt.block_on(accord_blobs::BlobStore::open(&dir.path.join("blobs")))?;
+    let result = (|| {
+        let (cat, _) = accord_catalogue::schema::read(&doc);
+        let mut held = std::collections::HashSet::new();
+        for a in cat.releases.iter().flat_map(|r| r.artifacts.iter()) {
+            if rt.block_on(store.local(&a.blake3))?.complete {
+                held.insert(a.blake3);
+            }
+        }
+        let plan = plan_export(
+            &doc,
+            genesis,
+            &signatures,
+            &chain,
+            &me,
+            receipt.as_ref(),
+            selectors,
+            &|h| held.contains(h),
+        )?;
+        write_export(plan, out, split, started, &mut |a: &Artifact| {
+            // The store's stream is a task on the runtime; it is read from here, blocking.
+            let rx = rt.block_on(async { store.read_verified(a.blake3) });
+            Ok(Box::new(ChannelReader::new(rx, |_| {})) as Box<dyn Read + Send>)
+        })
+    })();
+    rt.block_on(store.shutdown())?;
+    result
+}
+
+/// Writes the bundle `plan` describes to `out` (or its parts), reading each artifact's
+/// bytes from `open`; removes what it wrote if anything fails.
+fn write_export(
+    plan: ExportPlan,
+    out: &Path,
+    split: Option<(u64, SecretKey)>,
+    started: std::time::Instant,
+    open: &mut dyn FnMut(&Artifact) -> Result<Box<dyn Read + Send>>,
+) -> Result<()> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    let roots = STANDARD.decode(&plan.roots).context("export plan: roots")?;
+    let catalogue = STANDARD
+        .decode(&plan.catalogue)
+        .context("export plan: catalogue")?;
+    let digest = |h: &str| -> Result<[u8; 32]> {
+        let mut b = [0u8; 32];
+        hex::decode_to_slice(h, &mut b).with_context(|| format!("export plan: digest {h}"))?;
+        Ok(b)
+    };
+    let releases = plan
+        .releases
+        .iter()
+        .map(|r| -> Result<Release> {
+            Ok(Release {
+                label: r.label.clone(),
+                statement: r.statement.clone().into_bytes(),
+                artifacts: r
+                    .artifacts
+                    .iter()
+                    .map(|a| -> Result<Artifact> {
+                        Ok(Artifact {
+                            name: a.name.clone(),
+                            size: a.size,
+                            sha256: digest(&a.sha256)?,
+                            blake3: digest(&a.blake3)?,
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let info = ExportInfo {
+        id: plan.id.clone(),
+        jurisdiction: plan.jurisdiction.clone(),
+        at: plan.at,
+    };
+    let partial = out.with_extension("partial");
+    let sink = match &split {
+        None => Sink::One(std::io::BufWriter::new(
+            std::fs::File::create(&partial)
+                .with_context(|| format!("cannot create {}", partial.display()))?,
+        )),
+        Some((max, _)) => Sink::Split(accord_bundle::parts::SplitWriter::new(out, *max)?),
+    };
+    let result = (|| {
+        let mut w = Writer::begin(sink, &roots, &catalogue, &releases, &info)?;
+        let total: u64 = w.pending().iter().map(|a| a.size).sum();
+        let bar = super::artifacts::bytes_bar(total, "writing and verifying artifacts");
+        for a in w.pending().to_vec() {
+            w.output()
+                .boundary(accord_bundle::layout::entry_bytes(a.size))?;
+            let reader = super::artifacts::Progress {
+                inner: open(&a)?,
+                bar: bar.clone(),
+            };
+            w.artifact(reader)?;
+        }
+        bar.finish_and_clear();
+        let parts = match w.finish()? {
+            Sink::One(f) => {
+                let file = f.into_inner().map_err(|e| e.into_error())?;
+                file.sync_all()?;
+                None
+            }
+            Sink::Split(s) => Some(s.finish(&plan.id)?),
+        };
+        anyhow::Ok((total, parts))
+    })();
+    let (total, parts) = match result {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            remove_parts(out);
+            return Err(e);
+        }
+    };
+    match (parts, &split) {
+        (Some((paths, list)), Some((_, key))) => {
+            let mut env = Envelope::new(
+                accord_bundle::parts::PART_LIST_TYPE,
+                serde_json::to_vec_pretty(&list)?,
+            );
+            accord_trust::sign_envelope(&mut env, key);
+            let list_path = parts_list_path(out);
+            write_atomic(&list_path, &env.to_json(), false)?;
+            println!(
+                "split into {} part(s) at blob boundaries; the part list {} is signed by node key {}",
+                paths.len(),
+                list_path.display(),
+                key.id().short()
+            );
+            for (p, part) in paths.iter().zip(&list.parts) {
+                println!(
+                    "  {}  {} bytes  sha256 {}",
+                    p.display(),
+                    part.size,
+                    part.sha256
+                );
+            }
+        }
+        _ => std::fs::rename(&partial, out)
+            .with_context(|| format!("cannot rename {} to {}", partial.display(), out.display()))?,
+    }
+    println!(
+        "wrote {} (export {} by {}): root chain of {}, {} catalogue bytes{}, {} release(s), {} artifact bytes ({:.1} s)",
+        out.display(),
+        plan.id,
+        plan.jurisdiction,
+        plan.root_count,
+        catalogue.len(),
+        if plan.since { " since the receipt" } else { "" },
+        releases.len(),
+        total,
+        started.elapsed().as_secs_f64()
+    );
+    for r in &releases {
+        println!("  {}  {} artifact(s)", r.label, r.artifacts.len());
+    }
+    for s in &plan.skipped {
+        println!("  {s}  left out: its artifacts are not all held here");
+    }
+    Ok(())
 }
 
 /// Where a bundle goes: one file, or parts of at most a given size.

@@ -394,6 +394,27 @@ impl Node {
             ApiRequest::Audit(reply) => {
                 let _ = reply.send(self.svc.store().db.audit_rows().map_err(|e| e.to_string()));
             }
+            ApiRequest::ExportPlan {
+                request,
+                held,
+                reply,
+            } => {
+                let replica = self.svc.replica();
+                let signatures: HashMap<_, _> =
+                    replica.signatures().map(|(h, s)| (*h, *s)).collect();
+                let plan = crate::cmd::bundle::plan_export(
+                    replica.doc(),
+                    replica.genesis(),
+                    &signatures,
+                    replica.chain(),
+                    &self.jurisdiction,
+                    request.since.as_ref(),
+                    &request.releases,
+                    &|h| held.contains(h),
+                )
+                .map_err(|e| format!("{e:#}"));
+                let _ = reply.send(plan);
+            }
             ApiRequest::SigstoreRoot { envelope, reply } => {
                 let _ = reply.send(self.apply_sigstore_root(&envelope));
             }
