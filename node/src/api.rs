@@ -123,6 +123,9 @@ struct Api {
     store: accord_blobs::BlobStore,
     /// The data directory: an imported bundle's artifacts are staged in it.
     data_dir: std::path::PathBuf,
+    /// One bundle import at a time: each clears what a killed one left (its staging
+    /// directory and tags), which must not be another's still in use.
+    importing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What the node signs to prove who it is: a domain, the CLI's challenge, and the address
@@ -191,6 +194,7 @@ pub fn router(
         hosts: std::sync::Arc::new(hosts),
         store,
         data_dir,
+        importing: std::sync::Arc::new(tokio::sync::Mutex::new(())),
     };
     Router::new()
         .route("/health", get(health))
@@ -396,6 +400,9 @@ fn bounded(body: &axum::body::Bytes, max: usize, what: &str) -> Result<Vec<u8>, 
     Ok(body.to_vec())
 }
 
+/// The tag prefix under which an import holds its artifacts until the catalogue is in.
+const STAGING_TAG: &str = "bundle-import/";
+
 /// The request body as a blocking reader, for the bundle reader on a blocking thread.
 struct BodyReader {
     rx: mpsc::Receiver<bytes::Bytes>,
@@ -431,6 +438,14 @@ async fn import_bundle(
     use futures::StreamExt as _;
     authorize(&api, &headers)?;
     let bad = |m: String| error(StatusCode::BAD_REQUEST, m);
+    let _one_at_a_time = api.importing.lock().await;
+    // Staging tags a killed (or abandoned) import left: the blobs they hold are named by
+    // nothing else until a release pins them.
+    if let Ok(pins) = api.store.pins().await {
+        for (tag, _) in pins.iter().filter(|(t, _)| t.starts_with(STAGING_TAG)) {
+            let _ = api.store.unpin(tag).await;
+        }
+    }
     let (tx, rx) = mpsc::channel::<bytes::Bytes>(8);
     let data_dir = api.data_dir.clone();
     let reading = tokio::task::spawn_blocking(move || {
@@ -491,11 +506,20 @@ async fn import_bundle(
     crate::testpoint::pause("bundle-artifacts-in");
     let export = staged.contents.export.clone();
     let message = staged.contents.catalogue.clone();
+    let signed = accord_bundle::ExportInfo::signed_bytes(
+        &export.id,
+        &export.jurisdiction,
+        export.at,
+        &message,
+    );
     let answer = api
         .command(|reply| Command::ImportCatalogue {
             message,
             exporter: export.jurisdiction.clone(),
             exported_at: export.at,
+            signed,
+            key: export.key.clone(),
+            signature: export.signature.clone(),
             reply,
         })
         .await;
@@ -511,20 +535,34 @@ async fn import_bundle(
         }
     };
     crate::testpoint::pause("bundle-committed");
-    // The imported artifacts are held under their releases' own tags from now on; the
-    // staging tags go.
+    // Committed. The imported artifacts are held under their releases' own tags from now
+    // on (the core pins what it mirrors too); the staging tags go whatever happens.
+    let mut pin_failures = Vec::new();
     for r in &staged.contents.releases {
-        let id = accord_protocol::Envelope::from_json(&r.statement)
-            .map(|env| accord_protocol::ReleaseId::of_payload(&env.payload))
-            .map_err(|e| bad(e.to_string()))?;
+        let Ok(env) = accord_protocol::Envelope::from_json(&r.statement) else {
+            continue; // checked before the commit
+        };
+        let id = accord_protocol::ReleaseId::of_payload(&env.payload);
         for a in &r.artifacts {
-            api.store
+            if let Err(e) = api
+                .store
                 .pin(&accord_mirror::wants::pin_tag(&id, &a.name), a.blake3)
                 .await
-                .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            {
+                pin_failures.push(format!("{}: {e}", a.name));
+            }
         }
     }
     unpin_staging(all.clone()).await;
+    if !pin_failures.is_empty() {
+        return Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "the bundle's catalogue was imported, but pinning its artifacts failed ({}); import it again",
+                pin_failures.join("; ")
+            ),
+        ));
+    }
     // The receipt: every artifact of the catalogue's releases the store now holds whole.
     let views = api.ask(ApiRequest::Releases).await?;
     let mut held = std::collections::BTreeSet::new();

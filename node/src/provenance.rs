@@ -85,6 +85,11 @@ impl SigstorePolicy {
             .with_context(|| format!("{} is not a usable Sigstore trusted root", path.display()))
     }
 
+    /// Whether a signer rule covers `capability` (its releases need provenance here).
+    pub fn covers(&self, capability: &str) -> bool {
+        self.signers.iter().any(|r| r.covers(capability))
+    }
+
     /// The trusted root file in use, if any.
     pub fn root_path(&self) -> Option<&Path> {
         self.root.as_ref().map(|(_, p)| p.as_path())
@@ -144,6 +149,20 @@ impl SigstorePolicy {
         }
         let mut out = Vec::with_capacity(checks.len());
         for check in checks {
+            // The bundle is checked for the bytes this node holds, not for the digest the
+            // statement claims: a signer who paired a genuine bundle's digest with other
+            // bytes is caught here, not only by clients that hash what they fetch.
+            let held = sha256_of_blob(store, check.artifact_blake3, check.artifact_size)
+                .await
+                .with_context(|| format!("cannot read {} from the store", check.artifact))?;
+            if held != check.artifact_sha256 {
+                anyhow::bail!(
+                    "{} held here has SHA-256 {}, not the {} its statement gives",
+                    check.artifact,
+                    hex::encode(held),
+                    hex::encode(check.artifact_sha256)
+                );
+            }
             let bundle = read_bundle(store, check).await?;
             out.push(verify_one(&bundle, check, root, &allowed).with_context(|| {
                 format!(
@@ -182,6 +201,22 @@ fn verify_one(
         }
     }
     Err(last.map_or_else(|| anyhow::anyhow!("no signer allowed"), anyhow::Error::from))
+}
+
+/// SHA-256 of a blob held whole, BLAKE3-verified as it is read; exactly `size` bytes.
+async fn sha256_of_blob(store: &BlobStore, blake3: [u8; 32], size: u64) -> Result<[u8; 32]> {
+    let mut rx = store.read_verified(blake3);
+    let mut hasher = Sha256::new();
+    let mut read = 0u64;
+    while let Some(chunk) = rx.recv().await {
+        let chunk = chunk?;
+        read += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    if read != size {
+        anyhow::bail!("the blob holds {read} bytes, not {size}");
+    }
+    Ok(hasher.finalize().into())
 }
 
 /// A bundle's bytes from the store: BLAKE3-verified as read, at most its signed size (and

@@ -235,6 +235,37 @@ fn an_air_gapped_site_promotes_and_serves_a_release_from_a_bundle_alone() {
     assert!(!r.stderr.is_empty());
     assert_eq!(au_catalogue(d), before);
 
+    // A copy whose export time was moved to the far future (it would switch AU's staleness
+    // check off for EU for good) is refused: the exporting node signed its time.
+    let mut bytes = std::fs::read(d.join("site.bundle")).expect("bundle");
+    let key = b"\"dev.accord.exported-at\":\"";
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("the export time annotation")
+        + key.len();
+    bytes[at..at + 10].copy_from_slice(b"9999999999");
+    std::fs::write(d.join("forged.bundle"), &bytes).expect("write");
+    let r = refused(accord(
+        d,
+        &["bundle", "verify", "forged.bundle", "--root", "root.json"],
+    ));
+    assert!(
+        r.stderr.contains("signature does not verify"),
+        "{}",
+        r.stderr
+    );
+    let r = refused(accord(
+        d,
+        &["bundle", "import", "forged.bundle", "--data-dir", "au-data"],
+    ));
+    assert!(
+        r.stderr.contains("signature does not verify") && r.stderr.contains("nothing was imported"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(au_catalogue(d), before);
+
     // Killed (SIGKILL) before the catalogue is committed: AU is as it was.
     for point in ["bundle-verified", "bundle-artifacts-in"] {
         kill_import_at(d, "site.bundle", point);

@@ -120,14 +120,34 @@ pub const EXPORT_ID: &str = "dev.accord.export";
 /// Set on `index.json`: the exporting node's jurisdiction and when it exported (Unix s).
 pub const EXPORTED_BY: &str = "dev.accord.exported-by";
 pub const EXPORTED_AT: &str = "dev.accord.exported-at";
+/// Set on `index.json`: the exporting node's key id and its Ed25519 signature (hex) over
+/// [`ExportInfo::signed_bytes`], so who exported when is not the bundle's word alone.
+pub const EXPORT_KEY: &str = "dev.accord.export-key";
+pub const EXPORT_SIGNATURE: &str = "dev.accord.export-signature";
 
 /// Who exported a bundle, and when: an importing site's view of that jurisdiction is as
-/// fresh as `at`.
+/// fresh as `at`, once the signature by a node key of that jurisdiction verifies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportInfo {
     pub id: String,
     pub jurisdiction: String,
     pub at: i64,
+    /// The exporting node's key id (empty: unsigned).
+    pub key: String,
+    /// Hex Ed25519 signature over `signed_bytes` (empty: unsigned).
+    pub signature: String,
+}
+
+impl ExportInfo {
+    /// What the exporting node signs: the export's id, jurisdiction and time, bound to the
+    /// catalogue layer by its SHA-256.
+    pub fn signed_bytes(id: &str, jurisdiction: &str, at: i64, catalogue: &[u8]) -> Vec<u8> {
+        format!(
+            "accord-bundle-export/v1\nid={id}\njurisdiction={jurisdiction}\nat={at}\ncatalogue={}\n",
+            hex::encode(sha256(catalogue))
+        )
+        .into_bytes()
+    }
 }
 
 /// A reference name OCI tools accept for a release label (`CAP-B01@1.4.0#ab12…` becomes

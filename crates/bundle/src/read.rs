@@ -11,8 +11,9 @@ use std::io::{self, Read};
 use thiserror::Error;
 
 use crate::layout::{
-    self, Artifact, BLAKE3, CATALOGUE_REF, EXPORT_ID, EXPORTED_AT, EXPORTED_BY, ExportInfo, Index,
-    MAX_OBJECT_BYTES, MAX_OBJECTS_BYTES, Manifest, MediaType, REF_NAME, RELEASE, Release, TITLE,
+    self, Artifact, BLAKE3, CATALOGUE_REF, EXPORT_ID, EXPORT_KEY, EXPORT_SIGNATURE, EXPORTED_AT,
+    EXPORTED_BY, ExportInfo, Index, MAX_OBJECT_BYTES, MAX_OBJECTS_BYTES, Manifest, MediaType,
+    REF_NAME, RELEASE, Release, TITLE,
 };
 use crate::write::Hashing;
 
@@ -128,6 +129,16 @@ impl Reader {
             at: note(EXPORTED_AT)?
                 .parse()
                 .map_err(|_| ReadError::Layout(format!("index.json: {EXPORTED_AT} is no time")))?,
+            key: index
+                .annotations
+                .get(EXPORT_KEY)
+                .cloned()
+                .unwrap_or_default(),
+            signature: index
+                .annotations
+                .get(EXPORT_SIGNATURE)
+                .cloned()
+                .unwrap_or_default(),
         };
 
         // 3. The manifests the index names, and what they say the artifacts are.

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 use crate::layout::{
-    self, Artifact, BLAKE3, CATALOGUE_REF, Descriptor, EXPORT_ID, EXPORTED_AT, EXPORTED_BY,
-    ExportInfo, Index, Manifest, MediaType, REF_NAME, RELEASE, Release, TITLE,
+    self, Artifact, BLAKE3, CATALOGUE_REF, Descriptor, EXPORT_ID, EXPORT_KEY, EXPORT_SIGNATURE,
+    EXPORTED_AT, EXPORTED_BY, ExportInfo, Index, Manifest, MediaType, REF_NAME, RELEASE, Release,
+    TITLE,
 };
 
 /// A bundle being written. `begin` writes all but the artifacts; then `artifact` once for
@@ -102,6 +103,8 @@ impl<W: Write> Writer<W> {
                 (EXPORT_ID.to_owned(), export.id.clone()),
                 (EXPORTED_BY.to_owned(), export.jurisdiction.clone()),
                 (EXPORTED_AT.to_owned(), export.at.to_string()),
+                (EXPORT_KEY.to_owned(), export.key.clone()),
+                (EXPORT_SIGNATURE.to_owned(), export.signature.clone()),
             ]),
         };
         put(&mut tar, "index.json", &json(&index)?)?;

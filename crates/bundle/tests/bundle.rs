@@ -53,6 +53,8 @@ fn info(id: &str) -> ExportInfo {
         id: id.into(),
         jurisdiction: "uk".into(),
         at: 1_800_000_000,
+        key: String::new(),
+        signature: String::new(),
     }
 }
 

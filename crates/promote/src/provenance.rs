@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 pub struct Check {
     pub artifact: String,
     pub artifact_sha256: [u8; 32],
+    /// The artifact's blob, whose SHA-256 the verifier computes from the held bytes: the
+    /// statement's SHA-256 alone is a claim.
+    pub artifact_blake3: [u8; 32],
+    pub artifact_size: u64,
     pub bundle: String,
     pub bundle_sha256: [u8; 32],
     pub bundle_blake3: [u8; 32],
@@ -54,6 +58,8 @@ pub fn checks(release: &Release) -> Vec<Check> {
             Some(Check {
                 artifact: artifact.name.clone(),
                 artifact_sha256: artifact.sha256,
+                artifact_blake3: artifact.blake3,
+                artifact_size: artifact.size,
                 bundle: bundle.name.clone(),
                 bundle_sha256: bundle.sha256,
                 bundle_blake3: bundle.blake3,

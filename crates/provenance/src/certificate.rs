@@ -105,8 +105,10 @@ impl SigningCertificate {
         self.not_before <= t && t <= self.not_after
     }
 
-    /// Checks the chain to a Fulcio CA valid at `t`, with every certificate valid at `t`,
-    /// and returns the issuer's DER SubjectPublicKeyInfo (what the SCT is bound to).
+    /// Checks the chain to a Fulcio CA whose `validFor` contains `t`, the leaf (and any
+    /// intermediate) valid at `t` (a trusted-root certificate is an anchor: its `validFor`,
+    /// not its own dates, bounds it), and returns the issuer's DER SubjectPublicKeyInfo
+    /// (what the SCT is bound to).
     pub(crate) fn chain_at(&self, root: &TrustedRoot, t: i64) -> Result<Vec<u8>, Error> {
         let certs: Vec<CertificateDer<'_>> = root
             .fulcio_at(t)

@@ -12,6 +12,7 @@
 //! this node gossips (`pace`) live here, with the state they govern.
 
 pub mod discipline;
+pub mod export;
 pub mod io;
 pub mod pace;
 pub mod rate;

@@ -112,6 +112,10 @@ pub struct ExportPlan {
     id: String,
     jurisdiction: String,
     at: i64,
+    /// The exporting node's key id and its signature (hex) over the export's id, time and
+    /// catalogue (`ExportInfo::signed_bytes`).
+    key: String,
+    signature: String,
     since: bool,
 }
 
@@ -154,6 +158,7 @@ pub fn plan_export(
     receipt: Option<&Receipt>,
     selectors: &[String],
     held: &dyn Fn(&[u8; 32]) -> bool,
+    node_key: &SecretKey,
 ) -> Result<ExportPlan> {
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD;
@@ -221,7 +226,10 @@ pub fn plan_export(
             &[catalogue.as_slice(), &at.to_le_bytes(), me.as_bytes()].concat(),
         )[..8],
     );
+    let signed = ExportInfo::signed_bytes(&id, me, at, &catalogue);
     Ok(ExportPlan {
+        key: node_key.id().to_string(),
+        signature: hex::encode(node_key.sign(&signed)),
         roots: STANDARD.encode(serde_json::to_vec(&roots)?),
         root_count: roots.len(),
         catalogue: STANDARD.encode(&catalogue),
@@ -252,11 +260,22 @@ pub fn export(
     out: &Path,
     selectors: &[String],
     since: Option<&Path>,
-    split: Option<(u64, SecretKey)>,
+    max_part: Option<u64>,
+    passphrase: &crate::cli::PassphraseArgs,
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let receipt = read_receipt(since)?;
+    // The node key signs the export (a running node signs its plan itself) and a split
+    // bundle's part list.
+    let node_key = |dir: &DataDir| -> Result<SecretKey> {
+        let pass = crate::passphrase::existing(passphrase, "the node key")?;
+        dir.node_key(&pass)
+    };
     if let Some(node) = Node::running(dir) {
+        let split = match max_part {
+            Some(max) => Some((max, node_key(dir)?)),
+            None => None,
+        };
         let answer = node.post_json(
             "/v1/bundles/plan",
             &PlanRequest {
@@ -271,6 +290,7 @@ pub fn export(
             Ok(Box::new(reader) as Box<dyn Read + Send>)
         });
     }
+    let mut key = Some(node_key(dir)?);
     let (doc, db) = dir.document()?;
     let genesis = DataDir::genesis(&db)?;
     let stored = db.load_catalogue()?;
@@ -305,7 +325,12 @@ pub fn export(
             receipt.as_ref(),
             selectors,
             &|h| held.contains(h),
+            key.as_ref().context("the node key")?,
         )?;
+        let split = match max_part {
+            Some(max) => Some((max, key.take().context("the node key")?)),
+            None => None,
+        };
         write_export(plan, out, split, started, &mut |a: &Artifact| {
             // The store's stream is a task on the runtime; it is read from here, blocking.
             let rx = rt.block_on(async { store.read_verified(a.blake3) });
@@ -362,6 +387,8 @@ fn write_export(
         id: plan.id.clone(),
         jurisdiction: plan.jurisdiction.clone(),
         at: plan.at,
+        key: plan.key.clone(),
+        signature: plan.signature.clone(),
     };
     let partial = out.with_extension("partial");
     let sink = match &split {
@@ -733,6 +760,19 @@ fn verify_contents(
             );
         }
     }
+    // Who exported it, and when: signed by a node key of that jurisdiction, or the bundle
+    // is refused (the time refreshes the importing site's view of that jurisdiction).
+    let e = &contents.export;
+    accord_service::export::verify(
+        replica.chain(),
+        &e.jurisdiction,
+        e.at,
+        Timestamp::now().unix(),
+        &ExportInfo::signed_bytes(&e.id, &e.jurisdiction, e.at, &contents.catalogue),
+        &e.key,
+        &e.signature,
+    )
+    .map_err(anyhow::Error::msg)?;
     let verified = Verified {
         contents,
         chain: replica.chain().clone(),
@@ -986,6 +1026,12 @@ pub fn import(
     let held: BTreeSet<[u8; 32]> = rt.block_on(async {
         let store = accord_blobs::BlobStore::open(&dir.path.join("blobs")).await?;
         let r = async {
+            // Staging tags an import that was killed left behind go first.
+            for (tag, _) in store.pins().await? {
+                if tag.starts_with("bundle-import/") {
+                    store.unpin(&tag).await?;
+                }
+            }
             for (a, path) in &staged {
                 let tag = format!("bundle-import/{}", hex::encode(a.sha256));
                 let (hash, size) = store.import(path, &tag, |_| {}).await?;

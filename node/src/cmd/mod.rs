@@ -93,15 +93,15 @@ pub fn run(cli: Cli) -> Result<()> {
             passphrase,
         }) => {
             let dir = crate::datadir::DataDir::new(&data_dir.data_dir);
-            let split = match max_part_size {
-                Some(s) => {
-                    let max = bundle::parse_size(&s)?;
-                    let pass = crate::passphrase::existing(&passphrase, "the node key")?;
-                    Some((max, dir.node_key(&pass)?))
-                }
-                None => None,
-            };
-            bundle::export(&dir, &out, &release, since.as_deref(), split)
+            let max_part = max_part_size.map(|s| bundle::parse_size(&s)).transpose()?;
+            bundle::export(
+                &dir,
+                &out,
+                &release,
+                since.as_deref(),
+                max_part,
+                &passphrase,
+            )
         }
         Command::Bundle(crate::cli::BundleCommand::Verify {
             file,

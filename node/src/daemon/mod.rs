@@ -89,6 +89,8 @@ struct Node {
     /// What upstream provenance is verified against (`[sigstore]`).
     sigstore: crate::provenance::SigstorePolicy,
     sigstore_cfg: Option<crate::config::SigstoreConfig>,
+    /// Signs what the node vouches for outside the catalogue (an export's plan).
+    node_key: accord_trust::SecretKey,
 }
 
 impl Node {
@@ -411,6 +413,7 @@ impl Node {
                     request.since.as_ref(),
                     &request.releases,
                     &|h| held.contains(h),
+                    &self.node_key,
                 )
                 .map_err(|e| format!("{e:#}"));
                 let _ = reply.send(plan);
@@ -467,9 +470,14 @@ impl Node {
             Some(Verdict::Refused { reason }) => Err(format!(
                 "{label} is held on this node: provenance refused here: {reason}"
             )),
-            None if cat.release(id).is_some_and(|r| !r.provenance.is_empty()) => Err(format!(
-                "{label}: this node has not verified its provenance yet"
-            )),
+            None if cat.release(id).is_some_and(|r| {
+                !r.provenance.is_empty() || self.sigstore.covers(&r.capability)
+            }) =>
+            {
+                Err(format!(
+                    "{label}: this node has not verified its provenance yet"
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -757,6 +765,7 @@ pub async fn run(cfg: NodeConfig, passphrase: String) -> Result<()> {
         on_promote: cfg.on_promote.clone(),
         sigstore,
         sigstore_cfg: cfg.sigstore.clone(),
+        node_key: accord_trust::SecretKey::from_seed(&seed)?,
     };
     // What the catalogue lacks of this node's standing: its roots and its acknowledgement
     // (after `accord init` under a newer root, or an offline `accord root apply`).

@@ -75,6 +75,12 @@ pub enum Command {
         message: Vec<u8>,
         exporter: String,
         exported_at: i64,
+        /// The export's signed statement (`accord_bundle::ExportInfo::signed_bytes`), the
+        /// exporting node's key id and its signature (hex): checked before anything is
+        /// applied (`crate::export::verify`).
+        signed: Vec<u8>,
+        key: String,
+        signature: String,
         reply: Reply<(Vec<String>, usize)>,
     },
 }
@@ -94,8 +100,22 @@ impl<S: Store, P: Clone + Ord + std::hash::Hash + fmt::Display + fmt::Debug> Ser
                 message,
                 exporter,
                 exported_at,
+                signed,
+                key,
+                signature,
                 reply,
-            } => reply.send(self.import_catalogue(&message, &exporter, exported_at, now)),
+            } => reply.send(
+                crate::export::verify(
+                    self.replica.chain(),
+                    &exporter,
+                    exported_at,
+                    now.unix(),
+                    &signed,
+                    &key,
+                    &signature,
+                )
+                .and_then(|()| self.import_catalogue(&message, &exporter, exported_at, now)),
+            ),
             Command::AdoptRoot { bytes, reply } => {
                 let answer = self.adopt_root(&bytes, now).map_err(|e| e.to_string());
                 if let Err(e) = &answer {
