@@ -150,13 +150,6 @@ impl<'a> LogEntry<'a> {
             u64::try_from(n)
                 .map_err(|_| Error::MalformedInclusionProof(format!("{what} {n} is negative")))
         };
-        // Only a SET signs `logIndex` (a sharded Rekor v1 log's global index differs from
-        // the proof's). Without one, the index reported is the proven one or nothing.
-        if promise.is_none() && unsigned(proof.log_index, "logIndex")? != log_index {
-            return Err(malformed(
-                "tlog entry logIndex is not its inclusion proof's, and no SET signs it",
-            ));
-        }
         Ok(Self {
             log_index,
             log_id,

@@ -86,7 +86,11 @@ pub struct Verified {
     /// Every verified time and what vouches for it.
     pub times: Vec<SignedTime>,
     /// The entry's global index in the log (as `rekor-cli get --log-index` takes it).
-    pub log_index: u64,
+    ///
+    /// `None` when nothing vouches for it: only a SET signs `logIndex`, and without one it
+    /// counts only if it is the inclusion proof's own index (Rekor v2; a sharded Rekor v1
+    /// log's global index differs from the index in its shard).
+    pub log_index: Option<u64>,
     /// Hex of the log's id (SHA-256 of its key for Rekor v1).
     pub log_id: String,
     /// The log's base URL from the trusted root.
@@ -174,7 +178,8 @@ pub fn verify_digest(
         oidc_issuer: policy.oidc_issuer.clone(),
         signed_at,
         times,
-        log_index: entry.log_index,
+        log_index: (entry.promise.is_some() || entry.log_index == entry.proof.index)
+            .then_some(entry.log_index),
         log_id: logged.log.log_id_hex(),
         log_url: logged.log.base_url.clone(),
         tree_size: logged.tree_size,

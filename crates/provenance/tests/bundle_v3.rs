@@ -12,7 +12,7 @@ fn real_bundle_verifies() {
     assert_eq!(verified.identity, IDENTITY);
     assert_eq!(verified.oidc_issuer, ISSUER);
     assert_eq!(verified.signed_at, INTEGRATED_TIME);
-    assert_eq!(verified.log_index, 25_915_956);
+    assert_eq!(verified.log_index, Some(25_915_956));
     assert_eq!(verified.log_url, "https://rekor.sigstage.dev");
     assert_eq!(
         verified.log_id,

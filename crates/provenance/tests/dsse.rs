@@ -30,7 +30,7 @@ fn dsse_bundle_verifies_for_its_subject() {
     .expect("the DSSE bundle verifies");
     assert_eq!(verified.log_url, "https://rekor.sigstore.dev");
     assert_eq!(verified.signed_at, 1_775_719_409);
-    assert_eq!(verified.log_index, 1_261_105_807);
+    assert_eq!(verified.log_index, Some(1_261_105_807));
 }
 
 #[test]

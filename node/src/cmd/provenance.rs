@@ -41,11 +41,14 @@ pub fn run(cmd: ProvenanceCommand) -> Result<()> {
                     );
                 } else {
                     println!(
-                        "verified: {} signed by {} ({}), logged at index {} of {} (tree size {}), signed {} ({})",
+                        "verified: {} signed by {} ({}), logged {} of {} (tree size {}), signed {} ({})",
                         file.display(),
                         v.identity,
                         v.oidc_issuer,
-                        v.log_index,
+                        v.log_index.map_or_else(
+                            || "(index not signed)".to_owned(),
+                            |i| format!("at index {i}")
+                        ),
                         v.log_url,
                         v.tree_size,
                         accord_provenance::Rfc3339(v.signed_at),
