@@ -652,20 +652,25 @@ async fn blob(
             format!("blob {blake3} is not held whole here"),
         ));
     }
-    let rx = api.store.read_verified(hash);
+    Ok(blob_response(&api.store, hash, local.bytes))
+}
+
+/// A blob's bytes as a streamed answer, verified against its BLAKE3 tree as they are read.
+fn blob_response(store: &accord_blobs::BlobStore, hash: [u8; 32], size: u64) -> Response {
+    let rx = store.read_verified(hash);
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
             .map(|item| (item.map_err(|e| std::io::Error::other(e.to_string())), rx))
     });
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            (header::CONTENT_LENGTH, local.bytes.to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
         ],
         axum::body::Body::from_stream(stream),
     )
-        .into_response())
+        .into_response()
 }
 
 async fn apply_sigstore_root(
@@ -952,20 +957,7 @@ async fn artifact(
         })
         .await?
         .map_err(|e| error(StatusCode::CONFLICT, e))?;
-    let rx = api.store.read_verified(hash);
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|item| (item.map_err(|e| std::io::Error::other(e.to_string())), rx))
-    });
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            (header::CONTENT_LENGTH, size.to_string()),
-        ],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response())
+    Ok(blob_response(&api.store, hash, size))
 }
 
 async fn peers(State(api): State<Api>) -> Result<Json<Vec<PeerView>>, ApiError> {

@@ -484,6 +484,10 @@ pub enum SigstoreRootCommand {
     Propose {
         /// The Sigstore trusted_root.json to move to.
         trusted_root: PathBuf,
+        /// The trusted root nodes use now (the last update's, or the one first configured):
+        /// the update replaces exactly it, so updates apply in order and never roll back.
+        #[arg(long, value_name = "CURRENT")]
+        from: PathBuf,
         /// Above every update signed before (nodes refuse anything not newer).
         #[arg(long)]
         sequence: u64,
@@ -506,6 +510,10 @@ pub enum SigstoreRootCommand {
     /// release's provenance again, against the new root).
     Apply {
         update: PathBuf,
+        /// The node's config, for the trusted root it names when no update was applied yet
+        /// (only needed with the node stopped).
+        #[arg(long, value_name = "CONFIG")]
+        config: Option<PathBuf>,
         #[command(flatten)]
         data_dir: DataDirArg,
     },

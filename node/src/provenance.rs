@@ -22,14 +22,16 @@ pub const APPLIED_ROOT: &str = "sigstore_trusted_root.json";
 pub const APPLIED_UPDATE: &str = "sigstore_trusted_root.update.json";
 
 /// Installs a Sigstore trusted-root update in `data_dir` if its signatures meet the root
-/// rule of `root` (the node's current cooperative root), it is newer than the one applied
-/// before, and its trusted root is usable. The root is written before the update, each
+/// rule of `root` (the node's current cooperative root), it replaces the trusted root the
+/// node uses now (the last one applied, else `configured`, the config's), it is newer than
+/// the one applied before, and its trusted root is usable. The root is written before the update, each
 /// atomically: a crash between the two leaves the new root with the old floor, and applying
 /// the same update again completes it.
 pub fn apply_update(
     data_dir: &Path,
     envelope: &[u8],
     root: &accord_trust::TrustedRoot,
+    configured: &Path,
 ) -> Result<accord_trust::sigstore_root::SigstoreRootUpdate> {
     let env = accord_protocol::Envelope::from_json(envelope).context("not an update envelope")?;
     let applied = match std::fs::read(data_dir.join(APPLIED_UPDATE)) {
@@ -43,7 +45,20 @@ pub fn apply_update(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).context("cannot read the update applied before"),
     };
-    let update = accord_trust::sigstore_root::verify(&env, root, applied)?;
+    let applied_root = data_dir.join(APPLIED_ROOT);
+    let current_path = if applied_root.exists() {
+        applied_root
+    } else {
+        configured.to_path_buf()
+    };
+    let current =
+        crate::files::read_limited(&current_path, MAX_TRUSTED_ROOT_BYTES).with_context(|| {
+            format!(
+                "cannot read the trusted root in use, {}",
+                current_path.display()
+            )
+        })?;
+    let update = accord_trust::sigstore_root::verify(&env, root, &current, applied)?;
     TrustedRoot::from_json(&update.trusted_root)
         .context("the update's trusted root is not usable")?;
     crate::files::write_atomic(&data_dir.join(APPLIED_ROOT), &update.trusted_root, false)?;

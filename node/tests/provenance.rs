@@ -237,6 +237,8 @@ fn a_steering_majority_updates_the_sigstore_trusted_root() {
             "sigstore-root",
             "propose",
             "full_root.json",
+            "--from",
+            "sigstore_root.json",
             "--sequence",
             "1",
             "--out",

@@ -2,13 +2,14 @@
 //! upstream provenance against changes only when the steering committee says so, by the
 //! same rule that changes the cooperative root.
 //!
-//! An update is a DSSE envelope whose payload names a sequence number and carries the new
-//! `trusted_root.json` byte for byte (base64) with its SHA-256. Steering representatives
-//! sign it online or air-gapped like anything else (`accord sigstore-root sign`); a node
-//! applies it only when its signatures meet the `root` rule of the node's current
-//! cooperative root and its sequence is above the one applied before, so an old update
-//! replayed cannot roll the trust back. Nothing is fetched: the update is carried to the
-//! node.
+//! An update is a DSSE envelope whose payload names a sequence number, the SHA-256 of the
+//! trusted root it replaces, and carries the new `trusted_root.json` byte for byte (base64)
+//! with its SHA-256. Steering representatives sign it online or air-gapped like anything
+//! else (`accord sigstore-root sign`); a node applies it only when its signatures meet the
+//! `root` rule of the node's current cooperative root, it replaces exactly the trusted root
+//! the node uses now, and its sequence is above the one applied before. Updates thus form a
+//! chain, like roots: an old update replayed cannot roll a node back, not even one that
+//! never applied an update. Nothing is fetched: the update is carried to the node.
 
 use accord_protocol::{Envelope, Timestamp};
 use base64::Engine as _;
@@ -34,6 +35,8 @@ struct Payload {
     type_: String,
     sequence: u64,
     created: Timestamp,
+    /// SHA-256 (hex) of the trusted root this one replaces.
+    previous: String,
     sha256: String,
     trusted_root: String,
 }
@@ -44,6 +47,8 @@ pub struct SigstoreRootUpdate {
     /// Goes up with every update the committee signs.
     pub sequence: u64,
     pub created: Timestamp,
+    /// SHA-256 of the trusted root it replaces.
+    pub previous: [u8; 32],
     /// The new `trusted_root.json`, exactly.
     pub trusted_root: Vec<u8>,
     pub sha256: [u8; 32],
@@ -53,9 +58,11 @@ fn invalid(why: impl Into<String>) -> TrustError {
     TrustError::SigstoreRoot(why.into())
 }
 
-/// The unsigned update carrying `trusted_root` as number `sequence`.
+/// The unsigned update carrying `trusted_root` as number `sequence`, to replace the
+/// trusted root `previous`.
 pub fn propose(
     trusted_root: &[u8],
+    previous: &[u8],
     sequence: u64,
     created: Timestamp,
 ) -> Result<Envelope, TrustError> {
@@ -69,6 +76,7 @@ pub fn propose(
         type_: TYPE.into(),
         sequence,
         created,
+        previous: hex::encode(Sha256::digest(previous)),
         sha256: hex::encode(Sha256::digest(trusted_root)),
         trusted_root: STANDARD.encode(trusted_root),
     };
@@ -100,22 +108,37 @@ pub fn read(env: &Envelope) -> Result<SigstoreRootUpdate, TrustError> {
     if hex::encode(sha256) != p.sha256 {
         return Err(invalid("the trusted root does not match its sha256"));
     }
+    let mut previous = [0u8; 32];
+    hex::decode_to_slice(&p.previous, &mut previous)
+        .map_err(|_| invalid("previous is not a SHA-256"))?;
     Ok(SigstoreRootUpdate {
         sequence: p.sequence,
         created: p.created,
+        previous,
         trusted_root,
         sha256,
     })
 }
 
 /// The update, if it is well formed, signed as the cooperative root's `root` rule requires,
-/// and newer than `applied` (the sequence applied before, if any).
+/// a successor of `current` (the trusted root the node uses now), and newer than `applied`
+/// (the sequence applied before, if any).
 pub fn verify(
     env: &Envelope,
     root: &TrustedRoot,
+    current: &[u8],
     applied: Option<u64>,
 ) -> Result<SigstoreRootUpdate, TrustError> {
     let update = read(env)?;
+    let current: [u8; 32] = Sha256::digest(current).into();
+    if update.previous != current {
+        return Err(invalid(format!(
+            "update {} replaces trusted root {}, but this node uses {}: apply the updates in order (rollback refused)",
+            update.sequence,
+            hex::encode(update.previous),
+            hex::encode(current)
+        )));
+    }
     if let Some(applied) = applied
         && update.sequence <= applied
     {
@@ -146,6 +169,9 @@ mod tests {
     use crate::sign_envelope;
     use crate::testkit::{Cooperative, Shape};
 
+    const OLD: &[u8] = b"{\"mediaType\":\"old\"}";
+    const NEW: &[u8] = b"{\"mediaType\":\"x\"}";
+
     fn coop_root(coop: &Cooperative) -> TrustedRoot {
         let steering = coop.steering();
         let refs: Vec<&str> = steering.iter().map(String::as_str).collect();
@@ -154,8 +180,7 @@ mod tests {
     }
 
     fn signed(coop: &Cooperative, sequence: u64, by: &[String]) -> Envelope {
-        let mut env =
-            propose(b"{\"mediaType\":\"x\"}", sequence, Timestamp::from_unix(1)).expect("update");
+        let mut env = propose(NEW, OLD, sequence, Timestamp::from_unix(1)).expect("update");
         for s in by {
             sign_envelope(&mut env, &coop.signer(s).expect("key"));
         }
@@ -168,14 +193,14 @@ mod tests {
         let root = coop_root(&coop);
         let steering = coop.steering();
         let all = signed(&coop, 2, &steering);
-        let update = verify(&all, &root, Some(1)).expect("majority");
-        assert_eq!(update.trusted_root, b"{\"mediaType\":\"x\"}");
+        let update = verify(&all, &root, OLD, Some(1)).expect("majority");
+        assert_eq!(update.trusted_root, NEW);
         let one = signed(&coop, 2, &steering[..1]);
-        let e = verify(&one, &root, Some(1)).expect_err("one signature");
+        let e = verify(&one, &root, OLD, Some(1)).expect_err("one signature");
         assert!(e.to_string().contains("root rule"), "{e}");
         // A lead's signature is not a steering one.
         let lead = signed(&coop, 2, &["uk.lead".to_owned()]);
-        assert!(verify(&lead, &root, None).is_err());
+        assert!(verify(&lead, &root, OLD, None).is_err());
     }
 
     #[test]
@@ -183,16 +208,19 @@ mod tests {
         let coop = Cooperative::new(Shape::default());
         let root = coop_root(&coop);
         let env = signed(&coop, 2, &coop.steering());
-        let e = verify(&env, &root, Some(2)).expect_err("replay");
+        let e = verify(&env, &root, OLD, Some(2)).expect_err("replay");
         assert!(e.to_string().contains("rollback"), "{e}");
+        // Replayed on a node that never applied an update but moved past OLD another way.
+        let e = verify(&env, &root, b"{\"mediaType\":\"newer\"}", None).expect_err("replay");
+        assert!(e.to_string().contains("in order"), "{e}");
         let mut tampered = env.clone();
         tampered.payload = String::from_utf8(tampered.payload)
             .expect("utf-8")
             .replace("\"sequence\":2", "\"sequence\":9")
             .into_bytes();
-        assert!(verify(&tampered, &root, Some(2)).is_err());
+        assert!(verify(&tampered, &root, OLD, Some(2)).is_err());
         let mut wrong_type = env;
         wrong_type.payload_type = "application/vnd.in-toto+json".into();
-        assert!(verify(&wrong_type, &root, None).is_err());
+        assert!(verify(&wrong_type, &root, OLD, None).is_err());
     }
 }

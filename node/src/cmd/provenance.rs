@@ -165,10 +165,12 @@ pub fn sigstore_root(cmd: crate::cli::SigstoreRootCommand) -> Result<()> {
     match cmd {
         C::Propose {
             trusted_root,
+            from,
             sequence,
             out,
         } => {
             let bytes = read_limited(&trusted_root, sigstore_root::MAX_TRUSTED_ROOT_BYTES)?;
+            let previous = read_limited(&from, sigstore_root::MAX_TRUSTED_ROOT_BYTES)?;
             // Never propose what nodes could not use.
             TrustedRoot::from_json(&bytes).with_context(|| {
                 format!(
@@ -176,7 +178,12 @@ pub fn sigstore_root(cmd: crate::cli::SigstoreRootCommand) -> Result<()> {
                     trusted_root.display()
                 )
             })?;
-            let env = sigstore_root::propose(&bytes, sequence, accord_protocol::Timestamp::now())?;
+            let env = sigstore_root::propose(
+                &bytes,
+                &previous,
+                sequence,
+                accord_protocol::Timestamp::now(),
+            )?;
             crate::files::write_atomic(&out, &env.to_json(), false)?;
             println!(
                 "wrote update {sequence} ({}, sha256 {}) to {}; steering representatives sign it with 'accord sigstore-root sign'",
@@ -211,7 +218,11 @@ pub fn sigstore_root(cmd: crate::cli::SigstoreRootCommand) -> Result<()> {
             );
             Ok(())
         }
-        C::Apply { update, data_dir } => {
+        C::Apply {
+            update,
+            config,
+            data_dir,
+        } => {
             let dir = crate::datadir::DataDir::new(&data_dir.data_dir);
             let bytes = read_limited(&update, accord_protocol::limits::MAX_ENVELOPE_BYTES)?;
             if let Some(node) = crate::client::Node::running(&dir) {
@@ -223,7 +234,20 @@ pub fn sigstore_root(cmd: crate::cli::SigstoreRootCommand) -> Result<()> {
                 return Ok(());
             }
             let root = dir.chain()?.current().clone();
-            let u = crate::provenance::apply_update(&dir.path, &bytes, &root)?;
+            let configured = match config {
+                Some(path) => crate::config::NodeConfig::load(&path)?
+                    .sigstore
+                    .map(|s| s.trusted_root)
+                    .with_context(|| format!("{} has no [sigstore] section", path.display()))?,
+                None if dir.path.join(crate::provenance::APPLIED_ROOT).exists() => {
+                    dir.path.join(crate::provenance::APPLIED_ROOT)
+                }
+                None => anyhow::bail!(
+                    "no update was applied in {} yet: give --config with the node's config (the trusted root it names is the one replaced)",
+                    dir.path.display()
+                ),
+            };
+            let u = crate::provenance::apply_update(&dir.path, &bytes, &root, &configured)?;
             println!(
                 "installed Sigstore trusted root update {} (sha256 {}) in {}; the node uses it when it next starts",
                 u.sequence,

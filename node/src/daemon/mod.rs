@@ -492,8 +492,9 @@ impl Node {
             );
         };
         let root = self.svc.replica().chain().current().clone();
-        let update = crate::provenance::apply_update(&self.data_dir, envelope, &root)
-            .map_err(|e| format!("{e:#}"))?;
+        let update =
+            crate::provenance::apply_update(&self.data_dir, envelope, &root, &cfg.trusted_root)
+                .map_err(|e| format!("{e:#}"))?;
         self.sigstore = crate::provenance::SigstorePolicy::load(Some(cfg), &self.data_dir)
             .map_err(|e| format!("{e:#}"))?;
         info!(
