@@ -832,14 +832,18 @@ async fn propose(
             tokio::join!(body.pump(a.size, tx), api.store.import_stream(rx, &tag));
         pinned.push(tag);
         crate::testpoint::pause("propose-import");
-        let outcome = pumped.and_then(|()| imported.map_err(|e| e.to_string())).and_then(|(hash, size)| {
-            if hash == a.blake3 && size == a.size {
+        // Both digests the leads will sign must be the bytes' own: the store checks BLAKE3,
+        // the pump hashes SHA-256 as the bytes pass.
+        let outcome = pumped.and_then(|sha256| imported.map_err(|e| e.to_string()).map(|i| (sha256, i))).and_then(|(sha256, (hash, size))| {
+            if hash == a.blake3 && size == a.size && sha256 == a.sha256 {
                 Ok(())
             } else {
                 Err(format!(
-                    "{}: the bytes sent have BLAKE3 {} and {size} bytes, the statement says {} and {}",
+                    "{}: the bytes sent have SHA-256 {}, BLAKE3 {} and {size} bytes, the statement says {}, {} and {}",
                     a.name,
+                    hex::encode(sha256),
                     hex::encode(hash),
+                    hex::encode(a.sha256),
                     hex::encode(a.blake3),
                     a.size
                 ))
@@ -898,22 +902,26 @@ impl Framed {
     }
 
     /// Sends exactly `n` bytes of the body into `tx`.
+    /// Sends the next `n` bytes of the body to `tx`; returns their SHA-256.
     async fn pump(
         &mut self,
         mut n: u64,
         tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
-    ) -> Result<(), String> {
+    ) -> Result<[u8; 32], String> {
+        use sha2::Digest as _;
+        let mut sha256 = sha2::Sha256::new();
         while n > 0 {
             let mut chunk = self.next().await?.ok_or("the request body ended early")?;
             let take = usize::try_from(n).unwrap_or(usize::MAX).min(chunk.len());
             let part = chunk.split_to(take);
             self.buf = chunk;
             n -= part.len() as u64;
+            sha256.update(&part);
             if tx.send(Ok(part)).await.is_err() {
                 return Err("the store stopped reading".into());
             }
         }
-        Ok(())
+        Ok(sha256.finalize().into())
     }
 
     async fn at_end(&mut self) -> bool {

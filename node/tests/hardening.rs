@@ -1,8 +1,8 @@
 //! The node holds against a hostile listed peer and a careless operator (issue 12), each
 //! test written as the attack it stops: a web page's request under another Host name, an
 //! empty token, a program listening on a crashed node's port, a restored old root.json, a
-//! peer that keeps sending refused messages, a truncated audit log, and proposals nobody
-//! approved filling every node's disk.
+//! peer that keeps sending refused messages, a truncated audit log, proposals nobody
+//! approved filling every node's disk, and a proposal whose statement lies about its bytes.
 
 mod common;
 
@@ -443,4 +443,64 @@ fn a_burst_of_honest_edits_runs_no_peer_over_its_budget() {
         }
         assert_eq!(metric(d, i, "accord_peers_connected"), 3.0, "node {i}");
     }
+}
+
+/// A client of the API (a stolen token, a compromised supplier CI) sends a proposal whose
+/// statement gives one artifact the right BLAKE3 and size but another SHA-256: the leads
+/// would sign a digest that is not the bytes'. The node hashes both as the bytes stream in
+/// and refuses it with the reason; nothing enters the catalogue.
+#[test]
+fn a_proposal_whose_sha256_is_not_its_bytes_is_refused() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let mut c = cluster(d);
+    start_all(&mut c, d, &[0]);
+    write(d, "chart.tgz", 50_000, 7);
+    ok(accord(
+        d,
+        &[
+            "release",
+            "statement",
+            "CAP-B01",
+            "1.4.0",
+            "release/chart.tgz",
+            "--root",
+            "root.json",
+            "--out",
+            "stmt.json",
+        ],
+    ));
+    let mut env: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("stmt.json")).expect("stmt")).expect("json");
+    let payload = STANDARD
+        .decode(env["payload"].as_str().expect("payload"))
+        .expect("base64");
+    let mut statement: serde_json::Value = serde_json::from_slice(&payload).expect("statement");
+    statement["subject"][0]["digest"]["sha256"] = "ab".repeat(32).into();
+    env["payload"] = STANDARD
+        .encode(serde_json::to_vec(&statement).expect("json"))
+        .into();
+    let header = serde_json::to_vec(&serde_json::json!({ "envelope": env })).expect("json");
+    let mut body = (header.len() as u32).to_be_bytes().to_vec();
+    body.extend_from_slice(&header);
+    body.extend_from_slice(&std::fs::read(d.join("release/chart.tgz")).expect("chart"));
+    let token = std::fs::read_to_string(d.join("uk-data/api.token")).expect("token");
+    let mut r = agent()
+        .post(format!("{}/v1/releases", api(d, 0)))
+        .header("Authorization", &format!("Bearer {}", token.trim()))
+        .header("Content-Type", "application/vnd.accord.proposal")
+        .send(&body[..])
+        .expect("the node answers");
+    assert_eq!(r.status(), 400);
+    let text = r.body_mut().read_to_string().expect("body");
+    assert!(
+        text.contains("SHA-256") && text.contains(&"ab".repeat(32)),
+        "{text}"
+    );
+    assert!(
+        release_view(d, 0, KEY).is_none(),
+        "the lie entered the catalogue"
+    );
 }
