@@ -10,6 +10,7 @@ use accord_catalogue::{Catalogue, Problem};
 use accord_service::{Command, Reply};
 
 use crate::artifacts::ReleaseView;
+use crate::cmd::bundle::{clear_staging_tags, pin_releases, staging_tag};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -400,29 +401,6 @@ fn bounded(body: &axum::body::Bytes, max: usize, what: &str) -> Result<Vec<u8>, 
     Ok(body.to_vec())
 }
 
-/// The tag prefix under which an import holds its artifacts until the catalogue is in.
-const STAGING_TAG: &str = "bundle-import/";
-
-/// The request body as a blocking reader, for the bundle reader on a blocking thread.
-struct BodyReader {
-    rx: mpsc::Receiver<bytes::Bytes>,
-    buf: bytes::Bytes,
-}
-
-impl std::io::Read for BodyReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.buf.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(chunk) => self.buf = chunk,
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len());
-        out[..n].copy_from_slice(&self.buf.split_to(n));
-        Ok(n)
-    }
-}
-
 /// `accord bundle import` into this running node (issue 16): the bundle streams in; its
 /// artifacts are staged in the data dir with their digests checked as they pass; only when
 /// the whole bundle has been read do they enter the blob store (under staging tags), then
@@ -441,28 +419,19 @@ async fn import_bundle(
     let _one_at_a_time = api.importing.lock().await;
     // Staging tags a killed (or abandoned) import left: the blobs they hold are named by
     // nothing else until a release pins them.
-    if let Ok(pins) = api.store.pins().await {
-        for (tag, _) in pins.iter().filter(|(t, _)| t.starts_with(STAGING_TAG)) {
-            let _ = api.store.unpin(tag).await;
-        }
-    }
-    let (tx, rx) = mpsc::channel::<bytes::Bytes>(8);
+    let _ = clear_staging_tags(&api.store).await;
+    let (tx, rx) = mpsc::channel::<Result<bytes::Bytes, std::convert::Infallible>>(8);
     let data_dir = api.data_dir.clone();
     let reading = tokio::task::spawn_blocking(move || {
-        let staged = crate::cmd::bundle::stage(
-            BodyReader {
-                rx,
-                buf: bytes::Bytes::new(),
-            },
-            &data_dir,
-        )?;
+        let staged =
+            crate::cmd::bundle::stage(crate::cmd::bundle::ChannelReader::new(rx), &data_dir)?;
         crate::cmd::bundle::check_statements(&staged.contents)?;
         anyhow::Ok(staged)
     });
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| bad(format!("the upload broke off: {e}")))?;
-        if tx.send(chunk).await.is_err() {
+        if tx.send(Ok(chunk)).await.is_err() {
             break; // the reader stopped: it says why below
         }
     }
@@ -472,33 +441,23 @@ async fn import_bundle(
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| bad(format!("{e:#}; nothing was imported")))?;
     crate::testpoint::pause("bundle-verified");
-    let staging_tag =
-        |a: &accord_bundle::Artifact| format!("bundle-import/{}", hex::encode(a.sha256));
-    let unpin_staging = |artifacts: Vec<accord_bundle::Artifact>| {
-        let store = api.store.clone();
-        async move {
-            for a in &artifacts {
-                let _ = store
-                    .unpin(&format!("bundle-import/{}", hex::encode(a.sha256)))
-                    .await;
-            }
-        }
+    // Until the catalogue is in, this import's staging tags go with any failure.
+    let unpin_staging = || async {
+        let _ = clear_staging_tags(&api.store).await;
     };
-    let all: Vec<accord_bundle::Artifact> =
-        staged.artifacts.iter().map(|(a, _)| a.clone()).collect();
     for (a, path) in &staged.artifacts {
         let imported = api.store.import(path, &staging_tag(a), |_| {}).await;
         match imported {
             Ok((hash, size)) if hash == a.blake3 && size == a.size => {}
             Ok(_) => {
-                unpin_staging(all.clone()).await;
+                unpin_staging().await;
                 return Err(bad(format!(
                     "artifact {} changed in the staging directory; nothing was imported",
                     a.name
                 )));
             }
             Err(e) => {
-                unpin_staging(all.clone()).await;
+                unpin_staging().await;
                 return Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
             }
         }
@@ -526,57 +485,34 @@ async fn import_bundle(
     let (heads, changes) = match answer {
         Ok(Ok(done)) => done,
         Ok(Err(e)) => {
-            unpin_staging(all).await;
+            unpin_staging().await;
             return Err(bad(format!("{e}; nothing was imported")));
         }
         Err(e) => {
-            unpin_staging(all).await;
+            unpin_staging().await;
             return Err(e);
         }
     };
     crate::testpoint::pause("bundle-committed");
     // Committed. The imported artifacts are held under their releases' own tags from now
     // on (the core pins what it mirrors too); the staging tags go whatever happens.
-    let mut pin_failures = Vec::new();
-    for r in &staged.contents.releases {
-        let Ok(env) = accord_protocol::Envelope::from_json(&r.statement) else {
-            continue; // checked before the commit
-        };
-        let id = accord_protocol::ReleaseId::of_payload(&env.payload);
-        for a in &r.artifacts {
-            if let Err(e) = api
-                .store
-                .pin(&accord_mirror::wants::pin_tag(&id, &a.name), a.blake3)
-                .await
-            {
-                pin_failures.push(format!("{}: {e}", a.name));
-            }
-        }
-    }
-    unpin_staging(all.clone()).await;
-    if !pin_failures.is_empty() {
+    let pinned = pin_releases(&api.store, &staged.contents.releases).await;
+    unpin_staging().await;
+    if let Err(e) = pinned {
         return Err(error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!(
-                "the bundle's catalogue was imported, but pinning its artifacts failed ({}); import it again",
-                pin_failures.join("; ")
-            ),
+            format!("the bundle's catalogue was imported, but {e:#}; import it again"),
         ));
     }
     // The receipt: every artifact of the catalogue's releases the store now holds whole.
     let views = api.ask(ApiRequest::Releases).await?;
-    let mut held = std::collections::BTreeSet::new();
-    for v in &views {
-        for a in &v.artifacts {
-            let Ok(blake3) = <[u8; 32]>::try_from(hex::decode(&a.blake3).unwrap_or_default())
-            else {
-                continue;
-            };
-            if api.store.local(&blake3).await.is_ok_and(|l| l.complete) {
-                held.insert(a.sha256.clone());
-            }
-        }
-    }
+    let whole = held_whole(&api.store, &views).await;
+    let held: std::collections::BTreeSet<String> = views
+        .iter()
+        .flat_map(|v| &v.artifacts)
+        .filter(|a| a.blake3_bytes().is_some_and(|h| whole.contains(&h)))
+        .map(|a| a.sha256.clone())
+        .collect();
     let receipt = crate::cmd::bundle::Receipt {
         export: export.id.clone(),
         heads,
@@ -586,7 +522,7 @@ async fn import_bundle(
     Ok(Json(serde_json::json!({
         "receipt": receipt,
         "changes": changes,
-        "artifacts": all.len(),
+        "artifacts": staged.artifacts.len(),
         "jurisdiction": export.jurisdiction,
     })))
 }
@@ -606,16 +542,7 @@ async fn export_plan(
             format!("not an export request: {e}"),
         )
     })?;
-    let mut held = std::collections::HashSet::new();
-    for v in api.ask(ApiRequest::Releases).await? {
-        for a in &v.artifacts {
-            if let Ok(h) = <[u8; 32]>::try_from(hex::decode(&a.blake3).unwrap_or_default())
-                && api.store.local(&h).await.is_ok_and(|l| l.complete)
-            {
-                held.insert(h);
-            }
-        }
-    }
+    let held = held_whole(&api.store, &api.ask(ApiRequest::Releases).await?).await;
     let plan = api
         .ask(|reply| ApiRequest::ExportPlan {
             request,
@@ -625,6 +552,24 @@ async fn export_plan(
         .await?
         .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
     Ok(Json(plan))
+}
+
+/// The artifacts of `views` (BLAKE3) this node's store holds whole.
+async fn held_whole(
+    store: &accord_blobs::BlobStore,
+    views: &[ReleaseView],
+) -> std::collections::HashSet<[u8; 32]> {
+    let mut held = std::collections::HashSet::new();
+    for h in views
+        .iter()
+        .flat_map(|v| &v.artifacts)
+        .filter_map(crate::artifacts::ArtifactView::blake3_bytes)
+    {
+        if store.local(&h).await.is_ok_and(|l| l.complete) {
+            held.insert(h);
+        }
+    }
+    held
 }
 
 /// `GET /v1/blobs/{blake3}`: a blob this node holds whole, verified against its BLAKE3

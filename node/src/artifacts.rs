@@ -91,6 +91,13 @@ pub struct ArtifactView {
     pub held: BTreeMap<String, u64>,
 }
 
+impl ArtifactView {
+    /// The BLAKE3 the view names, as bytes (`None` if it is not 32 bytes of hex).
+    pub fn blake3_bytes(&self) -> Option<[u8; 32]> {
+        <[u8; 32]>::try_from(hex::decode(&self.blake3).ok()?).ok()
+    }
+}
+
 /// A release statement as one node sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReleaseView {

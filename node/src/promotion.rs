@@ -52,7 +52,7 @@ pub fn held_here(
     let mut held_back = BTreeMap::new();
     for v in views {
         for a in &v.artifacts {
-            if let Ok(h) = <[u8; 32]>::try_from(hex::decode(&a.blake3).unwrap_or_default()) {
+            if let Some(h) = a.blake3_bytes() {
                 have.insert(h, a.held.get(me).copied().unwrap_or(0));
             }
         }

@@ -218,24 +218,39 @@ fn verify_one(
     Err(last.map_or_else(|| anyhow::anyhow!("no signer allowed"), anyhow::Error::from))
 }
 
-/// SHA-256 of a blob held whole, BLAKE3-verified as it is read; exactly `size` bytes.
-async fn sha256_of_blob(store: &BlobStore, blake3: [u8; 32], size: u64) -> Result<[u8; 32]> {
+/// Streams a blob held whole through `each`, BLAKE3-verified as it is read; fails unless it
+/// is exactly its signed `size` (reading stops at the first byte past it).
+async fn stream_blob(
+    store: &BlobStore,
+    blake3: [u8; 32],
+    size: u64,
+    mut each: impl FnMut(&[u8]),
+) -> Result<()> {
     let mut rx = store.read_verified(blake3);
-    let mut hasher = Sha256::new();
     let mut read = 0u64;
     while let Some(chunk) = rx.recv().await {
         let chunk = chunk?;
         read += chunk.len() as u64;
-        hasher.update(&chunk);
+        if read > size {
+            anyhow::bail!("the blob in the store is longer than its signed {size} bytes");
+        }
+        each(&chunk);
     }
     if read != size {
         anyhow::bail!("the blob holds {read} bytes, not {size}");
     }
+    Ok(())
+}
+
+/// SHA-256 of a blob held whole (`stream_blob`).
+async fn sha256_of_blob(store: &BlobStore, blake3: [u8; 32], size: u64) -> Result<[u8; 32]> {
+    let mut hasher = Sha256::new();
+    stream_blob(store, blake3, size, |chunk| hasher.update(chunk)).await?;
     Ok(hasher.finalize().into())
 }
 
-/// A bundle's bytes from the store: BLAKE3-verified as read, at most its signed size (and
-/// never more than a bundle may be), and with the SHA-256 the statement gives.
+/// A bundle's bytes from the store (`stream_blob`): never more than a bundle may be, and
+/// with the SHA-256 the statement gives.
 async fn read_bundle(store: &BlobStore, check: &Check) -> Result<Vec<u8>> {
     let max = u64::try_from(MAX_BUNDLE_BYTES).unwrap_or(u64::MAX);
     if check.bundle_size > max {
@@ -245,19 +260,13 @@ async fn read_bundle(store: &BlobStore, check: &Check) -> Result<Vec<u8>> {
             check.bundle_size
         );
     }
-    let mut rx = store.read_verified(check.bundle_blake3);
     let mut bytes = Vec::with_capacity(usize::try_from(check.bundle_size).unwrap_or(0));
-    while let Some(chunk) = rx.recv().await {
-        let chunk =
-            chunk.with_context(|| format!("cannot read {} from the store", check.bundle))?;
-        if (bytes.len() + chunk.len()) as u64 > check.bundle_size {
-            anyhow::bail!("{} in the store is longer than signed", check.bundle);
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    if bytes.len() as u64 != check.bundle_size
-        || <[u8; 32]>::from(Sha256::digest(&bytes)) != check.bundle_sha256
-    {
+    stream_blob(store, check.bundle_blake3, check.bundle_size, |chunk| {
+        bytes.extend_from_slice(chunk)
+    })
+    .await
+    .with_context(|| format!("cannot read {} from the store", check.bundle))?;
+    if <[u8; 32]>::from(Sha256::digest(&bytes)) != check.bundle_sha256 {
         anyhow::bail!("{} in the store is not the signed bundle", check.bundle);
     }
     Ok(bytes)

@@ -21,6 +21,18 @@ struct Fixture {
     releases: Vec<Release>,
 }
 
+impl Fixture {
+    /// The bytes of the artifact the writer asks for next.
+    fn bytes_of(&self, a: &Artifact) -> &[u8] {
+        &self
+            .files
+            .iter()
+            .find(|(x, _)| x.sha256 == a.sha256)
+            .expect("file")
+            .1
+    }
+}
+
 fn fixture() -> Fixture {
     let chart = vec![7u8; 5000];
     let image: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
@@ -70,13 +82,7 @@ fn write(f: &Fixture, export: &str) -> Vec<u8> {
     let order: Vec<Artifact> = w.pending().to_vec();
     assert_eq!(order.len(), 3, "the shared image is written once");
     for a in order {
-        let data = &f
-            .files
-            .iter()
-            .find(|(x, _)| x.sha256 == a.sha256)
-            .expect("file")
-            .1;
-        w.artifact(data.as_slice()).expect("artifact");
+        w.artifact(f.bytes_of(&a)).expect("artifact");
     }
     w.finish().expect("finish")
 }
@@ -305,13 +311,7 @@ fn a_split_bundle_reads_back_and_refuses_a_foreign_or_damaged_part() {
             w.output()
                 .boundary(layout::entry_bytes(a.size))
                 .expect("boundary");
-            let data = &f
-                .files
-                .iter()
-                .find(|(x, _)| x.sha256 == a.sha256)
-                .expect("file")
-                .1;
-            w.artifact(data.as_slice()).expect("artifact");
+            w.artifact(f.bytes_of(&a)).expect("artifact");
         }
         w.finish().expect("finish").finish(export).expect("parts")
     };

@@ -254,18 +254,19 @@ fn establish_time(
     logged: &Logged<'_>,
     root: &TrustedRoot,
 ) -> Result<Vec<SignedTime>, Error> {
-    let mut times = Vec::new();
+    let mut stamped = Vec::new();
     let mut refused = Vec::new();
     let stamps = bundle::timestamps(bundle)?;
     for stamp in stamps {
         match tsa::verify(stamp, signed.signature(), root) {
-            Ok((at, name)) => times.push(SignedTime {
+            Ok((at, name)) => stamped.push(SignedTime {
                 at,
                 source: TimeSource::TimestampAuthority(name),
             }),
             Err(reason) => refused.push(reason),
         }
     }
+    let mut logged_time = None;
     if let Some(promise) = &entry.promise {
         // Time checks come before the SET so that a bundle claiming an impossible time is
         // reported as such.
@@ -276,20 +277,22 @@ fn establish_time(
         check_log_key_at(logged, time.at)?;
         check_certificate_at(cert, &time)?;
         set::verify(entry, promise, &logged.key, &logged.log.log_id_hex())?;
-        times.push(time);
+        logged_time = Some(time);
     }
-    if times.is_empty() {
+    if logged_time.is_none() && stamped.is_empty() {
         return Err(Error::NoVerifiedTime(if refused.is_empty() {
             "the bundle has neither a signed entry timestamp nor an RFC 3161 timestamp".into()
         } else {
             format!("no timestamp verifies: {}", refused.join("; "))
         }));
     }
-    for time in &times {
+    // The SET's time was checked before the SET; the timestamps' now.
+    for time in &stamped {
         check_log_key_at(logged, time.at)?;
         check_certificate_at(cert, time)?;
     }
-    Ok(times)
+    stamped.extend(logged_time);
+    Ok(stamped)
 }
 
 /// The signing certificate must have been valid at `time`.

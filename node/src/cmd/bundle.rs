@@ -78,10 +78,7 @@ fn import_online(
         answer.with_context(|| format!("{} is refused; nothing was imported", file.display()))?;
     let receipt: Receipt = serde_json::from_value(answer["receipt"].clone())
         .context("the node's answer has no receipt")?;
-    let receipt_path = receipt_out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| dir.path.join("bundle-receipt.json"));
-    write_atomic(&receipt_path, &serde_json::to_vec_pretty(&receipt)?, false)?;
+    let receipt_path = write_receipt(dir, receipt_out, &receipt)?;
     println!(
         "imported {} into the running node (export {} by {}): {} catalogue change(s), {} artifact(s) verified and stored ({:.1} s); receipt {}",
         file.display(),
@@ -334,7 +331,7 @@ pub fn export(
         write_export(plan, out, split, started, &mut |a: &Artifact| {
             // The store's stream is a task on the runtime; it is read from here, blocking.
             let rx = rt.block_on(async { store.read_verified(a.blake3) });
-            Ok(Box::new(ChannelReader::new(rx, |_| {})) as Box<dyn Read + Send>)
+            Ok(Box::new(ChannelReader::new(rx)) as Box<dyn Read + Send>)
         })
     })();
     rt.block_on(store.shutdown())?;
@@ -640,27 +637,23 @@ fn select<'c>(
         .collect()
 }
 
-/// A blocking `Read` over the blob store's verified stream.
-struct ChannelReader<F> {
-    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, accord_blobs::MirrorError>>,
+/// A blocking `Read` over a channel of byte chunks (the blob store's verified stream, or a
+/// request body), for the synchronous bundle writer and reader on a blocking thread.
+pub(crate) struct ChannelReader<E> {
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, E>>,
     buf: bytes::Bytes,
-    progress: F,
 }
 
-impl<F: FnMut(u64)> ChannelReader<F> {
-    fn new(
-        rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, accord_blobs::MirrorError>>,
-        progress: F,
-    ) -> Self {
+impl<E> ChannelReader<E> {
+    pub(crate) fn new(rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, E>>) -> Self {
         ChannelReader {
             rx,
             buf: bytes::Bytes::new(),
-            progress,
         }
     }
 }
 
-impl<F: FnMut(u64)> Read for ChannelReader<F> {
+impl<E: std::fmt::Display> Read for ChannelReader<E> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.buf.is_empty() {
             match self.rx.blocking_recv() {
@@ -671,7 +664,6 @@ impl<F: FnMut(u64)> Read for ChannelReader<F> {
         }
         let n = out.len().min(self.buf.len());
         out[..n].copy_from_slice(&self.buf.split_to(n));
-        (self.progress)(n as u64);
         Ok(n)
     }
 }
@@ -749,11 +741,7 @@ fn verify_contents(
                 r.label
             );
         };
-        let same = signed.artifacts.len() == r.artifacts.len()
-            && signed.artifacts.iter().zip(&r.artifacts).all(|(s, b)| {
-                s.name == b.name && s.size == b.size && s.sha256 == b.sha256 && s.blake3 == b.blake3
-            });
-        if !same {
+        if !same_artifacts(&signed.artifacts, &r.artifacts) {
             bail!(
                 "release {}: the bundle's artifacts are not the ones its signed statement names",
                 r.label
@@ -972,11 +960,7 @@ pub fn check_statements(contents: &Contents) -> Result<()> {
         else {
             bail!("{}: the statement is not a release", r.label);
         };
-        let same = artifacts.len() == r.artifacts.len()
-            && artifacts.iter().zip(&r.artifacts).all(|(s, b)| {
-                s.name == b.name && s.size == b.size && s.sha256 == b.sha256 && s.blake3 == b.blake3
-            });
-        if !same {
+        if !same_artifacts(&artifacts, &r.artifacts) {
             bail!(
                 "release {}: the bundle's artifacts are not the ones its signed statement names",
                 r.label
@@ -984,6 +968,69 @@ pub fn check_statements(contents: &Contents) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether a bundle's release carries exactly the artifacts its signed statement names, in
+/// its order.
+fn same_artifacts(signed: &[accord_protocol::statement::Artifact], bundled: &[Artifact]) -> bool {
+    signed.len() == bundled.len()
+        && signed.iter().zip(bundled).all(|(s, b)| {
+            s.name == b.name && s.size == b.size && s.sha256 == b.sha256 && s.blake3 == b.blake3
+        })
+}
+
+/// The tag prefix under which an import holds its artifacts until the catalogue is in.
+const STAGING_TAG: &str = "bundle-import/";
+
+/// The tag under which an import holds `a` until the catalogue naming it is committed.
+pub fn staging_tag(a: &Artifact) -> String {
+    format!("{STAGING_TAG}{}", hex::encode(a.sha256))
+}
+
+/// Unpins every staging tag: an import's own once its releases pin their artifacts, or
+/// what a killed one left (imports run one at a time). Tries them all; says the first
+/// failure.
+pub async fn clear_staging_tags(store: &accord_blobs::BlobStore) -> Result<()> {
+    let mut first = None;
+    for (tag, _) in store.pins().await? {
+        if tag.starts_with(STAGING_TAG)
+            && let Err(e) = store.unpin(&tag).await
+        {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), |e| Err(e.into()))
+}
+
+/// Pins each imported release's artifacts under the release's own tags (the node pins what
+/// it mirrors too). Tries them all; fails naming those that could not be pinned.
+pub async fn pin_releases(store: &accord_blobs::BlobStore, releases: &[Release]) -> Result<()> {
+    let mut failures = Vec::new();
+    for r in releases {
+        let id = ReleaseId::of_payload(&Envelope::from_json(&r.statement)?.payload);
+        for a in &r.artifacts {
+            if let Err(e) = store
+                .pin(&accord_mirror::wants::pin_tag(&id, &a.name), a.blake3)
+                .await
+            {
+                failures.push(format!("{}: {e}", a.name));
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        bail!("pinning failed for {}", failures.join("; "))
+    }
+}
+
+/// Writes an import's receipt (to `out`, or the data dir's `bundle-receipt.json`).
+fn write_receipt(dir: &DataDir, out: Option<&Path>, receipt: &Receipt) -> Result<PathBuf> {
+    let path = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.path.join("bundle-receipt.json"));
+    write_atomic(&path, &serde_json::to_vec_pretty(receipt)?, false)?;
+    Ok(path)
 }
 
 /// `accord bundle import`: into the running node through its API, or straight into the
@@ -1027,14 +1074,9 @@ pub fn import(
         let store = accord_blobs::BlobStore::open(&dir.path.join("blobs")).await?;
         let r = async {
             // Staging tags an import that was killed left behind go first.
-            for (tag, _) in store.pins().await? {
-                if tag.starts_with("bundle-import/") {
-                    store.unpin(&tag).await?;
-                }
-            }
+            clear_staging_tags(&store).await?;
             for (a, path) in &staged {
-                let tag = format!("bundle-import/{}", hex::encode(a.sha256));
-                let (hash, size) = store.import(path, &tag, |_| {}).await?;
+                let (hash, size) = store.import(path, &staging_tag(a), |_| {}).await?;
                 if hash != a.blake3 || size != a.size {
                     bail!("artifact {} changed in the staging directory", a.name);
                 }
@@ -1042,22 +1084,10 @@ pub fn import(
             crate::testpoint::pause("bundle-artifacts-in");
             db.apply(&delta)?;
             crate::testpoint::pause("bundle-committed");
-            // The imported artifacts are held under their releases' own tags from now on
-            // (the node pins what it mirrors at start as well); the staging tags go.
-            for r in &v.contents.releases {
-                let env = Envelope::from_json(&r.statement)?;
-                let id = ReleaseId::of_payload(&env.payload);
-                for a in &r.artifacts {
-                    store
-                        .pin(&accord_mirror::wants::pin_tag(&id, &a.name), a.blake3)
-                        .await?;
-                }
-            }
-            for (a, _) in &staged {
-                store
-                    .unpin(&format!("bundle-import/{}", hex::encode(a.sha256)))
-                    .await?;
-            }
+            // The imported artifacts are held under their releases' own tags from now on;
+            // the staging tags go.
+            pin_releases(&store, &v.contents.releases).await?;
+            clear_staging_tags(&store).await?;
             let mut held = BTreeSet::new();
             for h in store.list().await? {
                 if store.local(&h).await?.complete {
@@ -1087,10 +1117,7 @@ pub fn import(
         artifacts: artifacts.into_iter().collect(),
         imported_at: Timestamp::now().unix(),
     };
-    let receipt_path = receipt_out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| dir.path.join("bundle-receipt.json"));
-    write_atomic(&receipt_path, &serde_json::to_vec_pretty(&receipt)?, false)?;
+    let receipt_path = write_receipt(dir, receipt_out, &receipt)?;
     println!(
         "imported {} (export {} by {}): {} catalogue change(s), {} artifact(s) verified and stored ({:.1} s); receipt {}",
         file.display(),
